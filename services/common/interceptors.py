@@ -1,0 +1,132 @@
+"""The server interceptor every service runs: request id, deadline, metrics, access log, and
+the mapping of core errors to gRPC statuses, so that servicers stay thin."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from services.common import context, metrics
+from services.common.errors import MeshError
+
+log = logging.getLogger("muaalem.rpc")
+
+# Health and reflection calls are counted but not logged: probes would drown the log.
+_QUIET_PREFIXES = ("/grpc.health.", "/grpc.reflection.")
+
+Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+
+
+def _metadata_value(ctx: grpc.aio.ServicerContext, key: str) -> str | None:
+    for item in ctx.invocation_metadata() or ():
+        if item.key == key:
+            value = item.value
+            return value.decode() if isinstance(value, bytes) else str(value)
+    return None
+
+
+def _code_name(ctx: grpc.aio.ServicerContext) -> str:
+    code = ctx.code()
+    if code is None:
+        return "UNKNOWN"
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    # grpc.aio returns the cygrpc integer code on some paths.
+    for status in grpc.StatusCode:
+        if status.value[0] == code:
+            return status.name
+    return "UNKNOWN"
+
+
+class MeshServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Wraps every unary-response handler (unary and client-streaming requests)."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.response_streaming:
+            # Server-streaming calls (health Watch, reflection) pass through untouched.
+            return handler
+        method = handler_call_details.method
+        wrapped = self._wrap(method, handler.stream_unary if handler.request_streaming else handler.unary_unary)
+        factory = (
+            grpc.stream_unary_rpc_method_handler
+            if handler.request_streaming
+            else grpc.unary_unary_rpc_method_handler
+        )
+        return factory(
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _wrap(self, method: str, behavior: Behavior) -> Behavior:
+        service = self.service
+        quiet = method.startswith(_QUIET_PREFIXES)
+
+        async def wrapped(request: Any, ctx: grpc.aio.ServicerContext) -> Any:
+            rid = _metadata_value(ctx, context.REQUEST_ID_HEADER)
+            started = time.perf_counter()
+            code = "OK"
+            message = ""
+            metrics.IN_FLIGHT.labels(service, method).inc()
+            with context.call_scope(rid, ctx.time_remaining()) as resolved_rid:
+                try:
+                    if not quiet:
+                        await ctx.send_initial_metadata(((context.REQUEST_ID_HEADER, resolved_rid),))
+                    return await behavior(request, ctx)
+                except MeshError as exc:
+                    code, message = exc.code, exc.message
+                    await ctx.abort(grpc.StatusCode[exc.code], exc.message)
+                except grpc.aio.AbortError:
+                    # The servicer aborted with its own status.
+                    code = _code_name(ctx)
+                    message = ctx.details() or ""
+                    raise
+                except asyncio.CancelledError:
+                    code = "CANCELLED"
+                    message = "the caller cancelled or its deadline passed"
+                    raise
+                except Exception:
+                    code = "INTERNAL"
+                    message = f"internal error (request id {resolved_rid})"
+                    log.exception("unhandled error", extra={"method": method, "service": service})
+                    await ctx.abort(grpc.StatusCode.INTERNAL, message)
+                finally:
+                    elapsed = time.perf_counter() - started
+                    metrics.IN_FLIGHT.labels(service, method).dec()
+                    metrics.REQUESTS.labels(service, method, code).inc()
+                    metrics.LATENCY.labels(service, method).observe(elapsed)
+                    if not quiet:
+                        level = logging.INFO if code in {"OK", "CANCELLED"} else logging.WARNING
+                        log.log(
+                            level,
+                            "rpc",
+                            extra={
+                                "service": service,
+                                "method": method,
+                                "code": code,
+                                "duration_ms": round(elapsed * 1000, 2),
+                                "peer": ctx.peer(),
+                                **({"error": message} if message else {}),
+                            },
+                        )
+            raise AssertionError("unreachable")  # pragma: no cover
+
+        return wrapped
+
+
+async def collect_stream(request_iterator: AsyncIterator[Any]) -> list[Any]:
+    """Reads a whole client stream (helper for client-streaming servicers)."""
+    return [item async for item in request_iterator]
