@@ -96,7 +96,9 @@ def _finish(
             f"audio{_describe(name_hint)} is {duration * 1000:.0f} ms long; "
             f"at least {min_duration_s * 1000:.0f} ms is needed"
         )
-    return DecodedAudio(samples=np.ascontiguousarray(mono), source_rate=rate, source_channels=channels, source_format=fmt)
+    return DecodedAudio(
+        samples=np.ascontiguousarray(mono), source_rate=rate, source_channels=channels, source_format=fmt
+    )
 
 
 def decode_pcm(

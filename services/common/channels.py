@@ -48,12 +48,12 @@ def _with_context(details: Any) -> Any:
     )
 
 
-class _UnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+class _UnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         return await continuation(_with_context(client_call_details), request)
 
 
-class _StreamUnary(grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[misc]
+class _StreamUnary(grpc.aio.StreamUnaryClientInterceptor):
     async def intercept_stream_unary(
         self, continuation: Any, client_call_details: Any, request_iterator: Any
     ) -> Any:
@@ -89,7 +89,7 @@ def create_channel(
     credentials = channel_credentials(tls) if tls is not None else None
     if credentials is not None and tls is not None and tls.server_name:
         options.append(("grpc.ssl_target_name_override", tls.server_name))
-    interceptors = [_UnaryUnary(), _StreamUnary()]
+    interceptors: list[Any] = [_UnaryUnary(), _StreamUnary()]
     target = normalise_target(address)
     if credentials is None:
         return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import grpc
 
@@ -23,9 +23,8 @@ Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
 
 def _metadata_value(ctx: grpc.aio.ServicerContext, key: str) -> str | None:
-    for item in ctx.invocation_metadata() or ():
-        if item.key == key:
-            value = item.value
+    for item_key, value in ctx.invocation_metadata() or ():
+        if item_key == key:
             return value.decode() if isinstance(value, bytes) else str(value)
     return None
 
@@ -43,7 +42,7 @@ def _code_name(ctx: grpc.aio.ServicerContext) -> str:
     return "UNKNOWN"
 
 
-class MeshServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class MeshServerInterceptor(grpc.aio.ServerInterceptor):
     """Wraps every unary-response handler (unary and client-streaming requests)."""
 
     def __init__(self, service: str) -> None:
@@ -59,7 +58,8 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             # Server-streaming calls (health Watch, reflection) pass through untouched.
             return handler
         method = handler_call_details.method
-        wrapped = self._wrap(method, handler.stream_unary if handler.request_streaming else handler.unary_unary)
+        behavior = handler.stream_unary if handler.request_streaming else handler.unary_unary
+        wrapped = self._wrap(method, cast(Behavior, behavior))
         factory = (
             grpc.stream_unary_rpc_method_handler
             if handler.request_streaming

@@ -72,7 +72,7 @@ class MeshServer:
         self.bindings = list(bindings)
         self._on_start = on_start
         self._on_stop = on_stop
-        self.health = health.aio.HealthServicer()
+        self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self._server: grpc.aio.Server | None = None
         self._metrics: metrics.MetricsEndpoint | None = None
         self._ready = asyncio.Event()

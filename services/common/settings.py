@@ -45,7 +45,7 @@ SHUTDOWN_GRACE_S = setting(
 )
 SHUTDOWN_DELAY_S = setting(
     "MUAALEM_SHUTDOWN_DELAY_S",
-    0.0,
+    1.0,
     "On SIGTERM, report NOT_SERVING this long before refusing new calls (Kubernetes: ~5 s).",
 )
 MAX_CONCURRENT_RPCS = setting(
