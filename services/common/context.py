@@ -65,3 +65,16 @@ def call_scope(rid: str | None, time_remaining_s: float | None) -> Iterator[str]
     finally:
         _request_id.reset(rid_token)
         _deadline.reset(deadline_token)
+
+
+@contextmanager
+def deadline_at_most(seconds: float) -> Iterator[None]:
+    """Tightens the current deadline to at most `seconds` from now (a server's own default
+    when the caller sent none, or a shorter one)."""
+    end = time.monotonic() + seconds
+    current = _deadline.get()
+    token = _deadline.set(end if current is None else min(current, end))
+    try:
+        yield
+    finally:
+        _deadline.reset(token)

@@ -1,0 +1,80 @@
+# The Muaalem mesh. `make demo` runs a real assessment through the whole mesh; `make test` runs
+# the tests. Both set up everything they need on a fresh machine.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.setup-stamp
+# torch is installed first, pinned, so that nothing resolves an unpinned torch (and its CUDA
+# wheels); on a GPU host set TORCH_INDEX to the CUDA wheel index of the same version.
+TORCH_VERSION ?= 2.13.0
+TORCH_INDEX ?=
+PYTEST_ARGS ?=
+DEBIAN_PACKAGES := redis-server espeak-ng
+
+.PHONY: setup system-deps protos serve demo test test-fast bench lint images reliability clean help
+
+help:
+	@echo "make demo   - set up, start the four services, assess a sample recitation, stop"
+	@echo "make test   - set up (incl. redis-server, espeak-ng) and run the test suite"
+	@echo "make serve  - run the mesh on loopback until Ctrl-C"
+	@echo "make bench  - benchmarks; writes docs/benchmarks.md"
+	@echo "make lint   - ruff, mypy, buf lint, generated-code freshness"
+	@echo "make protos - regenerate services/common/pb from protos/"
+	@echo "make images - build the container images (needs a Docker engine)"
+	@echo "make reliability - fault, load and bad-input runs; writes docs/reliability.md"
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "torch==$(TORCH_VERSION)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(PY) -m pip install -q -e ".[all,dev]"
+	@touch $(STAMP)
+
+# Debian packages the tests use for real: redis-server (the cache) and espeak-ng (synthetic
+# recitations for the energy checks). Installed only when missing.
+system-deps:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+protos: setup
+	$(PY) -m services.common.protogen
+	cd protos && ../$(VENV)/bin/buf lint
+
+serve: setup
+	$(PY) -m services.launcher
+
+demo: setup
+	$(PY) -m services.demo
+
+test: setup system-deps
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: setup system-deps
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+bench: setup system-deps
+	$(PY) -m bench.run
+
+lint: setup
+	$(VENV)/bin/ruff check services tests bench
+	$(VENV)/bin/mypy services
+	cd protos && ../$(VENV)/bin/buf lint
+	$(PY) -m services.common.protogen --check
+
+images:
+	deploy/docker/build.sh
+
+reliability: setup system-deps
+	$(PY) -m pytest -q tests/reliability --reliability-report docs/reliability.md $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .venv-peer .pytest_cache .mypy_cache .ruff_cache
