@@ -1,0 +1,1 @@
+"""Alignment service: CTC forced alignment of the reference phonemes, with LLR confidence."""
