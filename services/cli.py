@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name is None or not exc.name.startswith("services."):
                 raise
             continue
-        register: Callable[[argparse._SubParsersAction], None] = module.register  # type: ignore[type-arg]
+        register: Callable[[argparse._SubParsersAction], None] = module.register
         register(subparsers)
     return parser
 

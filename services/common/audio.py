@@ -73,8 +73,7 @@ def _finish(
     """frames: (samples, channels). Checks, downmixes, resamples."""
     if rate < MIN_RATE or rate > MAX_RATE:
         raise InvalidArgument(
-            f"audio{_describe(name_hint)} has a sample rate of {rate} Hz; "
-            f"supported rates are {MIN_RATE}..{MAX_RATE} Hz"
+            f"audio{_describe(name_hint)} has a sample rate of {rate} Hz; supported rates are {MIN_RATE}..{MAX_RATE} Hz"
         )
     channels = frames.shape[1] if frames.ndim == 2 else 1
     if channels < 1 or channels > MAX_CHANNELS:
@@ -113,9 +112,7 @@ def decode_pcm(
 ) -> DecodedAudio:
     """Raw interleaved PCM. `encoding` is S16LE, S32LE or F32LE."""
     if encoding not in _PCM_LAYOUT:
-        raise InvalidArgument(
-            f"raw PCM needs an encoding (one of {', '.join(_PCM_LAYOUT)}), got {encoding or 'none'}"
-        )
+        raise InvalidArgument(f"raw PCM needs an encoding (one of {', '.join(_PCM_LAYOUT)}), got {encoding or 'none'}")
     channels = channels or 1
     if channels < 0 or channels > MAX_CHANNELS:
         raise InvalidArgument(f"raw PCM channel count {channels} is out of range 1..{MAX_CHANNELS}")

@@ -114,5 +114,36 @@ def markdown_table() -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
+START_MARK = "<!-- config-table:start -->"
+END_MARK = "<!-- config-table:end -->"
+
+
+def readme_with_table(readme: str) -> str:
+    """The README text with the table between its markers replaced by the current one."""
+    head, start, rest = readme.partition(START_MARK)
+    _, end, tail = rest.partition(END_MARK)
+    if not start or not end:
+        raise ValueError(f"the README has no {START_MARK} ... {END_MARK} markers")
+    return f"{head}{START_MARK}\n{markdown_table()}\n{END_MARK}{tail}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(description="print the configuration table, or write it into a README")
+    parser.add_argument("--write-readme", type=Path, help="replace the table between the README's markers")
+    args = parser.parse_args(argv)
+    if args.write_readme is not None:
+        args.write_readme.write_text(readme_with_table(args.write_readme.read_text()))
+        return 0
     sys.stdout.write(markdown_table() + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    # Run as a script this file is `__main__`, a second copy of the module with an empty registry:
+    # use the real one, which the settings modules register into.
+    from services.common import config as _registry  # noqa: PLW0406
+
+    sys.exit(_registry.main())

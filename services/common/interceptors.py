@@ -61,9 +61,7 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
         behavior = handler.stream_unary if handler.request_streaming else handler.unary_unary
         wrapped = self._wrap(method, cast(Behavior, behavior))
         factory = (
-            grpc.stream_unary_rpc_method_handler
-            if handler.request_streaming
-            else grpc.unary_unary_rpc_method_handler
+            grpc.stream_unary_rpc_method_handler if handler.request_streaming else grpc.unary_unary_rpc_method_handler
         )
         return factory(
             wrapped,

@@ -20,15 +20,9 @@ MAX_MESSAGE_MB = setting(
     _DEFAULT_MAX_MESSAGE_MB,
     "Largest gRPC message a server accepts or sends, in MiB (sized for 120 s of 16 kHz audio).",
 )
-MAX_AUDIO_S = setting(
-    "MUAALEM_MAX_AUDIO_S", 120.0, "Longest audio accepted in one unary request, in seconds."
-)
-MAX_STREAM_AUDIO_S = setting(
-    "MUAALEM_MAX_STREAM_AUDIO_S", 1200.0, "Longest audio accepted through a streaming upload."
-)
-KEEPALIVE_TIME_S = setting(
-    "MUAALEM_KEEPALIVE_TIME_S", 30.0, "Interval of HTTP/2 keepalive pings on idle connections."
-)
+MAX_AUDIO_S = setting("MUAALEM_MAX_AUDIO_S", 120.0, "Longest audio accepted in one unary request, in seconds.")
+MAX_STREAM_AUDIO_S = setting("MUAALEM_MAX_STREAM_AUDIO_S", 1200.0, "Longest audio accepted through a streaming upload.")
+KEEPALIVE_TIME_S = setting("MUAALEM_KEEPALIVE_TIME_S", 30.0, "Interval of HTTP/2 keepalive pings on idle connections.")
 KEEPALIVE_TIMEOUT_S = setting(
     "MUAALEM_KEEPALIVE_TIMEOUT_S", 10.0, "A keepalive ping unanswered this long closes the connection."
 )
@@ -40,9 +34,7 @@ MAX_CONNECTION_AGE_S = setting(
 MAX_CONNECTION_AGE_GRACE_S = setting(
     "MUAALEM_MAX_CONNECTION_AGE_GRACE_S", 30.0, "Time given to calls on a connection closed for age."
 )
-SHUTDOWN_GRACE_S = setting(
-    "MUAALEM_SHUTDOWN_GRACE_S", 20.0, "On SIGTERM, in-flight calls get this long to finish."
-)
+SHUTDOWN_GRACE_S = setting("MUAALEM_SHUTDOWN_GRACE_S", 20.0, "On SIGTERM, in-flight calls get this long to finish.")
 SHUTDOWN_DELAY_S = setting(
     "MUAALEM_SHUTDOWN_DELAY_S",
     1.0,

@@ -38,9 +38,7 @@ def from_proto(tensor: common_pb2.Tensor, *, name: str = "tensor", ndim: int | N
         raise InvalidArgument(f"{name}: negative dimension in shape {shape}")
     expected = math.prod(shape) * dtype.itemsize
     if expected != len(tensor.data):
-        raise InvalidArgument(
-            f"{name}: shape {shape} needs {expected} bytes of {dtype.name}, got {len(tensor.data)}"
-        )
+        raise InvalidArgument(f"{name}: shape {shape} needs {expected} bytes of {dtype.name}, got {len(tensor.data)}")
     array = np.frombuffer(tensor.data, dtype=dtype).reshape(shape).astype(np.float32)
     if not np.isfinite(array).all():
         raise InvalidArgument(f"{name}: contains NaN or infinite values")

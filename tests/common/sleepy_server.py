@@ -23,7 +23,12 @@ def build() -> MeshServer:
     servicer = SleepyTajweed()
     return MeshServer(
         ServerSettings.from_env("tajweed"),
-        [ServiceBinding("muaalem.v1.TajweedService", lambda s: tajweed_pb2_grpc.add_TajweedServiceServicer_to_server(servicer, s))],
+        [
+            ServiceBinding(
+                "muaalem.v1.TajweedService",
+                lambda s: tajweed_pb2_grpc.add_TajweedServiceServicer_to_server(servicer, s),
+            )
+        ],
     )
 
 

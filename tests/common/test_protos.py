@@ -19,7 +19,9 @@ def _buf() -> str:
 
 
 def test_buf_lint_passes_with_the_standard_rules() -> None:
-    result = subprocess.run([_buf(), "lint"], cwd=REPO / "protos", capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [_buf(), "lint"], check=False, cwd=REPO / "protos", capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -40,7 +40,11 @@ class ServerProcess:
         }
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.common.sleepy_server"], cwd=REPO, env=full_env, stdout=self._log, stderr=self._log
+            [sys.executable, "-m", "tests.common.sleepy_server"],
+            cwd=REPO,
+            env=full_env,
+            stdout=self._log,
+            stderr=self._log,
         )
 
     @property
@@ -49,7 +53,11 @@ class ServerProcess:
 
     def health(self, service: str = "") -> int:
         with grpc.insecure_channel(self.address) as channel:
-            return int(health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=2).status)
+            return int(
+                health_pb2_grpc.HealthStub(channel)
+                .Check(health_pb2.HealthCheckRequest(service=service), timeout=2)
+                .status
+            )
 
     def wait_serving(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -132,7 +140,9 @@ def test_metrics_endpoint_counts_calls_by_method_and_code(sleepy: ServerProcess)
     with grpc.insecure_channel(sleepy.address) as channel:
         tajweed_pb2_grpc.TajweedServiceStub(channel).Validate(tajweed_pb2.ValidateRequest(), timeout=5)
     body = urllib.request.urlopen(f"http://127.0.0.1:{sleepy.metrics_port}/metrics", timeout=5).read().decode()
-    assert 'muaalem_grpc_requests_total{code="OK",method="/muaalem.v1.TajweedService/Validate",service="tajweed"}' in body
+    assert (
+        'muaalem_grpc_requests_total{code="OK",method="/muaalem.v1.TajweedService/Validate",service="tajweed"}' in body
+    )
     assert "muaalem_grpc_request_duration_seconds_bucket" in body
     assert "muaalem_grpc_in_flight_requests" in body
     assert 'muaalem_service_ready{service="tajweed"} 1.0' in body

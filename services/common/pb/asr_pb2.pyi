@@ -9,18 +9,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TranscribeOptions(_message.Message):
-    __slots__ = ("include_log_probs", "levels", "force_segmentation", "skip_sifat", "detect_completeness")
+    __slots__ = ("include_log_probs", "levels", "force_segmentation", "skip_sifat", "detect_completeness", "reference_sifat")
     INCLUDE_LOG_PROBS_FIELD_NUMBER: _ClassVar[int]
     LEVELS_FIELD_NUMBER: _ClassVar[int]
     FORCE_SEGMENTATION_FIELD_NUMBER: _ClassVar[int]
     SKIP_SIFAT_FIELD_NUMBER: _ClassVar[int]
     DETECT_COMPLETENESS_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_SIFAT_FIELD_NUMBER: _ClassVar[int]
     include_log_probs: bool
     levels: _containers.RepeatedScalarFieldContainer[str]
     force_segmentation: bool
     skip_sifat: bool
     detect_completeness: bool
-    def __init__(self, include_log_probs: _Optional[bool] = ..., levels: _Optional[_Iterable[str]] = ..., force_segmentation: _Optional[bool] = ..., skip_sifat: _Optional[bool] = ..., detect_completeness: _Optional[bool] = ...) -> None: ...
+    reference_sifat: _containers.RepeatedCompositeFieldContainer[_common_pb2.Sifat]
+    def __init__(self, include_log_probs: _Optional[bool] = ..., levels: _Optional[_Iterable[str]] = ..., force_segmentation: _Optional[bool] = ..., skip_sifat: _Optional[bool] = ..., detect_completeness: _Optional[bool] = ..., reference_sifat: _Optional[_Iterable[_Union[_common_pb2.Sifat, _Mapping]]] = ...) -> None: ...
 
 class TranscribeRequest(_message.Message):
     __slots__ = ("audio", "options")

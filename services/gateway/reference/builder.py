@@ -87,9 +87,7 @@ def _sifat(entry: Any) -> common_pb2.Sifat:
 def build_reference(target: TargetSpec, moshaf_values: dict[str, Any]) -> common_pb2.Reference:
     """Phonetizes the target with the given (validated, defaults-applied) attributes."""
     uthmani, slots = _text_for(target)
-    output = quran_phonetizer(
-        uthmani, moshaf_mod.to_model(moshaf_values), remove_spaces=True, sura_idx=target.surah
-    )
+    output = quran_phonetizer(uthmani, moshaf_mod.to_model(moshaf_values), remove_spaces=True, sura_idx=target.surah)
     phonemes = output.phonemes
     unknown = sorted({p for p in phonemes if p not in _VOCAB})
     if unknown:

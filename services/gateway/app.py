@@ -1,0 +1,108 @@
+"""The gateway's parts wired together, shared by its gRPC and HTTP front ends."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from importlib.metadata import version
+
+from services.common import context as call_context
+from services.common.pb import gateway_pb2
+from services.common.settings import MAX_AUDIO_S, MAX_MESSAGE_MB, MAX_STREAM_AUDIO_S
+from services.gateway.assess import Assessor
+from services.gateway.auth import ConcurrencyLimiter, Guard, KeyStore, RateLimiter
+from services.gateway.config import GatewayConfig
+from services.gateway.reference.service import ReferenceService
+from services.gateway.stages import GrpcStages, Stages
+from services.gateway.upload import collect_stream
+from services.gateway.verification import ContentVerifier
+
+
+@dataclass
+class GatewayApp:
+    config: GatewayConfig
+    stages: Stages
+    references: ReferenceService
+    assessor: Assessor
+    guard: Guard
+
+    @classmethod
+    def build(cls, config: GatewayConfig, stages: Stages | None = None) -> GatewayApp:
+        if stages is None:
+            stages = GrpcStages(
+                asr_target=config.asr_target,
+                alignment_target=config.alignment_target,
+                tajweed_target=config.tajweed_target,
+                tls=config.tls if config.tls.enabled else None,
+                max_message_bytes=int(MAX_MESSAGE_MB.get() * 1024 * 1024),
+            )
+        references = ReferenceService.from_env()
+        verifier = ContentVerifier(threshold=config.content_threshold)
+        assessor = Assessor(
+            config,
+            stages,
+            references,
+            verifier,
+            max_audio_s=MAX_AUDIO_S.get(),
+            max_stream_audio_s=MAX_STREAM_AUDIO_S.get(),
+        )
+        keys = KeyStore.load(config.api_keys_file, config.api_keys)
+        guard = Guard(
+            keys,
+            RateLimiter(config.rate_limit_rps, config.rate_limit_burst, references.redis_client()),
+            ConcurrencyLimiter(config.max_concurrent_per_key),
+        )
+        return cls(config=config, stages=stages, references=references, assessor=assessor, guard=guard)
+
+    # The handlers below are what both front ends (gRPC and HTTP) call: API key and limits
+    # first, then the deadline, then the transport-free work.
+
+    async def assess(self, request: gateway_pb2.AssessRequest, authorization: str | None) -> gateway_pb2.AssessResponse:
+        async with self.guard.admit(authorization):
+            with call_context.deadline_at_most(self.config.assess_timeout_s):
+                assessment = await self.assessor.assess(request)
+        return gateway_pb2.AssessResponse(assessment=assessment)
+
+    async def assess_stream(
+        self, parts: AsyncIterator[gateway_pb2.AssessStreamRequest], authorization: str | None
+    ) -> gateway_pb2.AssessStreamResponse:
+        async with self.guard.admit(authorization):
+            with call_context.deadline_at_most(self.config.assess_timeout_s):
+                request = await collect_stream(
+                    parts, max_bytes=self.config.max_stream_bytes, max_audio_s=self.assessor.max_stream_audio_s
+                )
+                assessment = await self.assessor.assess(request, streamed=True)
+        return gateway_pb2.AssessStreamResponse(assessment=assessment)
+
+    async def get_reference(
+        self, request: gateway_pb2.GetReferenceRequest, authorization: str | None
+    ) -> gateway_pb2.GetReferenceResponse:
+        async with self.guard.admit(authorization, metered=False):
+            result = await self.assessor.reference(
+                request.target, request.moshaf if request.HasField("moshaf") else None
+            )
+        return gateway_pb2.GetReferenceResponse(
+            reference=result.reference, cache_hit=result.cache_hit, cache_key=result.key
+        )
+
+    async def get_server_info(self, authorization: str | None) -> gateway_pb2.GetServerInfoResponse:
+        async with self.guard.admit(authorization, metered=False):
+            return await self.server_info()
+
+    async def server_info(self) -> gateway_pb2.GetServerInfoResponse:
+        health = await self.stages.health(timeout=1.0)
+        reply = gateway_pb2.GetServerInfoResponse(
+            version=version("muaalem-mesh"),
+            cache_backend=self.references.backend_name,
+            stages=[
+                gateway_pb2.StageInfo(stage=name, address=address, health=health.get(name, "UNKNOWN"))
+                for name, address in self.stages.addresses.items()
+            ],
+        )
+        if self.assessor.versions.model is not None:
+            reply.model_version.CopyFrom(self.assessor.versions.model)
+        return reply
+
+    async def close(self) -> None:
+        await self.stages.close()
+        await self.references.close()

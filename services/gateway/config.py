@@ -1,0 +1,137 @@
+"""The gateway's settings: where the stages are, deadlines, content threshold, keys and limits."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from services.common.config import ConfigError, setting
+from services.common.settings import ALIGNMENT, ASR, TAJWEED, TlsFiles, tls_from_env
+
+# Importing the reference settings registers them with the configuration table.
+from services.gateway.reference import settings as reference_settings  # noqa: F401
+
+ASR_TARGET = setting(
+    "MUAALEM_ASR_TARGET",
+    f"127.0.0.1:{ASR.port.default}",
+    "Address of the asr stage (`dns:///asr:50052` in Kubernetes).",
+    group="gateway",
+)
+ALIGNMENT_TARGET = setting(
+    "MUAALEM_ALIGNMENT_TARGET",
+    f"127.0.0.1:{ALIGNMENT.port.default}",
+    "Address of the alignment stage.",
+    group="gateway",
+)
+TAJWEED_TARGET = setting(
+    "MUAALEM_TAJWEED_TARGET", f"127.0.0.1:{TAJWEED.port.default}", "Address of the tajweed stage.", group="gateway"
+)
+HTTP_PORT = setting(
+    "MUAALEM_GATEWAY_HTTP_PORT", 8080, "Port of the partner HTTP/JSON API (-1 disables it).", group="gateway"
+)
+MODE = setting(
+    "MUAALEM_GATEWAY_MODE",
+    "mesh",
+    "`mesh`: call the stages over gRPC; `local`: run every stage inside the gateway process (one-box setups).",
+    group="gateway",
+)
+ASSESS_TIMEOUT_S = setting(
+    "MUAALEM_ASSESS_TIMEOUT_S",
+    60.0,
+    "Deadline of an assessment when the caller sets none (the caller's own deadline wins when shorter).",
+    group="gateway",
+)
+FUSION_RESERVE_S = setting(
+    "MUAALEM_FUSION_RESERVE_S",
+    0.05,
+    "Time kept back from the deadline to fuse a partial answer when a stage is late.",
+    group="gateway",
+)
+CONTENT_THRESHOLD = setting(
+    "MUAALEM_CONTENT_THRESHOLD",
+    0.6,
+    "Similarity (0..1) of decoded to reference phonemes under which the content is a mismatch.",
+    group="gateway",
+)
+MIN_PEAK_DBFS = setting(
+    "MUAALEM_MIN_PEAK_DBFS",
+    -60.0,
+    "Audio whose loudest sample is below this level is rejected as silence.",
+    group="gateway",
+)
+API_KEYS_FILE = setting(
+    "MUAALEM_API_KEYS_FILE",
+    "",
+    "File of API keys, one `name:sha256-hex-of-key` per line. With no keys at all the gateway accepts every call.",
+    group="gateway",
+)
+API_KEYS = setting(
+    "MUAALEM_API_KEYS",
+    "",
+    "API keys as comma-separated `name:sha256-hex` entries (added to the file's).",
+    group="gateway",
+)
+RATE_LIMIT_RPS = setting(
+    "MUAALEM_RATE_LIMIT_RPS", 5.0, "Sustained assessments per second allowed per API key (0 disables).", group="gateway"
+)
+RATE_LIMIT_BURST = setting(
+    "MUAALEM_RATE_LIMIT_BURST", 20, "Assessments an API key may send at once above its rate.", group="gateway"
+)
+MAX_CONCURRENT_PER_KEY = setting(
+    "MUAALEM_MAX_CONCURRENT_PER_KEY", 8, "Assessments one API key may have in flight on one gateway.", group="gateway"
+)
+MAX_HTTP_BODY_MB = setting(
+    "MUAALEM_MAX_HTTP_BODY_MB", 24.0, "Largest HTTP request body (base64 audio is 4/3 of the audio).", group="gateway"
+)
+MAX_STREAM_MB = setting(
+    "MUAALEM_MAX_STREAM_MB", 256.0, "Largest audio upload through AssessStream, in MiB.", group="gateway"
+)
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    asr_target: str
+    alignment_target: str
+    tajweed_target: str
+    http_port: int
+    mode: str
+    assess_timeout_s: float
+    fusion_reserve_s: float
+    content_threshold: float
+    min_peak_dbfs: float
+    api_keys_file: str
+    api_keys: str
+    rate_limit_rps: float
+    rate_limit_burst: int
+    max_concurrent_per_key: int
+    max_http_body_bytes: int
+    max_stream_bytes: int
+    tls: TlsFiles
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewayConfig:
+        mode = MODE.get(environ)
+        if mode not in {"mesh", "local"}:
+            raise ConfigError(f"MUAALEM_GATEWAY_MODE must be `mesh` or `local`, got {mode!r}")
+        threshold = CONTENT_THRESHOLD.get(environ)
+        if not 0.0 <= threshold <= 1.0:
+            raise ConfigError(f"MUAALEM_CONTENT_THRESHOLD must be within 0..1, got {threshold}")
+        return cls(
+            asr_target=ASR_TARGET.get(environ),
+            alignment_target=ALIGNMENT_TARGET.get(environ),
+            tajweed_target=TAJWEED_TARGET.get(environ),
+            http_port=HTTP_PORT.get(environ),
+            mode=mode,
+            assess_timeout_s=ASSESS_TIMEOUT_S.get(environ),
+            fusion_reserve_s=FUSION_RESERVE_S.get(environ),
+            content_threshold=threshold,
+            min_peak_dbfs=MIN_PEAK_DBFS.get(environ),
+            api_keys_file=API_KEYS_FILE.get(environ),
+            api_keys=API_KEYS.get(environ),
+            rate_limit_rps=RATE_LIMIT_RPS.get(environ),
+            rate_limit_burst=RATE_LIMIT_BURST.get(environ),
+            max_concurrent_per_key=MAX_CONCURRENT_PER_KEY.get(environ),
+            max_http_body_bytes=int(MAX_HTTP_BODY_MB.get(environ) * 1024 * 1024),
+            max_stream_bytes=int(MAX_STREAM_MB.get(environ) * 1024 * 1024),
+            tls=tls_from_env(environ),
+        )

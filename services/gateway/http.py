@@ -1,0 +1,194 @@
+"""The partner HTTP/JSON API: the same handlers as gRPC, bodies in the proto3 JSON mapping."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from prometheus_client import Counter, Histogram
+
+from services.common import context as call_context
+from services.common.errors import InvalidArgument, MeshError, TooLarge
+from services.common.metrics import LATENCY_BUCKETS
+from services.common.pb import common_pb2, gateway_pb2
+from services.gateway import openapi
+from services.gateway.app import GatewayApp
+
+log = logging.getLogger("muaalem.http")
+
+HTTP_REQUESTS = Counter("muaalem_http_requests_total", "HTTP requests, by route and status.", ["route", "status"])
+HTTP_LATENCY = Histogram(
+    "muaalem_http_request_duration_seconds", "HTTP request latency.", ["route"], buckets=LATENCY_BUCKETS
+)
+
+
+def to_json(message: Message) -> dict[str, Any]:
+    """The proto3 JSON mapping (the same the gRPC JSON transcoders use)."""
+    return json_format.MessageToDict(message)
+
+
+def _error(exc: MeshError) -> JSONResponse:
+    return JSONResponse(
+        status_code=exc.http_status,
+        content={"error": {"code": exc.code, "message": exc.message, "requestId": call_context.request_id() or ""}},
+    )
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"the request body is {int(declared)} bytes, over the limit of {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body.extend(chunk)
+        if len(body) > limit:
+            raise TooLarge(f"the request body passed the limit of {limit} bytes")
+    return bytes(body)
+
+
+def _parse(message: Message, payload: Any, what: str) -> None:
+    try:
+        json_format.ParseDict(payload, message)
+    except json_format.ParseError as exc:
+        raise InvalidArgument(f"{what}: {exc}") from exc
+
+
+def _words(text: str) -> tuple[int, int]:
+    start, sep, count = text.partition(":")
+    if not sep or not start.strip().isdigit() or not count.strip().isdigit():
+        raise InvalidArgument(f"words must be FROM:COUNT (e.g. 17:9), got {text!r}")
+    return int(start), int(count)
+
+
+async def _assess_request(request: Request, limit: int) -> gateway_pb2.AssessRequest:
+    content_type = request.headers.get("content-type", "")
+    message = gateway_pb2.AssessRequest()
+    if content_type.startswith("multipart/form-data"):
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise TooLarge(f"the request body is {int(declared)} bytes, over the limit of {limit} bytes")
+        form = await request.form(max_part_size=limit)
+        upload = form.get("audio")
+        if upload is None or isinstance(upload, str):
+            raise InvalidArgument("multipart upload: the `audio` file part is missing")
+        raw = form.get("request")
+        if isinstance(raw, str) and raw.strip():
+            try:
+                _parse(message, json.loads(raw), "request")
+            except json.JSONDecodeError as exc:
+                raise InvalidArgument(f"request: not JSON ({exc.msg} at {exc.pos})") from exc
+        surah, ayah, words = form.get("surah"), form.get("ayah"), form.get("words")
+        if isinstance(surah, str) and isinstance(ayah, str):
+            if not surah.strip().isdigit() or not ayah.strip().isdigit():
+                raise InvalidArgument(f"surah and ayah must be integers, got {surah!r} and {ayah!r}")
+            if isinstance(words, str) and words.strip():
+                start, count = _words(words)
+                message.target.words.CopyFrom(
+                    common_pb2.WordRangeTarget(surah=int(surah), ayah=int(ayah), start_word=start, word_count=count)
+                )
+            else:
+                message.target.ayah.CopyFrom(common_pb2.AyahTarget(surah=int(surah), ayah=int(ayah)))
+        message.audio.content = await upload.read()
+        message.audio.name_hint = upload.filename or ""
+        return message
+    body = await _read_body(request, limit)
+    try:
+        payload = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidArgument(f"the body is not JSON: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise InvalidArgument("the body must be a JSON object (an AssessRequest)")
+    _parse(message, payload, "AssessRequest")
+    return message
+
+
+def create_http_app(app: GatewayApp) -> FastAPI:
+    api = FastAPI(title="Muaalem assessment API", docs_url="/docs", redoc_url=None, openapi_url=None)
+    document = openapi.build()
+
+    @api.middleware("http")
+    async def scope(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        route = request.url.path if not request.url.path.startswith("/v1/reference/") else "/v1/reference"
+        started = time.perf_counter()
+        with call_context.call_scope(request.headers.get(call_context.REQUEST_ID_HEADER), None) as rid:
+            try:
+                response = await call_next(request)
+            except MeshError as exc:
+                response = _error(exc)
+            response.headers[call_context.REQUEST_ID_HEADER] = rid
+            elapsed = time.perf_counter() - started
+            HTTP_REQUESTS.labels(route, str(response.status_code)).inc()
+            HTTP_LATENCY.labels(route).observe(elapsed)
+            log.info(
+                "http",
+                extra={
+                    "service": "gateway",
+                    "method": request.method,
+                    "path": route,
+                    "status": response.status_code,
+                    "duration_ms": round(elapsed * 1000, 2),
+                },
+            )
+            return response
+
+    @api.exception_handler(MeshError)
+    async def mesh_error(request: Request, exc: MeshError) -> JSONResponse:
+        return _error(exc)
+
+    @api.get("/openapi.json", include_in_schema=False)
+    async def openapi_document() -> JSONResponse:
+        return JSONResponse(document)
+
+    @api.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.get("/readyz")
+    async def readyz() -> JSONResponse:
+        health = await app.stages.health(timeout=1.0)
+        ready = all(status == "SERVING" for status in health.values())
+        return JSONResponse(status_code=200 if ready else 503, content={"stages": health})
+
+    @api.post("/v1/assess")
+    async def assess(request: Request) -> JSONResponse:
+        message = await _assess_request(request, app.config.max_http_body_bytes)
+        reply = await app.assess(message, request.headers.get("authorization"))
+        return JSONResponse(to_json(reply))
+
+    @api.get("/v1/reference/{surah}/{ayah}")
+    async def reference(surah: str, ayah: str, request: Request) -> JSONResponse:
+        if not surah.isdigit() or not ayah.isdigit():
+            raise InvalidArgument(f"surah and ayah must be integers, got {surah!r} and {ayah!r}")
+        message = gateway_pb2.GetReferenceRequest()
+        message.target.ayah.CopyFrom(common_pb2.AyahTarget(surah=int(surah), ayah=int(ayah)))
+        moshaf: dict[str, Any] = {}
+        for field in common_pb2.MoshafAttributes.DESCRIPTOR.fields:
+            if field.name in request.query_params:
+                raw = request.query_params[field.name]
+                if field.type == field.TYPE_INT32:
+                    if not raw.lstrip("-").isdigit():
+                        raise InvalidArgument(f"{field.name} must be an integer, got {raw!r}")
+                    moshaf[field.name] = int(raw)
+                else:
+                    moshaf[field.name] = raw
+        unknown = set(request.query_params) - {f.name for f in common_pb2.MoshafAttributes.DESCRIPTOR.fields}
+        if unknown:
+            raise InvalidArgument(f"unknown query parameters: {', '.join(sorted(unknown))}")
+        if moshaf:
+            message.moshaf.CopyFrom(common_pb2.MoshafAttributes(**moshaf))
+        reply = await app.get_reference(message, request.headers.get("authorization"))
+        return JSONResponse(to_json(reply))
+
+    @api.get("/v1/info")
+    async def info(request: Request) -> JSONResponse:
+        reply = await app.get_server_info(request.headers.get("authorization"))
+        return JSONResponse(to_json(reply))
+
+    return api

@@ -1,0 +1,150 @@
+"""The learner's report in a terminal: the verse coloured word by word like a teacher's marks,
+the error table, the rules checked, the scores, and how each stage fared."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from services.common.pb import common_pb2, gateway_pb2
+
+WORD_STYLE = {
+    gateway_pb2.WORD_VERDICT_CORRECT: "bold green",
+    gateway_pb2.WORD_VERDICT_MISTAKE: "bold red",
+    gateway_pb2.WORD_VERDICT_TAJWEED_ISSUE: "bold dark_orange",
+    gateway_pb2.WORD_VERDICT_NOT_ASSESSED: "grey50",
+}
+LEGEND = (
+    ("correct", "bold green"),
+    ("mistake", "bold red"),
+    ("tajweed issue", "bold dark_orange"),
+    ("not assessed", "grey50"),
+)
+
+
+def _rule_name(rule: int) -> str:
+    return common_pb2.Rule.Name(rule).removeprefix("RULE_").replace("_", " ").lower()
+
+
+def _verdict_name(verdict: int) -> str:
+    return common_pb2.Verdict.Name(verdict).removeprefix("VERDICT_").replace("_", " ").lower()
+
+
+def _span(span: common_pb2.TimeSpan) -> str:
+    return f"{span.start_s:5.2f}-{span.end_s:5.2f} s" if span.end_s > 0 else ""
+
+
+def render(assessment: gateway_pb2.Assessment, console: Console | None = None) -> None:
+    console = console or Console()
+    parts: list[Any] = []
+    if assessment.model_version.dev_weights:
+        parts.append(
+            Panel(
+                Text(
+                    "DEVELOPMENT WEIGHTS: the model has random weights, so what it 'heard' is noise.\n"
+                    "Point MUAALEM_ASR_MODEL at the real checkpoint (obadx/muaalem-model-v3_2) for real feedback.",
+                    style="bold white on red",
+                ),
+                title="warning",
+                border_style="red",
+            )
+        )
+
+    verse = Text(justify="right")
+    for word in assessment.words:
+        verse.append(word.uthmani, style=WORD_STYLE.get(word.verdict, ""))
+        verse.append(" ")
+    legend = Text()
+    for name, style in LEGEND:
+        legend.append(f"■ {name}  ", style=style)
+    content = assessment.content
+    status = gateway_pb2.ContentStatus.Name(content.status).removeprefix("CONTENT_STATUS_").lower()
+    header = Text(f"content: {status} (similarity {content.similarity:.2f}, threshold {content.threshold:.2f})")
+    body: list[Any] = [verse, legend, header]
+    if content.status == gateway_pb2.CONTENT_STATUS_MISMATCH and content.likely_recited:
+        best = content.likely_recited[0]
+        body.append(
+            Text(
+                f"what was most likely recited: {best.surah}:{best.ayah} (word {best.start_word}) "
+                f"{best.uthmani}  [similarity {best.similarity:.2f}]",
+                style="yellow",
+            )
+        )
+    parts.append(Panel(Group(*body), title="recitation", border_style="cyan"))
+
+    if assessment.errors:
+        table = Table(title="errors", show_lines=False)
+        for column in ("word", "kind", "rule", "expected", "heard", "when", "note"):
+            table.add_column(column)
+        for error in assessment.errors:
+            table.add_row(
+                error.word,
+                error.kind,
+                _rule_name(error.rule),
+                error.expected,
+                error.heard,
+                _span(error.time_span),
+                error.message_en,
+            )
+        parts.append(table)
+    else:
+        parts.append(Text("no errors found", style="green"))
+
+    if assessment.findings:
+        rules = Table(title="rules checked")
+        for column in ("word", "rule", "expected", "measured (duration | symbols)", "verdict", "confidence"):
+            rules.add_column(column)
+        for finding in assessment.findings:
+            measured = finding.measured
+            duration = f"{measured.duration_harakat:.1f}" if measured.HasField("duration_harakat") else "-"
+            symbols = f"{measured.symbol_count:.0f}" if measured.HasField("symbol_count") else "-"
+            word_text = (
+                assessment.words[finding.word_index].uthmani if finding.word_index < len(assessment.words) else ""
+            )
+            rules.add_row(
+                word_text,
+                finding.rule_name or _rule_name(finding.rule),
+                "/".join(str(h) for h in finding.expected.harakat) or finding.expected.text,
+                f"{duration} | {symbols}",
+                _verdict_name(finding.verdict),
+                f"{finding.confidence:.2f}",
+            )
+        parts.append(rules)
+
+    scores = assessment.scores
+    parts.append(
+        Text(
+            f"scores  overall {scores.overall:.0f}  accuracy {scores.accuracy:.0f}  tajweed {scores.tajweed:.0f}  "
+            f"confidence {scores.confidence:.0f}"
+            + (f"   tempo {assessment.tempo.haraka_s:.2f} s/haraka" if assessment.tempo.haraka_s else ""),
+            style="bold",
+        )
+    )
+    stages = Table(title="stages")
+    for column in ("stage", "status", "ms", "note"):
+        stages.add_column(column)
+    for report in assessment.stages:
+        stages.add_row(
+            report.stage,
+            common_pb2.StageStatus.Name(report.status).removeprefix("STAGE_STATUS_").lower(),
+            f"{report.duration_ms:.1f}",
+            report.message,
+        )
+    parts.append(stages)
+    version = assessment.model_version
+    parts.append(
+        Text(
+            f"model {version.name} ({version.weights_digest}, {version.backend} {version.precision}"
+            f" on {version.device})"
+            f"  cache {'hit' if assessment.cache_hit else 'miss'}  request {assessment.request_id}"
+            f"  total {assessment.total_ms:.0f} ms"
+            + (f"  DEGRADED: {', '.join(assessment.degraded)}" if assessment.degraded else ""),
+            style="grey50",
+        )
+    )
+    for part in parts:
+        console.print(part)

@@ -1,0 +1,41 @@
+"""GatewayService over gRPC: the caller's metadata in, the shared handlers of GatewayApp out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from services.common.pb import gateway_pb2, gateway_pb2_grpc
+from services.gateway.app import GatewayApp
+
+
+def _authorization(context: Any) -> str | None:
+    if context is None:
+        return None
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization":
+            return value.decode() if isinstance(value, bytes) else str(value)
+    return None
+
+
+class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
+    def __init__(self, app: GatewayApp) -> None:
+        self.app = app
+
+    async def Assess(self, request: gateway_pb2.AssessRequest, context: Any) -> gateway_pb2.AssessResponse:
+        return await self.app.assess(request, _authorization(context))
+
+    async def AssessStream(
+        self, request_iterator: AsyncIterator[gateway_pb2.AssessStreamRequest], context: Any
+    ) -> gateway_pb2.AssessStreamResponse:
+        return await self.app.assess_stream(request_iterator, _authorization(context))
+
+    async def GetReference(
+        self, request: gateway_pb2.GetReferenceRequest, context: Any
+    ) -> gateway_pb2.GetReferenceResponse:
+        return await self.app.get_reference(request, _authorization(context))
+
+    async def GetServerInfo(
+        self, request: gateway_pb2.GetServerInfoRequest, context: Any
+    ) -> gateway_pb2.GetServerInfoResponse:
+        return await self.app.get_server_info(_authorization(context))

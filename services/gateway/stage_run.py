@@ -1,0 +1,78 @@
+"""Bookkeeping of one assessment's stages: what ran, how long, and how each ended.
+
+A stage that fails or is late does not fail the assessment; it is recorded here and the
+answer says which parts are missing (design: a partial answer that says so, never a hang).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from services.common.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, MeshError
+from services.common.pb import common_pb2
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_STATUS_BY_ERROR: dict[type[MeshError], int] = {
+    DeadlineExceeded: common_pb2.STAGE_STATUS_DEADLINE_EXCEEDED,
+    InvalidArgument: common_pb2.STAGE_STATUS_FAILED,
+    FailedPrecondition: common_pb2.STAGE_STATUS_FAILED,
+}
+
+
+def _status_for(exc: MeshError) -> int:
+    for error_type, status in _STATUS_BY_ERROR.items():
+        if isinstance(exc, error_type):
+            return status
+    return common_pb2.STAGE_STATUS_UNAVAILABLE
+
+
+@dataclass
+class StageLedger:
+    reports: list[common_pb2.StageReport] = field(default_factory=list)
+
+    async def run(
+        self,
+        stage: str,
+        call: Callable[[], Awaitable[T]],
+        timings: Callable[[Any], Iterable[common_pb2.StageTiming]] | None = None,
+    ) -> T | None:
+        """Runs a stage; its failure becomes a report and None."""
+        started = time.perf_counter()
+        try:
+            result = await call()
+        except MeshError as exc:
+            elapsed = (time.perf_counter() - started) * 1000
+            self.reports.append(
+                common_pb2.StageReport(stage=stage, status=_status_for(exc), duration_ms=elapsed, message=exc.message)  # type: ignore[arg-type]
+            )
+            log.warning("stage degraded", extra={"stage": stage, "error": exc.message, "code": exc.code})
+            return None
+        elapsed = (time.perf_counter() - started) * 1000
+        report = common_pb2.StageReport(stage=stage, status=common_pb2.STAGE_STATUS_OK, duration_ms=elapsed)
+        if timings is not None:
+            report.timings.extend(timings(result))
+        self.reports.append(report)
+        return result
+
+    def record(self, stage: str, status: int, duration_ms: float = 0.0, message: str = "") -> None:
+        self.reports.append(
+            common_pb2.StageReport(stage=stage, status=status, duration_ms=duration_ms, message=message)  # type: ignore[arg-type]
+        )
+
+    def ok(self, stage: str) -> bool:
+        return any(r.stage == stage and r.status == common_pb2.STAGE_STATUS_OK for r in self.reports)
+
+    def degraded(self) -> list[str]:
+        """Stages that did not answer (skipped stages are not degraded: they had nothing to do)."""
+        bad = {
+            common_pb2.STAGE_STATUS_UNAVAILABLE,
+            common_pb2.STAGE_STATUS_DEADLINE_EXCEEDED,
+            common_pb2.STAGE_STATUS_FAILED,
+        }
+        return [r.stage for r in self.reports if r.status in bad]

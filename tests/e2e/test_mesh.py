@@ -1,0 +1,246 @@
+"""End to end: the four services as separate processes (the launcher `make serve` uses), a tiny
+development checkpoint, real gRPC and HTTP clients."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from services.common.pb import common_pb2, gateway_pb2, gateway_pb2_grpc
+from services.gateway.cli import build_request
+from services.launcher import Mesh
+from tests.conftest import AUDIO_DIR, FIXTURES_DIR, free_port
+
+pytestmark = pytest.mark.slow
+
+MOSHAF = {"madd_monfasel_len": 2, "madd_mottasel_len": 4, "madd_mottasel_waqf": 4, "madd_aared_len": 2}
+REQUEST_ID = "e2e-request-id-0001"
+# Values that differ between two runs of the same request.
+VOLATILE = {"requestId", "totalMs", "durationMs", "timings", "cacheHit", "queueMs"}
+
+
+def _strip(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip(v) for k, v in value.items() if k not in VOLATILE}
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value
+
+
+@pytest.fixture(scope="module")
+def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
+    root = tmp_path_factory.mktemp("mesh")
+    env = dict(os.environ)
+    env.update(
+        {
+            "MUAALEM_CACHE_DIR": str(root / "cache"),
+            "MUAALEM_ASR_MODEL": str(root / "no-such-model"),
+            "MUAALEM_ASR_DEV_FALLBACK": "tiny",
+            "MUAALEM_SEGMENTER_MODEL": "",
+            "MUAALEM_LOG_FORMAT": "json",
+            "MUAALEM_SHUTDOWN_DELAY_S": "0",
+        }
+    )
+    for name in ("gateway", "asr", "alignment", "tajweed"):
+        env[f"MUAALEM_{name.upper()}_PORT"] = str(free_port())
+        env[f"MUAALEM_{name.upper()}_METRICS_PORT"] = str(free_port())
+    env["MUAALEM_GATEWAY_HTTP_PORT"] = str(free_port())
+    started = time.monotonic()
+    instance = Mesh(env=env, log_dir=root / "logs", start_timeout_s=60)
+    instance.start()
+    instance.startup_s = time.monotonic() - started  # type: ignore[attr-defined]
+    yield instance
+    instance.stop()
+
+
+def _metadata(mesh: Mesh, request_id: str | None = None) -> list[tuple[str, str]]:
+    metadata = [("authorization", f"Bearer {mesh.api_key}")]
+    if request_id:
+        metadata.append(("x-request-id", request_id))
+    return metadata
+
+
+def _request(**options: Any) -> gateway_pb2.AssessRequest:
+    request = build_request(
+        (AUDIO_DIR / "test.wav").read_bytes(),
+        surah=8,
+        ayah=75,
+        words=(17, 9),
+        moshaf=MOSHAF,
+        name_hint="test.wav",
+        run_rules_on_mismatch=True,
+    )
+    for key, value in options.items():
+        setattr(request.options, key, value)
+    return request
+
+
+def test_all_four_services_serve_within_60_seconds(mesh: Mesh) -> None:
+    assert mesh.startup_s < 60  # type: ignore[attr-defined]
+
+
+def test_reflection_lets_a_foreign_client_discover_and_call(mesh: Mesh) -> None:
+    """A client with none of our generated code: it learns the API by reflection and calls it."""
+    with grpc.insecure_channel(mesh.address("gateway")) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+
+        def ask(**kwargs: Any) -> reflection_pb2.ServerReflectionResponse:
+            return next(iter(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(**kwargs)]))))
+
+        services = {s.name for s in ask(list_services="").list_services_response.service}
+        assert "muaalem.v1.GatewayService" in services
+        pool = descriptor_pool.DescriptorPool()
+        files = ask(file_containing_symbol="muaalem.v1.GatewayService").file_descriptor_response.file_descriptor_proto
+        pending = [descriptor_pb2.FileDescriptorProto.FromString(raw) for raw in files]
+        added: set[str] = set()
+        while pending:
+            for proto in list(pending):
+                if all(dep in added for dep in proto.dependency):
+                    pool.Add(proto)
+                    added.add(proto.name)
+                    pending.remove(proto)
+        method = pool.FindServiceByName("muaalem.v1.GatewayService").FindMethodByName("GetReference")
+        request_class = message_factory.GetMessageClass(method.input_type)
+        response_class = message_factory.GetMessageClass(method.output_type)
+        request = json_format.ParseDict({"target": {"ayah": {"surah": 1, "ayah": 2}}}, request_class())
+        call = channel.unary_unary(
+            "/muaalem.v1.GatewayService/GetReference",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=response_class.FromString,
+        )
+        reply = call(request, metadata=_metadata(mesh), timeout=30)
+        assert json_format.MessageToDict(reply)["reference"]["phonemes"]
+
+    for stage in ("asr", "alignment", "tajweed"):
+        with grpc.insecure_channel(mesh.address(stage)) as channel:
+            stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+            reply = next(
+                iter(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")])))
+            )
+            names = {s.name for s in reply.list_services_response.service}
+            assert f"muaalem.v1.{stage.capitalize()}Service" in names, names
+
+
+def test_assess_sample_gives_spans_findings_and_timings_for_every_stage(mesh: Mesh) -> None:
+    with grpc.insecure_channel(mesh.address("gateway")) as channel:
+        stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+        reply = stub.Assess(
+            _request(include_correct=True, include_details=True),
+            metadata=_metadata(mesh, REQUEST_ID),
+            timeout=120,
+        )
+    assessment = reply.assessment
+    reference = json.loads((FIXTURES_DIR / "test_wav_real_model_output.json").read_text())["reference"]
+    assert assessment.reference.phonemes == reference["phonemes"]
+    assert assessment.model_version.dev_weights
+    assert not assessment.degraded, [(s.stage, s.message) for s in assessment.stages]
+    assert len(assessment.words) == 9
+    for word in assessment.words:
+        assert 0 <= word.time_span.start_s < word.time_span.end_s <= assessment.audio_duration_s + 1e-6, word
+    stages = {s.stage: s for s in assessment.stages}
+    for name in ("audio", "reference", "asr", "energy", "verification", "alignment", "tajweed", "fusion"):
+        assert stages[name].status == common_pb2.STAGE_STATUS_OK, (name, stages[name].message)
+    assert stages["asr"].timings and stages["alignment"].timings and stages["tajweed"].timings
+    sources = {f.source for f in assessment.findings}
+    for validator in ("madd", "shadda", "ghunnah", "waqf"):
+        assert validator in sources, sources
+    # The passage has no qalqalah letter: a passage that has one shows that validator too.
+    qalqalah_request = _request(include_correct=True)
+    qalqalah_request.target.CopyFrom(common_pb2.Target(ayah=common_pb2.AyahTarget(surah=112, ayah=1)))
+    with grpc.insecure_channel(mesh.address("gateway")) as channel:
+        stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+        other = stub.Assess(qalqalah_request, metadata=_metadata(mesh), timeout=120).assessment
+    assert "qalqalah" in {f.source for f in other.findings}
+    assert "explain_error" in sources | {f.source for f in other.findings}
+
+
+def test_request_id_appears_in_every_stage_log(mesh: Mesh) -> None:
+    with grpc.insecure_channel(mesh.address("gateway")) as channel:
+        gateway_pb2_grpc.GatewayServiceStub(channel).Assess(
+            _request(), metadata=_metadata(mesh, REQUEST_ID + "-logs"), timeout=120
+        )
+    time.sleep(0.5)
+    assert mesh.log_dir is not None
+    for service in ("gateway", "asr", "alignment", "tajweed"):
+        lines = [
+            json.loads(line)
+            for line in (mesh.log_dir / f"{service}.log").read_text().splitlines()
+            if line.startswith("{")
+        ]
+        tagged = [line for line in lines if line.get("request_id") == REQUEST_ID + "-logs"]
+        assert tagged, f"{service}: no log line carries the request id"
+        assert all(line["service"] == service for line in tagged)
+
+
+def test_http_gives_the_same_json_as_grpc(mesh: Mesh) -> None:
+    request = _request(include_details=True)
+    with grpc.insecure_channel(mesh.address("gateway")) as channel:
+        grpc_reply = gateway_pb2_grpc.GatewayServiceStub(channel).Assess(request, metadata=_metadata(mesh), timeout=120)
+    body = json.dumps(json_format.MessageToDict(request)).encode()
+    http = urllib.request.Request(
+        f"http://127.0.0.1:{mesh.service_env()['MUAALEM_GATEWAY_HTTP_PORT']}/v1/assess",
+        data=body,
+        headers={"content-type": "application/json", "authorization": f"Bearer {mesh.api_key}"},
+    )
+    with urllib.request.urlopen(http, timeout=120) as response:
+        http_reply = json.loads(response.read())
+    assert _strip(http_reply) == _strip(json_format.MessageToDict(grpc_reply))
+
+
+def test_tajweed_down_gives_a_partial_answer_within_the_deadline(mesh: Mesh) -> None:
+    tajweed = mesh.processes["tajweed"]
+    tajweed.terminate()
+    tajweed.wait(timeout=30)
+    try:
+        deadline_s = 30.0
+        started = time.monotonic()
+        with grpc.insecure_channel(mesh.address("gateway")) as channel:
+            reply = gateway_pb2_grpc.GatewayServiceStub(channel).Assess(
+                _request(), metadata=_metadata(mesh), timeout=deadline_s
+            )
+        elapsed = time.monotonic() - started
+        assessment = reply.assessment
+        assert elapsed < deadline_s
+        assert "tajweed" in assessment.degraded
+        stages = {s.stage: s for s in assessment.stages}
+        assert stages["tajweed"].status == common_pb2.STAGE_STATUS_UNAVAILABLE
+        assert stages["alignment"].status == common_pb2.STAGE_STATUS_OK
+        assert all(w.time_span.end_s > 0 for w in assessment.words)
+        assert all(w.verdict != gateway_pb2.WORD_VERDICT_UNSPECIFIED for w in assessment.words)
+    finally:
+        mesh.processes["tajweed"] = _restart(mesh, "tajweed")
+
+
+def _restart(mesh: Mesh, name: str) -> Any:
+    import subprocess
+    import sys
+
+    assert mesh.log_dir is not None
+    log = (mesh.log_dir / f"{name}.restarted.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", f"services.{name}"], env=mesh.service_env(), stdout=log, stderr=log
+    )
+    deadline = time.monotonic() + 60
+    from services.common.healthcheck import check
+
+    while check(mesh.address(name), timeout_s=1.0) != "SERVING":
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.2)
+    return process
+
+
+def test_metrics_endpoints_answer(mesh: Mesh) -> None:
+    env: dict[str, str] = mesh.service_env()
+    for name in ("gateway", "asr", "alignment", "tajweed"):
+        port = env[f"MUAALEM_{name.upper()}_METRICS_PORT"]
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        assert "muaalem_grpc_requests_total" in body

@@ -1,0 +1,133 @@
+"""API keys (hashed, constant-time) and per-key limits, with a real Redis for the shared bucket."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import redis.asyncio as redis_async
+
+from services.common.config import ConfigError
+from services.common.errors import ResourceExhausted, Unauthenticated
+from services.gateway.auth import (
+    ConcurrencyLimiter,
+    Guard,
+    KeyStore,
+    RateLimiter,
+    bearer_token,
+    hash_key,
+    new_key,
+    parse_entries,
+)
+from tests.conftest import RedisServer
+
+
+def test_keys_are_stored_as_digests_and_identified(tmp_path: Path) -> None:
+    key = new_key()
+    keys_file = tmp_path / "keys"
+    keys_file.write_text(f"# partners\nacme:{hash_key(key)}\n")
+    store = KeyStore.load(str(keys_file), "")
+    assert key not in keys_file.read_text()
+    assert store.identify(key) == "acme"
+    with pytest.raises(Unauthenticated, match="not valid"):
+        store.identify(key + "x")
+    with pytest.raises(Unauthenticated, match="Bearer"):
+        store.identify(None)
+
+
+def test_inline_keys_add_to_the_file(tmp_path: Path) -> None:
+    a, b = new_key(), new_key()
+    keys_file = tmp_path / "keys"
+    keys_file.write_text(f"a:{hash_key(a)}\n")
+    store = KeyStore.load(str(keys_file), f"b:{hash_key(b)}")
+    assert (store.identify(a), store.identify(b)) == ("a", "b")
+
+
+def test_malformed_key_entries_are_refused_with_the_source_named() -> None:
+    with pytest.raises(ConfigError, match="MUAALEM_API_KEYS"):
+        parse_entries("acme:not-a-digest", "MUAALEM_API_KEYS")
+    with pytest.raises(ConfigError, match="cannot read"):
+        KeyStore.load("/nonexistent/keys", "")
+
+
+def test_no_keys_configured_means_open_access() -> None:
+    assert KeyStore.load("", "").identify(None) == "anonymous"
+
+
+def test_bearer_parsing() -> None:
+    assert bearer_token("Bearer abc") == "abc"
+    assert bearer_token("bearer  abc ") == "abc"
+    assert bearer_token("Basic abc") is None
+    assert bearer_token("Bearer ") is None
+    assert bearer_token(None) is None
+
+
+async def test_local_token_bucket_refuses_beyond_the_burst() -> None:
+    limiter = RateLimiter(rate=0.5, burst=3)
+    for _ in range(3):
+        await limiter.take("k")
+    with pytest.raises(ResourceExhausted, match="rate limit"):
+        await limiter.take("k")
+    await limiter.take("other-key")  # buckets are per key
+
+
+async def test_redis_token_bucket_is_shared_between_gateways(redis_server: RedisServer) -> None:
+    client = redis_async.Redis.from_url(redis_server.url)
+    name = f"shared-{new_key()}"
+    one, two = RateLimiter(0.1, 4, client), RateLimiter(0.1, 4, client)
+    await one.take(name)
+    await two.take(name)
+    await one.take(name)
+    await two.take(name)
+    with pytest.raises(ResourceExhausted):
+        await one.take(name)
+    assert await client.exists(f"muaalem:ratelimit:{name}") == 1
+    await client.aclose()
+
+
+async def test_redis_down_falls_back_to_the_local_bucket(redis_instance: RedisServer) -> None:
+    client = redis_async.Redis.from_url(redis_instance.url, socket_timeout=0.05, socket_connect_timeout=0.05)
+    limiter = RateLimiter(0.1, 2, client)
+    redis_instance.stop()
+    await limiter.take("k")
+    await limiter.take("k")
+    with pytest.raises(ResourceExhausted):
+        await limiter.take("k")
+    await client.aclose()
+
+
+async def test_concurrency_cap_per_key() -> None:
+    limiter = ConcurrencyLimiter(2)
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with limiter.hold("k"):
+            await release.wait()
+
+    tasks = [asyncio.create_task(hold()) for _ in range(2)]
+    await asyncio.sleep(0.01)
+    with pytest.raises(ResourceExhausted, match="in flight"):
+        async with limiter.hold("k"):
+            pass
+    async with limiter.hold("other"):
+        pass
+    release.set()
+    await asyncio.gather(*tasks)
+    async with limiter.hold("k"):
+        pass
+
+
+async def test_guard_checks_the_key_before_spending_rate() -> None:
+    key = new_key()
+    guard = Guard(KeyStore({hash_key(key): "p"}), RateLimiter(0.01, 1), ConcurrencyLimiter(4))
+    with pytest.raises(Unauthenticated):
+        async with guard.admit("Bearer wrong"):
+            pass
+    async with guard.admit(f"Bearer {key}") as name:
+        assert name == "p"
+    with pytest.raises(ResourceExhausted):
+        async with guard.admit(f"Bearer {key}"):
+            pass
+    async with guard.admit(f"Bearer {key}", metered=False):
+        pass
