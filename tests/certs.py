@@ -24,8 +24,22 @@ def _run(*args: str, cwd: Path) -> None:
 
 def _ca(directory: Path, name: str) -> tuple[Path, Path]:
     key, cert = directory / f"{name}.key", directory / f"{name}.pem"
-    _run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "2", "-subj", f"/CN={name}", cwd=directory)
+    _run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        str(key),
+        "-out",
+        str(cert),
+        "-days",
+        "2",
+        "-subj",
+        f"/CN={name}",
+        cwd=directory,
+    )
     return cert, key
 
 
@@ -33,10 +47,37 @@ def _leaf(directory: Path, name: str, ca: tuple[Path, Path], san: str) -> tuple[
     key, csr, cert = directory / f"{name}.key", directory / f"{name}.csr", directory / f"{name}.pem"
     ext = directory / f"{name}.ext"
     ext.write_text(f"subjectAltName={san}\nextendedKeyUsage=serverAuth,clientAuth\n")
-    _run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={name}",
-         cwd=directory)
-    _run("x509", "-req", "-in", str(csr), "-CA", str(ca[0]), "-CAkey", str(ca[1]), "-CAcreateserial",
-         "-out", str(cert), "-days", "2", "-extfile", str(ext), cwd=directory)
+    _run(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        str(key),
+        "-out",
+        str(csr),
+        "-subj",
+        f"/CN={name}",
+        cwd=directory,
+    )
+    _run(
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(ca[0]),
+        "-CAkey",
+        str(ca[1]),
+        "-CAcreateserial",
+        "-out",
+        str(cert),
+        "-days",
+        "2",
+        "-extfile",
+        str(ext),
+        cwd=directory,
+    )
     return cert, key
 
 
@@ -46,5 +87,11 @@ def make_certs(directory: Path) -> CertSet:
     other = _ca(directory, "other-ca")
     server = _leaf(directory, "server", ca, "DNS:localhost,IP:127.0.0.1")
     client = _leaf(directory, "gateway", ca, "DNS:gateway")
-    return CertSet(ca=ca[0], server_cert=server[0], server_key=server[1], client_cert=client[0],
-                   client_key=client[1], other_ca=other[0])
+    return CertSet(
+        ca=ca[0],
+        server_cert=server[0],
+        server_key=server[1],
+        client_cert=client[0],
+        client_key=client[1],
+        other_ca=other[0],
+    )
