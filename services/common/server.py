@@ -74,6 +74,7 @@ class MeshServer:
         self._on_stop = on_stop
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self._server: grpc.aio.Server | None = None
+        self._health_server: grpc.aio.Server | None = None
         self._metrics: metrics.MetricsEndpoint | None = None
         self._ready = asyncio.Event()
         self._stopped = asyncio.Event()
@@ -81,6 +82,7 @@ class MeshServer:
         self._startup_task: asyncio.Task[None] | None = None
         self._stopping = False
         self.port = 0
+        self.health_port = 0
 
     @property
     def service(self) -> str:
@@ -122,6 +124,8 @@ class MeshServer:
             raise OSError(f"{self.service}: cannot bind {target} (in use?)")
         await server.start()
         self._server = server
+        if self.settings.health_port >= 0:
+            await self._start_health_listener()
         self._metrics = metrics.start_endpoint(self.settings.host, self.settings.metrics_port)
         log.info(
             "listening",
@@ -133,6 +137,19 @@ class MeshServer:
             },
         )
         self._startup_task = asyncio.create_task(self._run_startup())
+
+    async def _start_health_listener(self) -> None:
+        """grpc.health.v1 alone, in plaintext: the kubelet's gRPC probes have no client certificate
+        to offer a port that requires mTLS. It shares the health servicer, so it says what the
+        main port says."""
+        probe = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, probe)
+        target = f"{self.settings.host}:{self.settings.health_port}"
+        self.health_port = probe.add_insecure_port(target)
+        if self.health_port == 0:
+            raise OSError(f"{self.service}: cannot bind the health port {target} (in use?)")
+        await probe.start()
+        self._health_server = probe
 
     async def _run_startup(self) -> None:
         try:
@@ -173,6 +190,8 @@ class MeshServer:
             await asyncio.sleep(self.settings.shutdown_delay_s)
         if self._server is not None:
             await self._server.stop(grace)
+        if self._health_server is not None:
+            await self._health_server.stop(None)
         if self._startup_task is not None and not self._startup_task.done():
             self._startup_task.cancel()
         if self._on_stop is not None:

@@ -62,6 +62,7 @@ class ServiceAddress:
     host: Setting[str]
     port: Setting[int]
     metrics_port: Setting[int]
+    health_port: Setting[int]
 
 
 def service_address(service: str, *, port: int, metrics_port: int) -> ServiceAddress:
@@ -78,6 +79,13 @@ def service_address(service: str, *, port: int, metrics_port: int) -> ServiceAdd
             f"MUAALEM_{upper}_METRICS_PORT",
             metrics_port,
             f"Prometheus `/metrics` port of the {service} process (-1 disables it).",
+            group=service,
+        ),
+        health_port=setting(
+            f"MUAALEM_{upper}_HEALTH_PORT",
+            -1,
+            f"Plaintext port where the {service} server answers grpc.health.v1 and nothing else, for "
+            "probes that cannot present a client certificate when mTLS is on (-1 disables it).",
             group=service,
         ),
     )
@@ -124,6 +132,7 @@ class ServerSettings:
     shutdown_delay_s: float
     max_concurrent_rpcs: int
     tls: TlsFiles
+    health_port: int = -1
 
     @classmethod
     def from_env(cls, service: str, environ: Mapping[str, str] | None = None) -> ServerSettings:
@@ -142,6 +151,7 @@ class ServerSettings:
             shutdown_delay_s=SHUTDOWN_DELAY_S.get(environ),
             max_concurrent_rpcs=MAX_CONCURRENT_RPCS.get(environ),
             tls=tls_from_env(environ),
+            health_port=address.health_port.get(environ),
         )
 
 

@@ -83,6 +83,25 @@ MAX_CONCURRENT_PER_KEY = setting(
 MAX_HTTP_BODY_MB = setting(
     "MUAALEM_MAX_HTTP_BODY_MB", 24.0, "Largest HTTP request body (base64 audio is 4/3 of the audio).", group="gateway"
 )
+STAGE_TLS_CERT = setting(
+    "MUAALEM_STAGE_TLS_CERT",
+    "",
+    "Client certificate the gateway presents to the stages (mTLS). Unset with MUAALEM_STAGE_TLS_CA: the"
+    " gateway uses MUAALEM_TLS_* for its stage channels too.",
+    group="gateway",
+)
+STAGE_TLS_KEY = setting("MUAALEM_STAGE_TLS_KEY", "", "Private key of MUAALEM_STAGE_TLS_CERT.", group="gateway")
+STAGE_TLS_CA = setting(
+    "MUAALEM_STAGE_TLS_CA",
+    "",
+    "CA that signed the stages' certificates: set, the gateway dials the stages over TLS with it, whatever its"
+    " own server does (so its public port need not demand client certificates).",
+    group="gateway",
+)
+STAGE_TLS_SERVER_NAME = setting(
+    "MUAALEM_STAGE_TLS_SERVER_NAME", "", "Name expected in the stages' certificates, when not their address.",
+    group="gateway",
+)
 MAX_STREAM_MB = setting(
     "MUAALEM_MAX_STREAM_MB", 256.0, "Largest audio upload through AssessStream, in MiB.", group="gateway"
 )
@@ -106,6 +125,7 @@ class GatewayConfig:
     max_concurrent_per_key: int
     max_http_body_bytes: int
     max_stream_bytes: int
+    # TLS of the gateway's channels to the stages (its own server uses ServerSettings.tls).
     tls: TlsFiles
 
     @classmethod
@@ -133,5 +153,19 @@ class GatewayConfig:
             max_concurrent_per_key=MAX_CONCURRENT_PER_KEY.get(environ),
             max_http_body_bytes=int(MAX_HTTP_BODY_MB.get(environ) * 1024 * 1024),
             max_stream_bytes=int(MAX_STREAM_MB.get(environ) * 1024 * 1024),
-            tls=tls_from_env(environ),
+            tls=_stage_tls(environ),
         )
+
+
+def _stage_tls(environ: Mapping[str, str] | None) -> TlsFiles:
+    """The stage channels' TLS: MUAALEM_STAGE_TLS_* when its CA is set, else the process-wide
+    MUAALEM_TLS_* (one identity for serving and calling, the simple setup)."""
+    ca = STAGE_TLS_CA.get(environ)
+    if not ca:
+        return tls_from_env(environ)
+    return TlsFiles(
+        cert=STAGE_TLS_CERT.get(environ),
+        key=STAGE_TLS_KEY.get(environ),
+        ca=ca,
+        server_name=STAGE_TLS_SERVER_NAME.get(environ),
+    )
