@@ -1,0 +1,83 @@
+"""The tajweed core: one request in, findings and the reciter's tempo out. No transport here."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from services.tajweed import energy as energy_measures
+from services.tajweed import explain, ghunnah, madd, qalqalah, shadda, tempo, waqf
+from services.tajweed.analysis import Analysis
+from services.tajweed.config import TajweedConfig
+from services.tajweed.matching import match
+from services.tajweed.model import VALIDATORS, Finding, ValidateInput, ValidateResult, Verdict
+from services.tajweed.phonetics import phonetic_index
+from services.tajweed.rules import madd_targets
+from services.tajweed.timeline import build_timeline
+
+
+class TajweedValidator:
+    def __init__(self, config: TajweedConfig) -> None:
+        self.config = config
+
+    def analyse(self, request: ValidateInput, timings: dict[str, float] | None = None) -> Analysis:
+        """Everything the validators share; `timings` collects the stages' milliseconds."""
+        spent = timings if timings is not None else {}
+        config = self.config
+        reference = request.reference
+
+        started = time.perf_counter()
+        index = phonetic_index(reference)
+        spent["phonetic_index"] = (time.perf_counter() - started) * 1000
+
+        started = time.perf_counter()
+        alignment = request.alignment
+        profile = None
+        if request.energy is not None:
+            speech = None
+            if alignment is not None:
+                speech = (alignment.tokens[0].start_s, alignment.tokens[-1].end_s)
+            profile = energy_measures.profile(request.energy.db, request.energy.hop_s, speech, config.silence_drop_db)
+        timeline = None
+        if alignment is not None:
+            timeline = build_timeline(reference, alignment, profile, config.min_pause_s)
+        targets = tuple(madd_targets(reference))
+        lengthened = frozenset(t.group for t in targets)
+        estimated = tempo.estimate(reference, timeline, config, lengthened)
+        group_match = match(reference, request.decode) if request.decode is not None else None
+        spent["analysis"] = (time.perf_counter() - started) * 1000
+        return Analysis(
+            request=request,
+            config=config,
+            index=index,
+            timeline=timeline,
+            energy=profile,
+            tempo=estimated,
+            match=group_match,
+            madd=targets,
+            lengthened=lengthened,
+            frame_s=alignment.frame_s if alignment is not None else config.frame_s,
+        )
+
+    def validate(self, request: ValidateInput) -> ValidateResult:
+        timings: dict[str, float] = {}
+        analysis = self.analyse(request, timings)
+        runners: dict[str, Callable[[Analysis], list[Finding]]] = {
+            "madd": lambda a: madd.validate(a, request.options.madd_tolerance_harakat),
+            "shadda": shadda.validate,
+            "ghunnah": ghunnah.validate,
+            "qalqalah": qalqalah.validate,
+            "waqf": waqf.validate,
+            "explain_error": explain.validate,
+        }
+        findings: list[Finding] = []
+        for name in VALIDATORS:
+            if name not in request.options.validators:
+                continue
+            started = time.perf_counter()
+            findings.extend(runners[name](analysis))
+            timings[name] = (time.perf_counter() - started) * 1000
+        if not request.options.include_correct:
+            findings = [f for f in findings if f.verdict != Verdict.CORRECT]
+        findings.sort(key=lambda f: (f.phoneme_start, f.phoneme_end, VALIDATORS.index(f.source)))
+        return ValidateResult(findings=tuple(findings), tempo=analysis.tempo, timings_ms=timings)

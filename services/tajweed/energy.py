@@ -1,0 +1,143 @@
+"""Short-time energy of a recording, and the measures the tajweed checks read from it.
+
+`energy_envelope` is what the gateway computes while the ASR runs (numpy only, vectorised
+with a cumulative sum, so a minute of audio takes milliseconds). Frame i is centred on
+i * hop_s (the signal is zero-padded by half a window at either end), which makes
+"the frame at time t" simply round(t / hop_s).
+
+Levels are relative to the recording itself: silence is a frame far below the loud
+frames of the recitation, so the checks do not depend on the microphone's gain.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+# RMS of 1e-5 (-100 dBFS) stands for digital silence instead of -inf.
+FLOOR_DB = -100.0
+_FLOOR_POWER = 10.0 ** (FLOOR_DB / 10.0)
+
+
+def energy_envelope(
+    samples: npt.NDArray[np.floating], sample_rate: int = 16000, hop_s: float = 0.01, win_s: float = 0.025
+) -> tuple[npt.NDArray[np.float32], float]:
+    """RMS energy in dBFS per hop of mono float samples in [-1, 1]; returns (db, actual hop in seconds)."""
+    x = np.asarray(samples, dtype=np.float64)
+    if x.ndim != 1:
+        raise ValueError(f"samples must be one-dimensional (mono), got shape {x.shape}")
+    if sample_rate <= 0 or hop_s <= 0 or win_s <= 0:
+        raise ValueError("sample_rate, hop_s and win_s must be positive")
+    hop = max(1, round(hop_s * sample_rate))
+    win = max(1, round(win_s * sample_rate))
+    frames = 1 + len(x) // hop
+    half = win // 2
+    padded = np.zeros(len(x) + win + hop, dtype=np.float64)
+    padded[half : half + len(x)] = x
+    cumulative = np.concatenate(([0.0], np.cumsum(padded * padded)))
+    starts = np.arange(frames) * hop
+    power = (cumulative[starts + win] - cumulative[starts]) / win
+    db = 10.0 * np.log10(np.maximum(power, _FLOOR_POWER))
+    return db.astype(np.float32), hop / sample_rate
+
+
+@dataclass(frozen=True)
+class EnergyProfile:
+    """An envelope with the recording's loud level and silence threshold."""
+
+    db: npt.NDArray[np.float32]
+    hop_s: float
+    loud_db: float
+    silence_db: float
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.db) * self.hop_s
+
+    def frame(self, t: float) -> int:
+        return int(np.clip(round(t / self.hop_s), 0, len(self.db)))
+
+    def window(self, start_s: float, end_s: float) -> npt.NDArray[np.float32]:
+        return self.db[self.frame(start_s) : max(self.frame(start_s), self.frame(end_s))]
+
+    def silent_runs(self, start_s: float, end_s: float, min_s: float) -> list[tuple[float, float]]:
+        """Runs of silence at least min_s long inside [start_s, end_s), in seconds."""
+        lo, hi = self.frame(start_s), self.frame(end_s)
+        if hi <= lo:
+            return []
+        quiet = np.concatenate(([False], self.db[lo:hi] < self.silence_db, [False]))
+        edges = np.flatnonzero(np.diff(quiet.astype(np.int8)))
+        runs = edges.reshape(-1, 2)
+        min_frames = max(1, round(min_s / self.hop_s))
+        return [
+            ((lo + int(a)) * self.hop_s, (lo + int(b)) * self.hop_s) for a, b in runs if b - a >= min_frames
+        ]
+
+    def speech_end(self, after_s: float, min_silence_s: float) -> float:
+        """Start of the first lasting silence after `after_s`, or the end of the recording."""
+        runs = self.silent_runs(after_s, self.duration_s, min_silence_s)
+        return runs[0][0] if runs else self.duration_s
+
+
+def profile(
+    db: npt.NDArray[np.float32], hop_s: float, speech: tuple[float, float] | None, silence_drop_db: float
+) -> EnergyProfile:
+    """Loud level (95th percentile over the speech span) and the silence threshold below it.
+
+    The threshold is `silence_drop_db` under the loud level, raised to 6 dB over the noise
+    floor (5th percentile) for noisy recordings, but never within 10 dB of the loud level.
+    """
+    if len(db) == 0:
+        return EnergyProfile(db=db, hop_s=hop_s, loud_db=FLOOR_DB, silence_db=FLOOR_DB)
+    if speech is not None:
+        lo = int(np.clip(round(speech[0] / hop_s), 0, len(db) - 1))
+        hi = int(np.clip(round(speech[1] / hop_s), lo + 1, len(db)))
+        region = db[lo:hi]
+    else:
+        region = db
+    loud = float(np.percentile(region, 95))
+    floor = float(np.percentile(db, 5))
+    silence = min(loud - 10.0, max(loud - silence_drop_db, floor + 6.0))
+    return EnergyProfile(db=db, hop_s=hop_s, loud_db=loud, silence_db=silence)
+
+
+@dataclass(frozen=True)
+class Burst:
+    """A closure (energy minimum) and the release after it, in dB."""
+
+    closure_db: float
+    release_db: float
+    closure_s: float
+
+    @property
+    def rise_db(self) -> float:
+        return self.release_db - self.closure_db
+
+
+def burst(energy: EnergyProfile, start_s: float, end_s: float) -> Burst | None:
+    """The largest rise of energy from a dip to a later peak inside [start_s, end_s).
+
+    For a qalqalah letter the window is the letter's group: the dip is its closure and the
+    rise the release ("bounce") after it. A letter held without release, or a continuant,
+    only decays, and its rise is ~0 dB; measuring the rise from the running minimum keeps
+    a decaying tail after the release from hiding it. None below two frames.
+    """
+    lo = energy.frame(start_s)
+    window = energy.window(start_s, end_s).astype(np.float64)
+    if len(window) < 2:
+        return None
+    running_min = np.minimum.accumulate(window)
+    peak = int(np.argmax(window - running_min))
+    low = int(np.argmin(window[: peak + 1]))
+    return Burst(
+        closure_db=float(window[low]), release_db=float(window[peak]), closure_s=(lo + low) * energy.hop_s
+    )
+
+
+def tail_fall_db(energy: EnergyProfile, tail_s: float = 0.05) -> float:
+    """How far the last `tail_s` of the recording (its median frame) is below its loud level, in dB."""
+    frames = max(1, round(tail_s / energy.hop_s))
+    tail = energy.db[-frames:]
+    return energy.loud_db - float(np.median(tail)) if len(tail) else 0.0

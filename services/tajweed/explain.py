@@ -1,0 +1,145 @@
+"""Letter and haraka errors from quran-transcript's explain_error, as findings.
+
+explain_error aligns the decoded groups on the reference groups (on their first letter)
+and classifies each difference: normal (a letter substituted, deleted or inserted),
+tashkeel (a haraka), tajweed (a group that carries a rule). Kept here:
+- normal and tashkeel errors, except a difference in how many times the same letter is
+  repeated with the same mark (للَ heard as لَ): that is a length (shadda, ghunnah,
+  madd) and its validator judges it with the timing as well;
+- tajweed-typed errors where the letter itself changed, or a group other than a madd was
+  deleted: a letter error on a group that happens to carry a rule. A madd's or
+  qalqalah's own shortcomings are left to their validators.
+Costs: explain_error takes well under a millisecond for an ayah; its mappings are
+rebuilt once per reference (phonetics.py).
+"""
+
+from __future__ import annotations
+
+from quran_transcript import explain_error
+from quran_transcript.phonetics.error_explainer import ReciterError
+
+from services.tajweed import phonetics
+from services.tajweed.analysis import Analysis
+from services.tajweed.matching import DecodedGroup
+from services.tajweed.model import Finding, Measured, RuleKind, Verdict
+
+SOURCE = "explain_error"
+_DEFAULT_CONFIDENCE = 0.7
+
+_VERDICTS = {"insert": Verdict.EXTRA, "delete": Verdict.MISSING, "replace": Verdict.WRONG}
+
+
+def _split(group: str) -> tuple[str, int, str]:
+    core = group[0]
+    count = len(group) - len(group.lstrip(core))
+    return core, count, group[count:]
+
+
+def _only_length_differs(expected: str, heard: str) -> bool:
+    if not expected or not heard:
+        return False
+    core, count, mark = _split(expected)
+    heard_core, heard_count, heard_mark = _split(heard)
+    return core == heard_core and mark == heard_mark and count != heard_count
+
+
+def _kept(error: ReciterError) -> bool:
+    expected, heard = error.expected_ph, error.preditected_ph
+    if _only_length_differs(expected, heard):
+        return False
+    if expected and heard and phonetics.HIDDEN_TO_CLEAR.get(expected[0]) == heard[0]:
+        return False
+    if error.error_type in ("normal", "tashkeel"):
+        return True
+    if error.speech_error_type == "delete":
+        return bool(expected) and expected[0] not in phonetics.MADD_SYMBOLS
+    return bool(expected and heard) and expected[0] != heard[0]
+
+
+def _heard_groups(analysis: Analysis, error: ReciterError) -> list[DecodedGroup]:
+    match = analysis.match
+    if match is None or not error.preditected_ph:
+        return []
+    phonemes = analysis.reference.phonemes
+    start = error.ph_pos[0]
+    if error.ph_pos[1] <= start:  # inserted between reference groups
+        ref_group = analysis.reference.group_at(start).index if start < len(phonemes) else len(
+            analysis.reference.groups
+        )
+        inserted = [match.decoded[i] for i in match.inserted_before.get(ref_group, ())]
+        return [g for g in inserted if g.phonemes == error.preditected_ph] or inserted[:1]
+    decoded = match.of(analysis.reference.group_at(start).index)
+    return [decoded] if decoded is not None else []
+
+
+def _confidence(analysis: Analysis, error: ReciterError, heard: list[DecodedGroup]) -> float:
+    votes = [p for p in (g.mean_prob() for g in heard) if p is not None]
+    alignment = analysis.request.alignment
+    start, end = error.ph_pos
+    if alignment is not None and end > start:
+        # The aligner's posterior for what should have been said: low when it was not.
+        gop = [t.gop for t in alignment.tokens[start:end]]
+        votes.append(1.0 - sum(gop) / len(gop))
+    return sum(votes) / len(votes) if votes else _DEFAULT_CONFIDENCE
+
+
+def _texts(rule: RuleKind, verdict: Verdict, expected: str, heard: str) -> tuple[str, str]:
+    if rule == RuleKind.TASHKEEL:
+        if verdict == Verdict.EXTRA:
+            return f"حركة زائدة: «{heard}» بدل «{expected}»", f"Extra haraka: heard {heard} instead of {expected}"
+        if verdict == Verdict.MISSING:
+            return f"حركة ناقصة: «{heard}» بدل «{expected}»", f"Missing haraka: heard {heard} instead of {expected}"
+        return f"خطأ في الحركة: «{heard}» بدل «{expected}»", f"Haraka: heard {heard} instead of {expected}"
+    if verdict == Verdict.EXTRA:
+        if expected:
+            return f"زيادة: «{heard}» بدل «{expected}»", f"Extra sound: heard {heard} instead of {expected}"
+        return f"زيادة: «{heard}» ليست في النص", f"Extra: {heard} is not in the text"
+    if verdict == Verdict.MISSING:
+        return f"حذف: لم يُقرأ «{expected}»", f"Missing: {expected} was not recited"
+    return f"خطأ في النطق: «{heard}» بدل «{expected}»", f"Pronunciation: heard {heard} instead of {expected}"
+
+
+def validate(analysis: Analysis) -> list[Finding]:
+    request = analysis.request
+    if request.decode is None:
+        return []
+    reference = analysis.reference
+    errors = explain_error(reference.uthmani, reference.phonemes, request.decode.phonemes, analysis.index.mappings)
+    findings: list[Finding] = []
+    for error in errors:
+        if not _kept(error):
+            continue
+        rule = RuleKind.TASHKEEL if error.error_type == "tashkeel" else RuleKind.PRONUNCIATION
+        verdict = _VERDICTS[error.speech_error_type]
+        start, end = error.ph_pos
+        heard = _heard_groups(analysis, error)
+        time_span = analysis.range_time(start, end)
+        if end <= start and heard:
+            time_span = heard[0].time_span(analysis.frame_s) or time_span
+        anchor = min(start, len(reference.phonemes) - 1)
+        rule_name = f"{error.error_type} {error.speech_error_type}"
+        if error.ref_tajweed_rules:
+            rule_name += f" ({error.ref_tajweed_rules[0].name.en})"
+        ar, en = _texts(rule, verdict, error.expected_ph, error.preditected_ph)
+        findings.append(
+            Finding(
+                rule=rule,
+                rule_name=rule_name,
+                word_index=reference.group_at(anchor).word_index,
+                text_span=(int(error.uthmani_pos[0]), int(error.uthmani_pos[1])),
+                time_span=time_span,
+                expected_harakat=(),
+                expected_text=error.expected_ph,
+                measured=Measured(text=error.preditected_ph),
+                verdict=verdict,
+                confidence=_confidence(analysis, error, heard),
+                message_ar=ar,
+                message_en=en,
+                phoneme_start=start,
+                phoneme_end=end,
+                expected_phonemes=error.expected_ph,
+                heard_phonemes=error.preditected_ph,
+                source=SOURCE,
+            )
+        )
+    return findings

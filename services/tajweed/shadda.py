@@ -1,0 +1,105 @@
+"""Shadda: a doubled consonant (للَ) must be held about one consonant longer than a single one.
+
+Duration: a voweled group with a single consonant (لَ) lasts one haraka, a doubled one
+(للَ) a haraka plus a consonant; unvoweled, one or two consonants. So the group's hold in
+consonant lengths is 1 + (duration - single-letter duration) / consonant_s, where
+consonant_s is this reciter's single sakin consonant (tempo.py). It counts as doubled
+from `shadda_threshold` (1.5). Symbols: whether the model decoded the letter twice.
+Nasal doubled letters (ننننَ) are judged by the ghunnah validator instead.
+"""
+
+from __future__ import annotations
+
+from services.tajweed import messages, phonetics
+from services.tajweed.analysis import Analysis
+from services.tajweed.evidence import fuse_presence, normal_cdf
+from services.tajweed.model import Finding, Measured, RuleKind, Verdict
+
+SOURCE = "shadda"
+_MIN_SD = 0.25
+_NAME_AR = "الشدة"
+_NAME_EN = "Shadda"
+
+
+def _symbol_vote(count: int, prob: float | None) -> float:
+    confidence = min(max(prob if prob is not None else 0.8, 0.55), 0.99)
+    return confidence if count >= 2 else 1.0 - confidence
+
+
+def validate(analysis: Analysis) -> list[Finding]:
+    config = analysis.config
+    tempo = analysis.tempo
+    reference = analysis.reference
+    findings: list[Finding] = []
+    for group in reference.groups:
+        if (
+            group.count != 2
+            or group.core not in phonetics.CONSONANTS
+            or group.index in analysis.lengthened
+            or phonetics.is_ghunnah_group(group)
+        ):
+            continue
+        votes: list[float] = []
+        held: float | None = None
+        duration_s: float | None = None
+        if analysis.timeline is not None:
+            duration_s = analysis.timeline.duration(group.index)
+            single = tempo.haraka_s if phonetics.is_voweled(group) else tempo.consonant_s
+            held = 1.0 + (duration_s - single) / tempo.consonant_s
+            spread = max(_MIN_SD, config.duration_rel_sd * duration_s / tempo.consonant_s)
+            votes.append(normal_cdf((held - config.shadda_threshold) / spread))
+        decoded = analysis.decoded(group.index)
+        count: int | None = None
+        if decoded is not None and decoded.core == group.core:
+            count = decoded.count_of(group.core)
+            votes.append(_symbol_vote(count, decoded.mean_prob()))
+        presence = fuse_presence(votes)
+        if presence is None:
+            continue
+        verdict = (
+            Verdict.UNCERTAIN if presence.present is None else Verdict.CORRECT if presence.present else Verdict.MISSING
+        )
+        letter = group.core
+        parts = []
+        if held is not None:
+            parts.append(
+                f"held {messages.num(held, 2)} consonant lengths (single consonant "
+                f"{messages.num(tempo.consonant_s, 3)} s)"
+            )
+        if count is not None:
+            parts.append(f"decoded {count}x {letter}")
+        if verdict == Verdict.CORRECT:
+            ar, en = f"{_NAME_AR} على {letter}: صحيحة", f"Shadda on {letter}: right"
+        elif verdict == Verdict.MISSING:
+            ar = f"{_NAME_AR} على {letter}: لم تُشدَّد، نُطق الحرف مرة واحدة"
+            en = f"Shadda on {letter}: missing, the letter was not doubled"
+        else:
+            ar = f"{_NAME_AR} على {letter}: المدة والرموز غير متفقتين"
+            en = f"Shadda on {letter}: the timing and the decoded letters disagree"
+        findings.append(
+            Finding(
+                rule=RuleKind.SHADDA,
+                rule_name=_NAME_EN,
+                word_index=group.word_index,
+                text_span=analysis.group_text_span(group.index),
+                time_span=analysis.group_time(group.index),
+                expected_harakat=(),
+                expected_text="the letter doubled: held about two consonant lengths",
+                measured=Measured(
+                    duration_harakat=duration_s / tempo.haraka_s if duration_s is not None else None,
+                    symbol_count=float(count) if count is not None else None,
+                    duration_s=duration_s,
+                    text="; ".join(parts),
+                ),
+                verdict=verdict,
+                confidence=presence.confidence,
+                message_ar=ar,
+                message_en=en,
+                phoneme_start=group.start,
+                phoneme_end=group.end,
+                expected_phonemes=group.phonemes,
+                heard_phonemes=decoded.phonemes if decoded is not None else "",
+                source=SOURCE,
+            )
+        )
+    return findings

@@ -1,0 +1,107 @@
+"""Letter and haraka errors from quran-transcript's explain_error, as findings; and the real
+model's decode of test.wav (its prediction equals the reference)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from services.common.pb import common_pb2
+from services.tajweed.model import RuleKind, Verdict
+from tests.conftest import FIXTURES_DIR
+from tests.tajweed import synth
+
+
+def _errors(decoded: str):  # type: ignore[no-untyped-def]
+    ref = synth.reference(112, 1)
+    timing = synth.alignment(ref, synth.natural_durations(ref, 0.3, 0.18))
+    result = synth.validate(synth.request(ref, timing, synth.decode(decoded, prob=0.9), validators=["explain_error"]))
+    return ref, result.findings
+
+
+def test_substitution() -> None:
+    ref, findings = _errors("كُ" + synth.reference(112, 1).phonemes[2:])
+    [finding] = findings
+    assert (finding.rule, finding.verdict) == (RuleKind.PRONUNCIATION, Verdict.WRONG)
+    assert (finding.expected_phonemes, finding.heard_phonemes) == ("قُ", "كُ")
+    assert ref.uthmani[finding.text_span[0] : finding.text_span[1]] == "قُ"
+    assert finding.word_index == 0 and finding.source == "explain_error"
+    assert finding.rule_name == "normal replace"
+    assert "كُ" in finding.message_ar and "instead of" in finding.message_en
+    assert finding.time_span is not None and finding.time_span[0] == pytest.approx(0.3, abs=0.04)
+
+
+def test_deletion_and_insertion() -> None:
+    ref = synth.reference(112, 1)
+    hu = synth.group_index(ref, "هُ")
+    _, findings = _errors(synth.replace_group(ref, hu, ""))
+    [missing] = findings
+    assert (missing.rule, missing.verdict, missing.expected_phonemes) == (RuleKind.PRONUNCIATION, Verdict.MISSING, "هُ")
+    assert missing.word_index == 1
+    _, findings = _errors(synth.replace_group(ref, hu, "زَهُ"))
+    [extra] = findings
+    assert (extra.verdict, extra.heard_phonemes, extra.phoneme_start, extra.phoneme_end) == (
+        Verdict.EXTRA, "زَ", ref.groups[hu].phoneme_start, ref.groups[hu].phoneme_start
+    )
+    # Where the inserted tokens were decoded: frames 2 x position, 40 ms each.
+    assert extra.time_span == (2 * ref.groups[hu].phoneme_start * 0.04, (2 * ref.groups[hu].phoneme_start + 3) * 0.04)
+
+
+def test_tashkeel() -> None:
+    ref = synth.reference(112, 1)
+    _, findings = _errors("قَ" + ref.phonemes[2:])
+    [finding] = findings
+    assert (finding.rule, finding.verdict, finding.heard_phonemes) == (RuleKind.TASHKEEL, Verdict.WRONG, "قَ")
+    # A vowel on the sakin lam of قُلْ.
+    lam = synth.group_index(ref, "ل")
+    _, findings = _errors(synth.replace_group(ref, lam, "لَ"))
+    [added] = findings
+    assert (added.rule, added.verdict) == (RuleKind.TASHKEEL, Verdict.EXTRA)
+
+
+def test_lengths_are_left_to_their_validators() -> None:
+    ref = synth.reference(112, 1)
+    shadda = synth.group_index(ref, "للَ")
+    assert not _errors(synth.replace_group(ref, shadda, "لَ"))[1]
+    assert not _errors(ref.phonemes[:-1])[1]  # qalqalah missing
+    madd = synth.group_index(ref, "اا")
+    assert not _errors(synth.replace_group(ref, madd, "اااا"))[1]
+
+
+def test_real_model_output_on_test_wav() -> None:
+    data = json.loads((FIXTURES_DIR / "test_wav_real_model_output.json").read_text(encoding="utf-8"))
+    predicted = data["predicted"]
+    attrs = data["reference"]["moshaf"]
+    ref = synth.words_reference(
+        8, 75, 17, 9,
+        madd_monfasel_len=attrs["madd_monfasel_len"],
+        madd_mottasel_len=attrs["madd_mottasel_len"],
+        madd_mottasel_waqf=attrs["madd_mottasel_waqf"],
+        madd_aared_len=attrs["madd_aared_len"],
+    )
+    assert ref.phonemes == data["reference"]["phonemes"]
+    levels = [k for k in predicted["sifat"][0] if k != "phonemes_group"]
+    decode = common_pb2.Decode(
+        phonemes=predicted["phonemes"],
+        tokens=[
+            common_pb2.DecodedToken(phoneme=p, id=i, prob=prob, start_frame=2 * n, end_frame=2 * n + 1)
+            for n, (p, i, prob) in enumerate(
+                zip(predicted["phonemes"], predicted["ids"], predicted["probs"], strict=True)
+            )
+        ],
+        sifat=[
+            common_pb2.Sifat(
+                phonemes_group=s["phonemes_group"],
+                **{level: common_pb2.SifaValue(label=s[level]["text"], prob=s[level]["prob"]) for level in levels},
+            )
+            for s in predicted["sifat"]
+        ],
+    )
+    req = synth.request(ref, None, decode, validators=["madd", "ghunnah", "explain_error"], duration_s=8.77)
+    findings = synth.validate(req).findings
+    assert not [f for f in findings if f.verdict != Verdict.CORRECT]
+    kinds = {f.rule for f in findings}
+    assert {RuleKind.MADD_TABEEI, RuleKind.MADD_MUTTASIL, RuleKind.GHUNNAH, RuleKind.IQLAB, RuleKind.IDGHAM} <= kinds
+    ghunnah = [f for f in findings if f.source == "ghunnah"]
+    assert all(f.measured.sifa_prob is not None and f.measured.sifa_prob > 0.5 for f in ghunnah)
