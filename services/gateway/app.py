@@ -103,6 +103,14 @@ class GatewayApp:
             reply.model_version.CopyFrom(self.assessor.versions.model)
         return reply
 
+    def warm_up(self) -> None:
+        """Loads what the first assessment would otherwise pay for: the Quran text and the
+        phonetizer (one reference build) and the phonetic-search index of the content check."""
+        from services.gateway.reference import builder, moshaf, targets
+
+        builder.build_reference(targets.ayah_target(1, 1), moshaf.default_values())
+        self.assessor.verifier.finder.load()
+
     async def close(self) -> None:
         await self.stages.close()
         await self.references.close()

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import numpy as np
 
+from services.alignment.thresholds import problems as threshold_problems
+from services.alignment.vocabulary import default_vocabulary
 from services.common import context
 from services.common.audio import DecodedAudio, decode_bytes, decode_pcm, peak_dbfs
-from services.common.errors import InvalidArgument, MeshError
+from services.common.errors import FailedPrecondition, InvalidArgument, MeshError
 from services.common.pb import alignment_pb2, asr_pb2, common_pb2, gateway_pb2, tajweed_pb2
 from services.common.tensors import to_proto
 from services.gateway.config import GatewayConfig
@@ -31,6 +34,7 @@ from services.gateway.stage_run import StageLedger
 from services.gateway.stages import Stages, stage_timeout
 from services.gateway.verification import ContentVerifier
 from services.tajweed.energy import energy_envelope
+from services.tajweed.model import VALIDATORS
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,24 @@ def decode_audio(audio: common_pb2.Audio, *, max_duration_s: float) -> DecodedAu
             min_duration_s=0.1,
         )
     raise InvalidArgument("audio is missing: set audio.content (a file) or audio.pcm (raw samples)")
+
+
+def check_options(options: gateway_pb2.AssessOptions) -> None:
+    """The caller's options, checked here: a stage that refused them later would only leave a
+    partial answer, not tell the caller what to fix."""
+    if options.HasField("content_threshold") and not 0.0 <= options.content_threshold <= 1.0:
+        raise InvalidArgument(f"options.content_threshold must be within 0..1, got {options.content_threshold}")
+    unknown = sorted(set(options.validators) - set(VALIDATORS))
+    if unknown:
+        raise InvalidArgument(f"options.validators: unknown {unknown}; valid: {', '.join(VALIDATORS)}")
+    align = options.align
+    if align.band_frames < 0:
+        raise InvalidArgument(f"options.align.band_frames must be >= 0, got {align.band_frames}")
+    if align.HasField("default_threshold") and not math.isfinite(align.default_threshold):
+        raise InvalidArgument(f"options.align.default_threshold must be finite, got {align.default_threshold}")
+    wrong = threshold_problems(dict(align.thresholds), default_vocabulary())
+    if wrong:
+        raise InvalidArgument("options.align.thresholds: " + "; ".join(wrong))
 
 
 class ModelVersionTracker:
@@ -117,9 +139,10 @@ class Assessor:
     async def assess(self, request: gateway_pb2.AssessRequest, *, streamed: bool = False) -> gateway_pb2.Assessment:
         started = time.perf_counter()
         ledger = StageLedger()
-        # Validation first: a bad target or attribute costs nothing downstream.
+        # Validation first: a bad target, attribute or option costs nothing downstream.
         targets.target_from_proto(request.target)
         moshaf_mod.to_dict(request.moshaf if request.HasField("moshaf") else None)
+        check_options(request.options)
 
         audio_started = time.perf_counter()
         limit = self.max_stream_audio_s if streamed else self.max_audio_s
@@ -252,7 +275,8 @@ class Assessor:
             include_log_probs=True,
             levels=["phonemes"],
             force_segmentation=options.force_segmentation,
-            detect_completeness="waqf" in options.validators or not options.validators,
+            detect_completeness=self.config.completeness_check
+            and ("waqf" in options.validators or not options.validators),
         )
         pcm = audio.samples.astype("<f4").tobytes()
         layout = common_pb2.RawPcm(sample_rate_hz=16_000, channels=1, encoding=common_pb2.PCM_ENCODING_F32LE)
@@ -292,7 +316,9 @@ class Assessor:
         async def call() -> alignment_pb2.AlignResponse:
             return await self.stages.align(request, stage_timeout(reserve))
 
-        reply = await ledger.run("alignment", call, timings=lambda r: r.timings)
+        # The aligner refuses only audio that cannot hold the passage (too few frames for its
+        # phonemes): that is the caller's input, not an outage, so no partial answer hides it.
+        reply = await ledger.run("alignment", call, timings=lambda r: r.timings, raises=(FailedPrecondition,))
         return reply.alignment if reply is not None else None
 
     async def _validate(

@@ -59,6 +59,13 @@ MIN_PEAK_DBFS = setting(
     "Audio whose loudest sample is below this level is rejected as silence.",
     group="gateway",
 )
+COMPLETENESS_CHECK = setting(
+    "MUAALEM_COMPLETENESS_CHECK",
+    False,
+    "Ask the asr stage to run the pause segmenter on every recitation, so the waqf check also knows whether"
+    " the recording ended mid-speech. One more model pass: cheap on a GPU, doubles the work on a CPU.",
+    group="gateway",
+)
 API_KEYS_FILE = setting(
     "MUAALEM_API_KEYS_FILE",
     "",
@@ -118,6 +125,7 @@ class GatewayConfig:
     fusion_reserve_s: float
     content_threshold: float
     min_peak_dbfs: float
+    completeness_check: bool
     api_keys_file: str
     api_keys: str
     rate_limit_rps: float
@@ -146,6 +154,7 @@ class GatewayConfig:
             fusion_reserve_s=FUSION_RESERVE_S.get(environ),
             content_threshold=threshold,
             min_peak_dbfs=MIN_PEAK_DBFS.get(environ),
+            completeness_check=COMPLETENESS_CHECK.get(environ),
             api_keys_file=API_KEYS_FILE.get(environ),
             api_keys=API_KEYS.get(environ),
             rate_limit_rps=RATE_LIMIT_RPS.get(environ),

@@ -38,7 +38,32 @@ def _span(span: common_pb2.TimeSpan) -> str:
     return f"{span.start_s:5.2f}-{span.end_s:5.2f} s" if span.end_s > 0 else ""
 
 
-def render(assessment: gateway_pb2.Assessment, console: Console | None = None) -> None:
+_LETTER_RULES = {common_pb2.RULE_PRONUNCIATION, common_pb2.RULE_TASHKEEL}
+
+
+def _merge_extras(errors: list[gateway_pb2.ErrorItem]) -> list[gateway_pb2.ErrorItem]:
+    """Consecutive inserted sounds in one word read as one line ("extra: ابت"), not one line each."""
+    merged: list[gateway_pb2.ErrorItem] = []
+    for error in errors:
+        previous = merged[-1] if merged else None
+        if (
+            previous is not None
+            and not error.expected
+            and not previous.expected
+            and previous.word_index == error.word_index
+            and previous.kind == error.kind
+        ):
+            previous.heard += error.heard
+            previous.time_span.end_s = max(previous.time_span.end_s, error.time_span.end_s)
+            previous.message_en = f"Extra sounds not in the text: {previous.heard}"
+            continue
+        copy = gateway_pb2.ErrorItem()
+        copy.CopyFrom(error)
+        merged.append(copy)
+    return merged
+
+
+def render(assessment: gateway_pb2.Assessment, console: Console | None = None, max_rows: int = 30) -> None:
     console = console or Console()
     parts: list[Any] = []
     if assessment.model_version.dev_weights:
@@ -76,11 +101,12 @@ def render(assessment: gateway_pb2.Assessment, console: Console | None = None) -
         )
     parts.append(Panel(Group(*body), title="recitation", border_style="cyan"))
 
-    if assessment.errors:
+    errors = _merge_extras(list(assessment.errors))
+    if errors:
         table = Table(title="errors", show_lines=False)
         for column in ("word", "kind", "rule", "expected", "heard", "when", "note"):
             table.add_column(column)
-        for error in assessment.errors:
+        for error in errors[:max_rows]:
             table.add_row(
                 error.word,
                 error.kind,
@@ -91,14 +117,18 @@ def render(assessment: gateway_pb2.Assessment, console: Console | None = None) -
                 error.message_en,
             )
         parts.append(table)
+        if len(errors) > max_rows:
+            parts.append(Text(f"... and {len(errors) - max_rows} more errors (--json shows all)", style="grey50"))
     else:
         parts.append(Text("no errors found", style="green"))
 
-    if assessment.findings:
-        rules = Table(title="rules checked")
+    # Letter and haraka findings are the error table's; this table is for the tajweed rules.
+    rule_findings = [f for f in assessment.findings if f.rule not in _LETTER_RULES]
+    if rule_findings:
+        rules = Table(title="tajweed rules checked")
         for column in ("word", "rule", "expected", "measured (duration | symbols)", "verdict", "confidence"):
             rules.add_column(column)
-        for finding in assessment.findings:
+        for finding in rule_findings[:max_rows]:
             measured = finding.measured
             duration = f"{measured.duration_harakat:.1f}" if measured.HasField("duration_harakat") else "-"
             symbols = f"{measured.symbol_count:.0f}" if measured.HasField("symbol_count") else "-"
@@ -114,6 +144,8 @@ def render(assessment: gateway_pb2.Assessment, console: Console | None = None) -
                 f"{finding.confidence:.2f}",
             )
         parts.append(rules)
+        if len(rule_findings) > max_rows:
+            parts.append(Text(f"... and {len(rule_findings) - max_rows} more rule checks", style="grey50"))
 
     scores = assessment.scores
     parts.append(

@@ -60,6 +60,7 @@ def build(
     servicer = GatewayServicer(app)
 
     async def on_start() -> None:
+        await asyncio.to_thread(app.warm_up)
         if not app.guard.keys.enabled:
             log.warning("no API keys are configured: the gateway accepts unauthenticated calls")
         if http is not None:

@@ -41,12 +41,17 @@ class StageLedger:
         stage: str,
         call: Callable[[], Awaitable[T]],
         timings: Callable[[Any], Iterable[common_pb2.StageTiming]] | None = None,
+        *,
+        raises: tuple[type[MeshError], ...] = (),
     ) -> T | None:
-        """Runs a stage; its failure becomes a report and None."""
+        """Runs a stage; its failure becomes a report and None, except errors of the `raises`
+        types, which are the caller's to hear (the input itself cannot be served)."""
         started = time.perf_counter()
         try:
             result = await call()
         except MeshError as exc:
+            if isinstance(exc, raises):
+                raise
             elapsed = (time.perf_counter() - started) * 1000
             self.reports.append(
                 common_pb2.StageReport(stage=stage, status=_status_for(exc), duration_ms=elapsed, message=exc.message)  # type: ignore[arg-type]

@@ -52,7 +52,11 @@ def to_dict(moshaf: common_pb2.MoshafAttributes | None) -> dict[str, Any]:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "moshaf"
+            if not error["loc"]:
+                # A rule across fields (the package's own check words it in Arabic only).
+                problems.append(_contradiction(values, error["msg"]))
+                continue
+            field = str(error["loc"][0])
             allowed = ", ".join(map(str, _allowed(field))) if field in MoshafAttributes.model_fields else ""
             problems.append(
                 f"moshaf.{field}={error.get('input')!r} is not valid"
@@ -60,6 +64,13 @@ def to_dict(moshaf: common_pb2.MoshafAttributes | None) -> dict[str, Any]:
             )
         raise InvalidArgument("; ".join(problems)) from exc
     return model.model_dump()
+
+
+def _contradiction(values: dict[str, Any], detail: str) -> str:
+    leen, aared = values.get("madd_alleen_len"), values.get("madd_aared_len")
+    if leen is not None and aared is not None and leen > aared:
+        return f"moshaf.madd_alleen_len={leen} is longer than moshaf.madd_aared_len={aared}; leen must not exceed 'arid"
+    return f"the moshaf attributes contradict each other: {detail}"
 
 
 def to_model(values: dict[str, Any]) -> MoshafAttributes:
