@@ -95,7 +95,8 @@ def validate(analysis: Analysis) -> list[Finding]:
         duration_s: float | None = None
         if analysis.timeline is not None:
             duration_s = analysis.timeline.duration(group.index)
-            hold = duration_s - (tempo.haraka_s if phonetics.is_voweled(group) else 0.0)
+            # The group's vowel takes one haraka of it; a group shorter than that held no nasal at all.
+            hold = max(0.0, duration_s - (tempo.haraka_s if phonetics.is_voweled(group) else 0.0))
             value = hold / tempo.haraka_s
             spread = math.hypot(config.duration_rel_sd, tempo.haraka_log_sd) * duration_s / tempo.haraka_s
             duration = Length(value, max(spread, _MIN_DURATION_SD))
