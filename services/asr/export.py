@@ -1,0 +1,135 @@
+"""Export of a multi-level CTC checkpoint to ONNX (`muaalem export-onnx`), optionally int8.
+
+The graph takes (features (B, T, 160) float32, attention_mask (B, T) int64, input_frames (B,)
+int64) with dynamic B and T and returns one float32 logits output per level, in `levels` order.
+What the runtime needs besides the graph travels in the model's metadata: the levels, the
+checkpoint version and dev flag, the adapter arithmetic for output lengths, and the parameter
+count. A model over 2 GB (the full-size one is 2.4 GB in float32) is written with its weights
+in a side file `<name>.data`, as ONNX requires.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from services.common.errors import FailedPrecondition
+
+from .checkpoint import CheckpointFiles
+from .modeling import MultiLevelCTC, load_multilevel_ctc
+
+INPUT_NAMES = ("features", "attention_mask", "input_frames")
+METADATA_KEY = "muaalem"
+# protobuf's hard limit on one message; past it the weights must go to external data.
+_PROTO_LIMIT = 2**31 - 1
+
+
+def output_name(level: str) -> str:
+    return f"logits_{level}"
+
+
+class _Exportable(nn.Module):
+    """Dict outputs as a tuple in level order (ONNX outputs are positional)."""
+
+    def __init__(self, model: MultiLevelCTC) -> None:
+        super().__init__()
+        self.model = model
+        self.levels = model.levels
+
+    def forward(self, features: Tensor, attention_mask: Tensor, input_frames: Tensor) -> tuple[Tensor, ...]:
+        logits = self.model(features, attention_mask, input_frames)
+        return tuple(logits[level] for level in self.levels)
+
+
+def export_onnx(
+    files: CheckpointFiles, out_path: str | Path, *, int8: bool = False, opset: int = 18
+) -> Path:
+    """Writes the model as ONNX (float32, or int8 weights with dynamic quantization)."""
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model = load_multilevel_ctc(files, "cpu", "float32")
+    metadata = {
+        "levels": model.levels,
+        "version": files.version,
+        "name": files.name,
+        "weights_digest": files.weights_digest,
+        "dev_weights": files.dev_weights,
+        "add_adapter": model.config.add_adapter,
+        "adapter_kernel_size": model.config.adapter_kernel_size,
+        "adapter_stride": model.config.adapter_stride,
+        "num_adapter_layers": model.config.num_adapter_layers,
+        "parameters": model.num_parameters(),
+        "precision": "int8" if int8 else "float32",
+    }
+    large = model.num_parameters() * 4 > _PROTO_LIMIT // 2
+    if not int8:
+        _export_float32(model, out, opset, large)
+        _set_metadata(out, metadata)
+        return out
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        float_path = Path(tmp) / "float32.onnx"
+        _export_float32(model, float_path, opset, large)
+        _quantize(float_path, out)
+    _set_metadata(out, metadata)
+    return out
+
+
+def _export_float32(model: MultiLevelCTC, path: Path, opset: int, external: bool) -> None:
+    batch, frames = 2, 64
+    example = (
+        torch.randn(batch, frames, 160),
+        torch.ones(batch, frames, dtype=torch.int64),
+        torch.full((batch,), frames, dtype=torch.int64),
+    )
+    example[1][1, frames // 2 :] = 0
+    example[2][1] = frames // 2 + 1
+    b = torch.export.Dim("batch", min=1, max=1024)
+    t = torch.export.Dim("frames", min=2, max=100_000)
+    dynamic: dict[str, Any] = {
+        "features": {0: b, 1: t},
+        "attention_mask": {0: b, 1: t},
+        "input_frames": {0: b},
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            _Exportable(model).eval(),
+            example,
+            dynamo=True,
+            opset_version=opset,
+            input_names=list(INPUT_NAMES),
+            output_names=[output_name(level) for level in model.levels],
+            dynamic_shapes=dynamic,
+            external_data=external,
+            verbose=False,
+        )
+    if program is None:
+        raise FailedPrecondition("torch.onnx.export returned no program")
+    program.save(str(path), external_data=external)
+
+
+def _quantize(source: Path, target: Path) -> None:
+    """int8 weights for MatMul/Gemm, activations quantized at run time (a quarter of the bytes:
+    even the full-size model then fits in one file)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(
+        str(source), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"]
+    )
+
+
+def _set_metadata(path: Path, metadata: dict[str, Any]) -> None:
+    import onnx
+
+    # Only the graph is rewritten: weights in an external data file stay where they are.
+    model = onnx.load(str(path), load_external_data=False)
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
+    onnx.save(model, str(path))

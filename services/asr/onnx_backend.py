@@ -1,0 +1,104 @@
+"""ONNX Runtime backend with the call signature of `MultiLevelCTC`.
+
+Chosen by configuration only (MUAALEM_ASR_BACKEND=onnxruntime with MUAALEM_ASR_ONNX_PATH),
+never as a silent fallback. Providers: CUDAExecutionProvider first when onnxruntime-gpu offers
+it, then CPU. Inputs and outputs are torch tensors so that the engine does not care which backend
+runs; the graph is float32 (or int8 weights), its outputs float32 logits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from services.common.errors import FailedPrecondition, Unavailable
+
+from .export import INPUT_NAMES, METADATA_KEY, output_name
+
+
+def default_providers() -> list[str]:
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+class OnnxMultiLevelCTC:
+    """model(features, attention_mask, input_frames=None) -> {level: float32 logits (B, T', V)}."""
+
+    def __init__(
+        self, path: str | Path, providers: Sequence[str] | None = None, *, threads: int = 0
+    ) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise Unavailable(
+                f"ONNX model {self.path} does not exist; write one with "
+                "`muaalem export-onnx CHECKPOINT OUT.onnx [--int8]` and set MUAALEM_ASR_ONNX_PATH"
+            )
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        chosen = list(providers) if providers else default_providers()
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=chosen)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise FailedPrecondition(f"cannot load ONNX model {self.path}: {exc}") from exc
+        meta = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        if meta is None:
+            raise FailedPrecondition(
+                f"{self.path} was not written by `muaalem export-onnx` (no '{METADATA_KEY}' metadata)"
+            )
+        self._meta: dict[str, Any] = json.loads(meta)
+        self.levels: list[str] = list(self._meta["levels"])
+        self.version: str = self._meta["version"]
+        self.dev_weights: bool = bool(self._meta["dev_weights"])
+        self.precision: str = self._meta["precision"]
+        self.providers: list[str] = self.session.get_providers()
+        self.device = torch.device("cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu")
+        self.dtype = torch.float32
+        self._outputs = [output_name(level) for level in self.levels]
+
+    def __call__(
+        self, features: Tensor, attention_mask: Tensor | None = None, input_frames: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        batch, frames = features.shape[:2]
+        if attention_mask is None:
+            attention_mask = torch.ones((batch, frames), dtype=torch.int64)
+        if input_frames is None:
+            input_frames = torch.full((batch,), frames, dtype=torch.int64)
+        feeds = {
+            INPUT_NAMES[0]: _numpy(features, np.float32),
+            INPUT_NAMES[1]: _numpy(attention_mask, np.int64),
+            INPUT_NAMES[2]: _numpy(input_frames, np.int64),
+        }
+        outputs = self.session.run(self._outputs, feeds)
+        return {
+            level: torch.from_numpy(np.asarray(value)).to(features.device)
+            for level, value in zip(self.levels, outputs, strict=True)
+        }
+
+    def output_lengths(self, lengths: Tensor) -> Tensor:
+        if not self._meta["add_adapter"]:
+            return lengths
+        kernel, stride = self._meta["adapter_kernel_size"], self._meta["adapter_stride"]
+        for _ in range(self._meta["num_adapter_layers"]):
+            lengths = torch.div(lengths + 2 * (kernel // 2) - kernel, stride, rounding_mode="floor") + 1
+        return lengths
+
+    def output_frames(self, feature_frames: int) -> int:
+        return int(self.output_lengths(torch.tensor([feature_frames]))[0])
+
+    def num_parameters(self) -> int:
+        return int(self._meta["parameters"])
+
+
+def _numpy(tensor: Tensor, dtype: type[np.generic]) -> np.ndarray:
+    return np.ascontiguousarray(tensor.detach().to("cpu").numpy(), dtype=dtype)
