@@ -55,11 +55,20 @@ def build(
 ) -> tuple[MeshServer, GatewayApp, HttpFrontEnd | None]:
     settings = ServerSettings.from_env("gateway", environ)
     config = GatewayConfig.from_env(environ)
+    local = None
+    if stages is None and config.mode == "local":
+        # Imported here: the gateway image of the mesh carries no torch.
+        from services.gateway.local import LocalMesh
+
+        local = LocalMesh.build(environ)
+        stages = local.stages
     app = GatewayApp.build(config, stages=stages)
     http = HttpFrontEnd(app, settings.host, config.http_port) if config.http_port >= 0 else None
     servicer = GatewayServicer(app)
 
     async def on_start() -> None:
+        if local is not None:
+            await local.start()
         await asyncio.to_thread(app.warm_up)
         if not app.guard.keys.enabled:
             log.warning("no API keys are configured: the gateway accepts unauthenticated calls")
@@ -71,6 +80,8 @@ def build(
         if http is not None:
             await http.stop()
         await app.close()
+        if local is not None:
+            await local.close()
 
     server = MeshServer(
         settings,
