@@ -10,6 +10,8 @@ STAMP := $(VENV)/.setup-stamp
 # wheels); on a GPU host set TORCH_INDEX to the CUDA wheel index of the same version.
 TORCH_VERSION ?= 2.13.0
 TORCH_INDEX ?=
+# The peer environment's setup script (bench/peer/setup_env.sh) reads it too.
+export TORCH_INDEX
 PYTEST_ARGS ?=
 DEBIAN_PACKAGES := redis-server espeak-ng
 
@@ -65,7 +67,7 @@ bench: setup system-deps
 	$(PY) -m bench.run
 
 lint: setup
-	$(VENV)/bin/ruff check services tests bench
+	$(VENV)/bin/ruff check services tests bench deploy
 	$(VENV)/bin/mypy services
 	cd protos && ../$(VENV)/bin/buf lint
 	$(PY) -m services.common.protogen --check
