@@ -18,6 +18,7 @@ from quran_transcript import chunck_phonemes
 from services.common import tensors
 from services.common.errors import InvalidArgument
 from services.common.pb import common_pb2, tajweed_pb2
+from services.common.sifat import SIFA_LEVELS
 from services.tajweed.config import TajweedConfig
 from services.tajweed.model import (
     VALIDATORS,
@@ -38,18 +39,6 @@ from services.tajweed.model import (
 )
 from services.tajweed.phonetics import ALPHABET
 
-SIFA_LEVELS = (
-    "hams_or_jahr",
-    "shidda_or_rakhawa",
-    "tafkheem_or_taqeeq",
-    "itbaq",
-    "safeer",
-    "qalqla",
-    "tikraar",
-    "tafashie",
-    "istitala",
-    "ghonna",
-)
 # Seconds a span may run past the audio's end (rounding to a frame).
 _END_SLACK_FRAMES = 1.0
 

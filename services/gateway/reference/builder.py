@@ -14,22 +14,11 @@ from quran_transcript import alphabet, chunck_phonemes, quran_phonetizer
 
 from services.common.errors import InvalidArgument
 from services.common.pb import common_pb2
+from services.common.sifat import SIFA_LEVELS
 from services.gateway.reference import moshaf as moshaf_mod
 from services.gateway.reference import quran
 from services.gateway.reference.targets import TargetSpec
 
-SIFA_LEVELS = (
-    "hams_or_jahr",
-    "shidda_or_rakhawa",
-    "tafkheem_or_taqeeq",
-    "itbaq",
-    "safeer",
-    "qalqla",
-    "tikraar",
-    "tafashie",
-    "istitala",
-    "ghonna",
-)
 _SPACE = alphabet.uthmani.space
 
 
