@@ -244,3 +244,150 @@ def test_metrics_endpoints_answer(mesh: Mesh) -> None:
         port = env[f"MUAALEM_{name.upper()}_METRICS_PORT"]
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
         assert "muaalem_grpc_requests_total" in body
+
+
+def _http(mesh: Mesh, path: str, data: bytes | None = None, headers: dict[str, str] | None = None) -> Any:
+    port = mesh.service_env()["MUAALEM_GATEWAY_HTTP_PORT"]
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.loads(response.read())
+
+
+def test_http_multipart_upload_reference_and_openapi(mesh: Mesh) -> None:
+    boundary = "muaalem-boundary"
+    audio = (AUDIO_DIR / "test.mp3").read_bytes()
+    fields = {
+        "surah": "8",
+        "ayah": "75",
+        "words": "17:9",
+        "request": json.dumps({"options": {"runRulesOnMismatch": True}}),
+    }
+    body = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    )
+    body += (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="audio"; filename="test.mp3"\r\n'
+            "Content-Type: audio/mpeg\r\n\r\n"
+        ).encode()
+        + audio
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    headers = {"content-type": f"multipart/form-data; boundary={boundary}", "authorization": f"Bearer {mesh.api_key}"}
+    reply = _http(mesh, "/v1/assess", body, headers)["assessment"]
+    assert len(reply["words"]) == 9
+    assert {s["stage"] for s in reply["stages"]} >= {"asr", "alignment", "tajweed"}
+    assert abs(reply["audioDurationS"] - 8.77) < 0.1
+
+    reference = _http(mesh, "/v1/reference/1/2?madd_aared_len=6", headers={"authorization": f"Bearer {mesh.api_key}"})
+    assert reference["reference"]["phonemes"].endswith("ۦۦۦۦۦۦن")  # 'arid madd of 6 at the stop
+    assert reference["cacheKey"].endswith(":1:2:m" + reference["cacheKey"].rsplit(":m", 1)[-1])
+
+    document = _http(mesh, "/openapi.json")
+    assert document["openapi"].startswith("3.")
+    assert "AssessRequest" in document["components"]["schemas"]
+    assert "/v1/assess" in document["paths"]
+
+
+def test_client_streaming_assess(mesh: Mesh) -> None:
+    request = _request()
+    audio = request.audio.content
+    request.audio.content = b""
+
+    def parts() -> Iterator[gateway_pb2.AssessStreamRequest]:
+        yield gateway_pb2.AssessStreamRequest(header=request)
+        for offset in range(0, len(audio), 64 * 1024):
+            yield gateway_pb2.AssessStreamRequest(chunk=audio[offset : offset + 64 * 1024])
+
+    with grpc.insecure_channel(mesh.address("gateway")) as channel:
+        reply = gateway_pb2_grpc.GatewayServiceStub(channel).AssessStream(
+            parts(), metadata=_metadata(mesh), timeout=120
+        )
+    assert not reply.assessment.degraded
+    assert len(reply.assessment.words) == 9
+
+
+def test_cli_assess_prints_json_for_machines(mesh: Mesh) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "assess",
+            str(AUDIO_DIR / "test.wav"),
+            "--surah",
+            "8",
+            "--ayah",
+            "75",
+            "--words",
+            "17:9",
+            "--moshaf",
+            "madd_monfasel_len=2",
+            "--run-rules-on-mismatch",
+            "--json",
+            "--address",
+            mesh.address("gateway"),
+            "--api-key",
+            mesh.api_key,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assessment = json.loads(result.stdout)
+    assert len(assessment["words"]) == 9
+    assert assessment["modelVersion"]["devWeights"] is True
+    text = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "assess",
+            str(AUDIO_DIR / "test.wav"),
+            "--surah",
+            "8",
+            "--ayah",
+            "75",
+            "--words",
+            "17:9",
+            "--address",
+            mesh.address("gateway"),
+            "--api-key",
+            mesh.api_key,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "COLUMNS": "160"},
+    )
+    assert text.returncode == 0, text.stderr
+    assert "DEVELOPMENT WEIGHTS" in text.stdout and "stages" in text.stdout
+    wrong_key = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "assess",
+            str(AUDIO_DIR / "test.wav"),
+            "--surah",
+            "8",
+            "--ayah",
+            "75",
+            "--address",
+            mesh.address("gateway"),
+            "--api-key",
+            "mua_wrong",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert wrong_key.returncode == 1 and "UNAUTHENTICATED" in wrong_key.stderr

@@ -1,0 +1,63 @@
+"""`make serve`: the launcher brings the four processes to SERVING, prints where they are, and
+stops them all on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from services.common.healthcheck import check
+from tests.conftest import REPO, free_port
+
+pytestmark = pytest.mark.slow
+
+
+def test_serve_reaches_serving_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "MUAALEM_CACHE_DIR": str(tmp_path / "cache"),
+        "MUAALEM_ASR_MODEL": str(tmp_path / "none"),
+        "MUAALEM_SEGMENTER_MODEL": "",
+        "MUAALEM_SHUTDOWN_DELAY_S": "0",
+        "PYTHONUNBUFFERED": "1",
+    }
+    ports = {}
+    for name in ("gateway", "asr", "alignment", "tajweed"):
+        ports[name] = free_port()
+        env[f"MUAALEM_{name.upper()}_PORT"] = str(ports[name])
+        env[f"MUAALEM_{name.upper()}_METRICS_PORT"] = str(free_port())
+    env["MUAALEM_GATEWAY_HTTP_PORT"] = str(free_port())
+    log = (tmp_path / "serve.log").open("w")
+    started = time.monotonic()
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "services.launcher", "--log-dir", str(tmp_path / "logs")],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        while "SERVING" not in (tmp_path / "serve.log").read_text():
+            assert launcher.poll() is None, (tmp_path / "serve.log").read_text()
+            assert time.monotonic() - started < 60, "not SERVING within 60 s"
+            time.sleep(0.2)
+        banner = (tmp_path / "serve.log").read_text()
+        assert "dev API key: mua_" in banner
+        for name, port in ports.items():
+            assert check(f"127.0.0.1:{port}") == "SERVING", name
+            assert f"127.0.0.1:{port}" in banner
+        launcher.send_signal(signal.SIGINT)
+        assert launcher.wait(timeout=60) == 0
+        for name, port in ports.items():
+            assert check(f"127.0.0.1:{port}", timeout_s=1) == "UNAVAILABLE", f"{name} still answers"
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+        log.close()
