@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,7 @@ TARGET_RATE = 16_000
 MIN_RATE = 1_000
 MAX_RATE = 768_000
 MAX_CHANNELS = 64
+_BUFFER_REPR = re.compile(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>")
 
 _PCM_LAYOUT: dict[str, tuple[str, float]] = {
     # encoding -> (numpy dtype, scale to [-1, 1])
@@ -61,6 +63,13 @@ def _check_duration(seconds: float, max_duration_s: float, name_hint: str) -> No
         )
 
 
+def _check_rate(rate: int, name_hint: str) -> None:
+    if rate < MIN_RATE or rate > MAX_RATE:
+        raise InvalidArgument(
+            f"audio{_describe(name_hint)} has a sample rate of {rate} Hz; supported rates are {MIN_RATE}..{MAX_RATE} Hz"
+        )
+
+
 def _finish(
     frames: npt.NDArray[np.floating],
     rate: int,
@@ -71,10 +80,7 @@ def _finish(
     min_duration_s: float,
 ) -> DecodedAudio:
     """frames: (samples, channels). Checks, downmixes, resamples."""
-    if rate < MIN_RATE or rate > MAX_RATE:
-        raise InvalidArgument(
-            f"audio{_describe(name_hint)} has a sample rate of {rate} Hz; supported rates are {MIN_RATE}..{MAX_RATE} Hz"
-        )
+    _check_rate(rate, name_hint)
     channels = frames.shape[1] if frames.ndim == 2 else 1
     if channels < 1 or channels > MAX_CHANNELS:
         raise InvalidArgument(f"audio{_describe(name_hint)} has {channels} channels; at most {MAX_CHANNELS}")
@@ -144,6 +150,8 @@ def _decode_soundfile(data: bytes, name_hint: str, max_duration_s: float) -> tup
 
     with sf.SoundFile(io.BytesIO(data)) as handle:
         if handle.samplerate > 0 and handle.frames > 0:
+            # A header's rate field can lie: name a bad rate, not the duration it implies.
+            _check_rate(int(handle.samplerate), name_hint)
             _check_duration(handle.frames / handle.samplerate, max_duration_s, name_hint)
         frames = handle.read(dtype="float32", always_2d=True)
         return frames, int(handle.samplerate), str(handle.format).lower()
@@ -193,7 +201,9 @@ def decode_bytes(
         except InvalidArgument:
             raise
         except Exception as exc:
-            errors.append(f"{decoder.__name__.removeprefix('_decode_')}: {str(exc).strip() or type(exc).__name__}")
+            # libsndfile names the in-memory buffer by its repr: a memory address, nothing to the caller.
+            reason = _BUFFER_REPR.sub("the data", str(exc).strip()) or type(exc).__name__
+            errors.append(f"{decoder.__name__.removeprefix('_decode_')}: {reason}")
             continue
         return _finish(
             frames,

@@ -86,6 +86,10 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
                     return await behavior(request, ctx)
                 except MeshError as exc:
                     code, message = exc.code, exc.message
+                    # The AbortError raised below keeps this error as its context, and grpc holds
+                    # that until a garbage collection: without its traceback it pins no frame (and
+                    # no frame's locals, such as a refused 256 MiB upload) until then.
+                    exc.__traceback__ = None
                     await ctx.abort(grpc.StatusCode[exc.code], exc.message)
                 except grpc.aio.AbortError:
                     # The servicer aborted with its own status.

@@ -46,23 +46,26 @@ class StageLedger:
     ) -> T | None:
         """Runs a stage; its failure becomes a report and None, except errors of the `raises`
         types, which are the caller's to hear (the input itself cannot be served)."""
+        # The report takes its place when the stage starts, so that stages run side by side are
+        # listed in a fixed order, not in the order they happened to finish.
+        report = common_pb2.StageReport(stage=stage)
+        self.reports.append(report)
         started = time.perf_counter()
         try:
             result = await call()
         except MeshError as exc:
             if isinstance(exc, raises):
+                self.reports.remove(report)
                 raise
-            elapsed = (time.perf_counter() - started) * 1000
-            self.reports.append(
-                common_pb2.StageReport(stage=stage, status=_status_for(exc), duration_ms=elapsed, message=exc.message)  # type: ignore[arg-type]
-            )
+            report.status = _status_for(exc)  # type: ignore[assignment]
+            report.duration_ms = (time.perf_counter() - started) * 1000
+            report.message = exc.message
             log.warning("stage degraded", extra={"stage": stage, "error": exc.message, "code": exc.code})
             return None
-        elapsed = (time.perf_counter() - started) * 1000
-        report = common_pb2.StageReport(stage=stage, status=common_pb2.STAGE_STATUS_OK, duration_ms=elapsed)
+        report.status = common_pb2.STAGE_STATUS_OK
+        report.duration_ms = (time.perf_counter() - started) * 1000
         if timings is not None:
             report.timings.extend(timings(result))
-        self.reports.append(report)
         return result
 
     def record(self, stage: str, status: int, duration_ms: float = 0.0, message: str = "") -> None:
