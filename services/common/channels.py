@@ -81,8 +81,8 @@ def create_channel(
         ("grpc.keepalive_timeout_ms", 10_000),
         ("grpc.keepalive_permit_without_calls", 1),
         # Reconnect fast when a stage restarts (the default backoff grows to 120 s).
-        ("grpc.initial_reconnect_backoff_ms", 200),
-        ("grpc.max_reconnect_backoff_ms", 2_000),
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 1_000),
     ]
     credentials = channel_credentials(tls) if tls is not None else None
     if credentials is not None and tls is not None and tls.server_name:

@@ -106,11 +106,17 @@ STAGE_TLS_CA = setting(
     group="gateway",
 )
 STAGE_TLS_SERVER_NAME = setting(
-    "MUAALEM_STAGE_TLS_SERVER_NAME", "", "Name expected in the stages' certificates, when not their address.",
+    "MUAALEM_STAGE_TLS_SERVER_NAME",
+    "",
+    "Name expected in the stages' certificates, when not their address.",
     group="gateway",
 )
 MAX_STREAM_MB = setting(
-    "MUAALEM_MAX_STREAM_MB", 256.0, "Largest audio upload through AssessStream, in MiB.", group="gateway"
+    "MUAALEM_MAX_STREAM_MB",
+    64.0,
+    "Largest audio upload through AssessStream, in MiB (held in memory until assessed: 20 min of 16 kHz WAV"
+    " is 37 MiB; send long recitations compressed).",
+    group="gateway",
 )
 
 

@@ -21,10 +21,14 @@ import soxr
 from google.protobuf import json_format
 
 from services.common.pb import common_pb2, gateway_pb2
+from services.gateway.config import MAX_STREAM_MB
 from tests.conftest import AUDIO_DIR
 
 # The sample recitation and the passage it recites (8:75 from imlaey word 17, 9 words).
 SURAH, AYAH, WORDS = 8, 75, (17, 9)
+
+# The gateway's AssessStream byte limit (its default): the upload test expects exactly it.
+STREAM_LIMIT_MB = int(MAX_STREAM_MB.default)
 
 
 @cache
@@ -474,10 +478,10 @@ STREAM_CASES: tuple[StreamCase, ...] = (
         ("passed 1200 s",),
     ),
     StreamCase(
-        "2 hours of 48 kHz stereo WAV (1.4 GB; limit 256 MiB)",
+        f"2 hours of 48 kHz stereo WAV (1.4 GB; limit {STREAM_LIMIT_MB} MiB)",
         lambda: wav_file_stream(2 * 3600),
         EXHAUSTED,
-        ("passed 256 mib",),
+        (f"passed {STREAM_LIMIT_MB} mib",),
     ),
 )
 

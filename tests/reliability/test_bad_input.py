@@ -16,13 +16,14 @@ from services.common.pb import common_pb2, gateway_pb2, gateway_pb2_grpc
 from tests.reliability import inputs
 from tests.reliability.cluster import Cluster, client_channel
 from tests.reliability.http_client import http_call
+from tests.reliability.inputs import STREAM_LIMIT_MB
 from tests.reliability.report import Report
 
-# The gateway buffers an upload up to MUAALEM_MAX_STREAM_MB (256 MiB) before refusing it, and
-# glibc keeps freed heap for reuse rather than returning it: after the barrage a process may hold
-# about its largest upload once more. A leak shows as growth while the refusals are repeated:
-# two more rounds (about 180 refusals, two of 256 MiB) must add less than the second bound.
-MAX_BARRAGE_GROWTH_MB = 256 + 128
+# The gateway buffers an upload up to MUAALEM_MAX_STREAM_MB before refusing it, and glibc keeps
+# freed heap for reuse rather than returning it: after the barrage a process may hold about its
+# largest upload once more. A leak shows as growth while the refusals are repeated: two more
+# rounds (about 180 refusals, two of the largest uploads) must add less than the second bound.
+MAX_BARRAGE_GROWTH_MB = STREAM_LIMIT_MB + 128
 MAX_REPEAT_GROWTH_MB = 48
 REPEATS = 3
 
@@ -222,7 +223,8 @@ def test_after_the_barrage_every_server_serves_and_memory_is_bounded(
         ],
         note=f"The barrage took {time.monotonic() - barrage.started:.0f} s. Each repeat sends every refused "
         "case again (unary, streamed, HTTP). The gateway's growth is heap kept by the allocator after the "
-        f"uploads it buffered and refused (256 MiB at most); it levels off. Asserted per process: growth < "
+        f"uploads it buffered and refused ({STREAM_LIMIT_MB} MiB at most); it levels off. "
+        "Asserted per process: growth < "
         f"{MAX_BARRAGE_GROWTH_MB} MiB after the barrage, and < {MAX_REPEAT_GROWTH_MB} MiB from repeat 1 to "
         f"repeat {REPEATS}.",
     )
