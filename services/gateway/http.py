@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response
 from google.protobuf import json_format
 from google.protobuf.message import Message
@@ -110,7 +111,7 @@ async def _assess_request(request: Request, limit: int) -> gateway_pb2.AssessReq
 
 
 def create_http_app(app: GatewayApp) -> FastAPI:
-    api = FastAPI(title="Muaalem assessment API", docs_url="/docs", redoc_url=None, openapi_url=None)
+    api = FastAPI(title="Muaalem assessment API", docs_url=None, redoc_url=None, openapi_url=None)
     document = openapi.build()
 
     @api.middleware("http")
@@ -145,6 +146,10 @@ def create_http_app(app: GatewayApp) -> FastAPI:
     @api.get("/openapi.json", include_in_schema=False)
     async def openapi_document() -> JSONResponse:
         return JSONResponse(document)
+
+    @api.get("/docs", include_in_schema=False)
+    async def docs() -> Response:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="Muaalem assessment API")
 
     @api.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -242,6 +242,9 @@ def test_http_multipart_upload_reference_and_openapi(mesh: Mesh) -> None:
     assert reference["reference"]["phonemes"].endswith("ۦۦۦۦۦۦن")  # 'arid madd of 6 at the stop
     assert reference["cacheKey"].endswith(":1:2:m" + reference["cacheKey"].rsplit(":m", 1)[-1])
 
+    port = mesh.service_env()["MUAALEM_GATEWAY_HTTP_PORT"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/docs", timeout=30) as response:
+        assert b"/openapi.json" in response.read()
     document = _http(mesh, "/openapi.json")
     assert document["openapi"].startswith("3.")
     assert "AssessRequest" in document["components"]["schemas"]
