@@ -108,7 +108,7 @@ def _max_half_width(num_frames: int, num_states: int, max_table_bytes: int) -> i
 # Positional arrays: numba compiles one specialisation per signature and takes no keyword-only
 # arguments. nogil lets concurrent calls (asyncio.to_thread) run on several cores.
 @numba.njit(cache=True, nogil=True)
-def _viterbi_kernel(  # noqa: PLR0917
+def _viterbi_kernel(
     log_probs: npt.NDArray[np.float32],
     labels: IntArray,
     skip_penalty: npt.NDArray[np.float64],
