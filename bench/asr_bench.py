@@ -6,9 +6,12 @@ clients in this process. The weights are a random full-size dev checkpoint unles
 names real ones (speed does not depend on the weights; decode time a little, through the
 number of tokens). Audio is real recitation from ../shared/audio, cut or repeated to length.
 
-    .venv/bin/python bench/asr_bench.py                         # full size, CPU or CUDA
-    .venv/bin/python bench/asr_bench.py --size tiny --runs 3    # a quick check of the script
-    .venv/bin/python bench/asr_bench.py --grpc --precision bfloat16
+    .venv/bin/python -m bench.asr_bench                         # full size, CPU or CUDA
+    .venv/bin/python -m bench.asr_bench --size tiny --runs 3    # a quick check of the script
+    .venv/bin/python -m bench.asr_bench --grpc --precision bfloat16
+
+`make bench` (bench/run.py) measures the same stages inside whole assessments; this script is
+the asr stage alone, for work on the asr service.
 
 Prints markdown tables: the machine and date; latency per clip (one caller, batching off):
 features, queue, model, decode and total p50/p95 over --runs; throughput at 1/4/16 concurrent
@@ -21,10 +24,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import math
 import os
-import platform
 import socket
 import statistics
 import sys
@@ -35,17 +36,14 @@ from pathlib import Path
 
 import numpy as np
 
-from services.asr import chunking
+from bench.clips import clip
+from bench.common import ROOT, Machine, now_utc, p50_p95, percentile
+from bench.gpu import vram_table
+from bench.latency import SEED_BUDGET_MS as SEED_TARGETS_MS
 from services.asr.config import AsrConfig
 from services.asr.engine import AsrEngine, ensure_dev_checkpoint
-from services.common import audio
 
-ROOT = Path(__file__).resolve().parents[1]
-AUDIO_DIR = ROOT.parent / "shared" / "audio"
 RATE = 16_000
-# The seed implementation's targets (RTX 3060 Ti): total latency per clip length, and VRAM.
-SEED_TARGETS_MS = {5.0: 600.0, 15.0: 1300.0, 30.0: 2000.0}
-SEED_VRAM_GB = 6.0
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -84,14 +82,8 @@ def ints(text: str) -> list[int]:
 
 
 def recitation(seconds: float) -> np.ndarray:
-    """Real recitation cut or repeated to `seconds` (noise if ../shared/audio is missing)."""
-    names = ["fatiha_long_track.wav", "002282_15.wav", "test.wav"]
-    if all((AUDIO_DIR / n).is_file() for n in names):
-        joined = np.concatenate([audio.decode_bytes((AUDIO_DIR / n).read_bytes()).samples for n in names])
-    else:
-        joined = (np.random.default_rng(0).standard_normal(60 * RATE) * 0.1).astype(np.float32)
-    needed = int(seconds * RATE)
-    return np.ascontiguousarray(np.tile(joined, -(-needed // joined.size))[:needed])
+    """The benchmark's real recitation of that length, 16 kHz mono float32."""
+    return np.asarray(clip(seconds).samples)
 
 
 def checkpoint(args: argparse.Namespace) -> str:
@@ -116,43 +108,16 @@ def environment(args: argparse.Namespace, model: str, max_batch: int) -> dict[st
     }
 
 
-def pct(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))
-    return ordered[index]
-
-
-def p50_p95(values: Sequence[float]) -> str:
-    return f"{pct(values, 50):.1f} / {pct(values, 95):.1f}"
-
-
 def machine(engine: AsrEngine) -> list[str]:
-    import torch
-
-    cpu = platform.processor() or "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
     version = engine.version
-    lines = [
-        f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}, torch {torch.__version__} ({torch.get_num_threads()} threads)",
-    ]
-    if version.device.startswith("cuda"):
-        props = torch.cuda.get_device_properties(torch.device(version.device))
-        lines.append(f"- GPU: {props.name}, {props.total_memory / 2**30:.0f} GiB, CUDA {torch.version.cuda}")
     info = engine.model_info()
-    lines.append(
+    return [
+        f"- date: {now_utc()}",
+        f"- machine: {Machine.describe().line()}",
         f"- model: {version.name} ({info.parameters:,} parameters, weights {version.weights_digest}"
         f"{', random dev weights' if version.dev_weights else ''}), backend {version.backend}, "
-        f"precision {version.precision}, device {version.device}"
-    )
-    return lines
+        f"precision {version.precision}, device {version.device}",
+    ]
 
 
 async def latency_table(engine: AsrEngine, durations: list[float], runs: int) -> list[str]:
@@ -176,7 +141,7 @@ async def latency_table(engine: AsrEngine, durations: list[float], runs: int) ->
         rows.append(
             f"| {seconds:g} s | {frames} | {p50_p95(stages['features'])} | {p50_p95(stages['queue'])} | "
             f"{p50_p95(stages['model'])} | {p50_p95(stages['ctc_decode'])} | {p50_p95(total)}{note} | "
-            f"{pct(total, 50) / 1000 / seconds:.3f} |"
+            f"{percentile(total, 50) / 1000 / seconds:.3f} |"
         )
     return rows
 
@@ -300,37 +265,6 @@ async def grpc_throughput(address: str, clip: np.ndarray, callers: int, requests
     return Throughput(per_caller * callers, time.perf_counter() - started, latencies, batches)
 
 
-def cuda_table(engine: AsrEngine, durations: list[float], batch_sizes: list[int], runs: int) -> list[str]:
-    """Forward pass alone (features ready on the GPU): latency and peak VRAM per clip and batch."""
-    import torch
-
-    device = torch.device(engine.version.device)
-    rows = [
-        f"| clip | batch | forward ms p50 / p95 ({engine.version.precision}) | per clip ms | peak VRAM GiB |",
-        "|---|---|---|---|---|",
-    ]
-    for seconds in durations:
-        clip = recitation(seconds)
-        (item,) = engine.model_inputs(clip, [chunking.Piece(0, clip.size)])
-        for batch in batch_sizes:
-            items = [item] * batch
-            engine.forward(items)  # warm-up
-            torch.cuda.synchronize(device)
-            torch.cuda.reset_peak_memory_stats(device)
-            times = []
-            for _ in range(runs):
-                torch.cuda.synchronize(device)
-                started = time.perf_counter()
-                engine.forward(items)  # ends with a copy to the CPU, which synchronises
-                times.append((time.perf_counter() - started) * 1000)
-            peak = torch.cuda.max_memory_allocated(device) / 2**30
-            flag = " (over the seed's 6 GB)" if peak > SEED_VRAM_GB else ""
-            rows.append(
-                f"| {seconds:g} s | {batch} | {p50_p95(times)} | {pct(times, 50) / batch:.1f} | {peak:.2f}{flag} |"
-            )
-    return rows
-
-
 async def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     model = checkpoint(args)
@@ -345,7 +279,7 @@ async def main(argv: Sequence[str] | None = None) -> None:
         out += await latency_table(single, durations, args.runs)
         if single.version.device.startswith("cuda"):
             out += ["", "## GPU: forward pass and peak VRAM per clip length and batch size", ""]
-            out += cuda_table(single, durations, ints(args.gpu_batch_sizes), args.runs)
+            out += vram_table(single, [clip(d) for d in durations], ints(args.gpu_batch_sizes), args.runs)
     finally:
         await single.close()
     print("\n".join(out), flush=True)

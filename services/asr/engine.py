@@ -399,9 +399,11 @@ class AsrEngine:
                 device=str(onnx.device),
             )
             return onnx, version
-        from services.asr.modeling import load_multilevel_ctc
+        from services.asr.modeling import load_multilevel_ctc, use_onednn_linears
 
         model = load_multilevel_ctc(files, device, precision)
+        if device == "cpu" and precision == "float32":
+            use_onednn_linears(model)
         version = ModelVersion(
             name=files.name,
             weights_digest=files.weights_digest,
@@ -414,7 +416,7 @@ class AsrEngine:
 
     def _load_segmenter(self, loaded: _Loaded, precision: str) -> None:
         from services.asr.features import FeatureExtractor
-        from services.asr.modeling import load_frame_classifier
+        from services.asr.modeling import load_frame_classifier, use_onednn_linears
 
         cfg = self.config
         try:
@@ -425,6 +427,8 @@ class AsrEngine:
                 "(long audio is then cut in fixed windows)."
             ) from exc
         classifier = load_frame_classifier(files, loaded.device, precision)
+        if loaded.device == "cpu" and precision == "float32":
+            use_onednn_linears(classifier)
         extractor = FeatureExtractor(files.preprocessor_config, loaded.device)
         loaded.segmenter = DynamicBatcher(
             SegmenterRunner(classifier, extractor, loaded.device),

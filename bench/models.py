@@ -1,0 +1,112 @@
+"""The checkpoint every section runs (a random-weight development checkpoint in the real format,
+unless --checkpoint names real weights) and the CPU execution options it can be served with.
+
+Each option is a configuration of the asr service (MUAALEM_ASR_BACKEND, MUAALEM_ASR_PRECISION,
+MUAALEM_ASR_ONNX_PATH): the benchmark chooses them explicitly, as a deployment would. The ONNX
+graphs are exported once per checkpoint digest and kept in the cache directory.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.common import ROOT
+
+
+@dataclass(frozen=True)
+class Backend:
+    key: str
+    label: str
+    backend: str
+    precision: str
+    # "fp32" or "int8": which exported graph an onnxruntime option runs.
+    graph: str = ""
+
+    def env(self, assets: Assets) -> dict[str, str]:
+        env = {"MUAALEM_ASR_BACKEND": self.backend, "MUAALEM_ASR_PRECISION": self.precision}
+        if self.backend == "onnxruntime":
+            env["MUAALEM_ASR_ONNX_PATH"] = str(assets.onnx[self.graph])
+        return env
+
+
+BACKENDS: dict[str, Backend] = {
+    b.key: b
+    for b in (
+        Backend("torch-fp32", "torch fp32", "torch", "float32"),
+        Backend("torch-int8", "torch int8 (dynamic quantization)", "torch", "int8"),
+        Backend("onnx-fp32", "ONNX Runtime fp32", "onnxruntime", "auto", "fp32"),
+        Backend("onnx-int8", "ONNX Runtime int8 (dynamic quantization)", "onnxruntime", "auto", "int8"),
+        Backend("torch-bf16", "torch bf16", "torch", "bfloat16"),
+        # The service's default: float16 on CUDA, float32 on CPU.
+        Backend("torch", "torch (precision auto)", "torch", "auto"),
+    )
+}
+
+
+def backends(keys: str) -> list[Backend]:
+    chosen = [k.strip() for k in keys.split(",") if k.strip()]
+    unknown = [k for k in chosen if k not in BACKENDS]
+    if unknown:
+        raise SystemExit(f"unknown backend(s) {unknown}; choose from {', '.join(BACKENDS)}")
+    return [BACKENDS[k] for k in chosen]
+
+
+@dataclass
+class Assets:
+    checkpoint: Path
+    version: str
+    dev_weights: bool
+    parameters: int
+    onnx: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        return self.version.rsplit("@", 1)[-1].removesuffix("+dev")
+
+    def label(self) -> str:
+        weights = "random dev weights" if self.dev_weights else "real weights"
+        return f"`{self.checkpoint.name}` ({self.parameters / 1e6:.1f} M parameters, {weights}, digest {self.digest})"
+
+
+def prepare(checkpoint: str | None, size: str, cache_dir: Path, needed: list[Backend]) -> Assets:
+    """The checkpoint (written when it is a dev one not made yet) and the ONNX graphs `needed`
+    (exported when missing: minutes and several GB of memory for the full-size model)."""
+    from services.asr.checkpoint import resolve_checkpoint
+    from services.asr.engine import ensure_dev_checkpoint
+    from services.asr.modeling import EncoderConfig, count_parameters
+
+    if checkpoint:
+        files = resolve_checkpoint(checkpoint, "multi_level_ctc")
+    else:
+        target = cache_dir / "dev-checkpoints" / f"multi_level_ctc-{size}"
+        started = time.monotonic()
+        path = ensure_dev_checkpoint(target, "multi_level_ctc", size)
+        files = resolve_checkpoint(str(path), "multi_level_ctc")
+        log(f"dev checkpoint {path} ready ({time.monotonic() - started:.0f} s)")
+    sizes = {str(k): int(v) for k, v in files.config["level_to_vocab_size"].items()}
+    assets = Assets(
+        checkpoint=files.directory,
+        version=files.version,
+        dev_weights=files.dev_weights,
+        parameters=count_parameters(EncoderConfig.from_config(files.config), sizes),
+    )
+    stem = files.directory.name
+    for graph in sorted({b.graph for b in needed if b.backend == "onnxruntime"}):
+        suffix = "-int8" if graph == "int8" else ""
+        out = cache_dir / "onnx" / assets.digest / f"{stem}{suffix}.onnx"
+        if not out.is_file():
+            log(f"exporting {out} (once per checkpoint)")
+            started = time.monotonic()
+            command = [sys.executable, "-m", "services.cli", "export-onnx", str(files.directory), str(out)]
+            subprocess.run(command + (["--int8"] if graph == "int8" else []), check=True, cwd=ROOT)
+            log(f"exported {out.name} in {time.monotonic() - started:.0f} s")
+        assets.onnx[graph] = out
+    return assets
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,51 @@
+"""The stage engineers' own benchmarks (bench/alignment_bench.py, bench/tajweed_sweep.py), run
+as they are and their markdown kept as a section."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+
+from bench.common import ROOT
+from bench.context import Context, Section
+from bench.models import log
+
+
+def _run_module(module: str, args: list[str]) -> list[str]:
+    command = [sys.executable, "-m", module, *args]
+    log(" ".join(command[1:]))
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        failed = f"**`{' '.join(command[1:])}` failed (exit {done.returncode}):**"
+        return [failed, "", "```", done.stderr[-3000:], "```"]
+    # The scripts print markdown headings of their own: demote them under this section's.
+    lines = []
+    for line in done.stdout.rstrip("\n").splitlines():
+        lines.append("#" * 2 + line if line.startswith("#") else line)
+    return lines
+
+
+async def alignment(ctx: Context) -> list[Section]:
+    provenance = ctx.provenance()
+    args = ["--runs", str(ctx.args.alignment_runs), "--long-runs", str(ctx.args.alignment_long_runs)]
+    lines = await asyncio.to_thread(_run_module, "bench.alignment_bench", args)
+    provenance.finish()
+    intro = [
+        "The alignment service's own benchmark (`python -m bench.alignment_bench`): real references, "
+        "synthetic peaky log-probs (no real weights here), including 10 minutes of audio.",
+        "",
+    ]
+    return [Section("alignment", "Alignment alone", intro + lines, provenance)]
+
+
+async def tajweed(ctx: Context) -> list[Section]:
+    provenance = ctx.provenance()
+    lines = await asyncio.to_thread(_run_module, "bench.tajweed_sweep", ["--trials", str(ctx.args.tajweed_trials)])
+    provenance.finish()
+    intro = [
+        "The tajweed service's confusion sweep (`python -m bench.tajweed_sweep`): quality of the "
+        "verdicts on synthetic recitations with known truth, not speed.",
+        "",
+    ]
+    return [Section("tajweed", "Tajweed verdicts on a synthetic sweep", intro + lines, provenance)]
