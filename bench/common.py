@@ -9,9 +9,10 @@ import math
 import os
 import platform
 import shlex
+import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -35,6 +36,16 @@ def p50(values: Sequence[float]) -> float:
 
 def p95(values: Sequence[float]) -> float:
     return percentile(values, 95)
+
+
+def median_ms(action: Callable[[], object], repeats: int) -> float:
+    """The median wall time of `repeats` calls of `action`, in ms."""
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        samples.append((time.perf_counter() - started) * 1000)
+    return statistics.median(samples)
 
 
 def fmt_ms(value: float) -> str:

@@ -3,15 +3,12 @@ weights decode almost nothing, which would flatter the two stages that read the 
 
 from __future__ import annotations
 
-import statistics
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from google.protobuf.message import Message
 
-from bench.common import fmt_ms, table
+from bench.common import fmt_ms, median_ms, table
 from bench.wire import Traffic
 from services.common.pb import common_pb2, gateway_pb2, tajweed_pb2
 
@@ -48,15 +45,6 @@ def fitted(text: str, length: int) -> str:
     return (text * (length // max(len(text), 1) + 1))[:length]
 
 
-def _median_ms(action: Callable[[], object], repeats: int = REPEATS) -> float:
-    samples = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        action()
-        samples.append((time.perf_counter() - started) * 1000)
-    return statistics.median(samples)
-
-
 def _one(
     verifier: ContentVerifier,
     validator: TajweedValidator,
@@ -78,9 +66,11 @@ def _one(
     return Row(
         clip,
         label,
-        _median_ms(lambda: verifier.check(decoded, reference)),
+        median_ms(lambda: verifier.check(decoded, reference), REPEATS),
         f"{content} ({check.similarity:.2f})",
-        _median_ms(lambda: response_to_proto(validator.validate(request_from_proto(request, validator.config)))),
+        median_ms(
+            lambda: response_to_proto(validator.validate(request_from_proto(request, validator.config))), REPEATS
+        ),
     )
 
 

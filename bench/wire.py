@@ -4,14 +4,11 @@ reply; each message is then sized, serialised and parsed on its own."""
 
 from __future__ import annotations
 
-import statistics
-import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from google.protobuf.message import Message
 
-from bench.common import fmt_ms, table
+from bench.common import fmt_ms, median_ms, table
 from services.common.pb import alignment_pb2, asr_pb2, gateway_pb2, tajweed_pb2
 from services.gateway.stages import GrpcStages
 
@@ -52,15 +49,6 @@ class MessageCost:
     parse_ms: float
 
 
-def _median_ms(action: Any) -> float:
-    samples = []
-    for _ in range(REPEATS):
-        started = time.perf_counter()
-        action()
-        samples.append((time.perf_counter() - started) * 1000)
-    return statistics.median(samples)
-
-
 def cost(hop: str, name: str, message: Message) -> MessageCost:
     data = message.SerializeToString()
     kind = type(message)
@@ -68,8 +56,8 @@ def cost(hop: str, name: str, message: Message) -> MessageCost:
         hop=hop,
         name=name,
         size=len(data),
-        serialize_ms=_median_ms(message.SerializeToString),
-        parse_ms=_median_ms(lambda: kind.FromString(data)),
+        serialize_ms=median_ms(message.SerializeToString, REPEATS),
+        parse_ms=median_ms(lambda: kind.FromString(data), REPEATS),
     )
 
 
