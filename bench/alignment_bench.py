@@ -8,7 +8,7 @@ The log-probs are synthetic (no real weights here): a peaky CTC posteriorgram wh
 token holds at least one frame, repeated neighbours a blank between them, and the spare
 frames go to random tokens and gaps.
 
-Run: .venv/bin/python bench/alignment_bench.py [--runs 200] [--long-runs 20]
+Run: .venv/bin/python -m bench.alignment_bench [--runs 200] [--long-runs 20]
 Prints a markdown table: the Viterbi alone, the core call (normalisation, Viterbi, confidence,
 roll-ups), and the servicer in process (Tensor decode, core, protobuf encode).
 """
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import platform
 import time
 from dataclasses import dataclass
 
@@ -25,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 from quran_transcript import Aya, MoshafAttributes, quran_phonetizer
 
+from bench.common import p50, p95, table
 from services.alignment.config import AlignmentConfig
 from services.alignment.core import Aligner, GroupRef, ReferenceInput, WordRef
 from services.alignment.servicer import AlignmentServicer
@@ -133,11 +133,6 @@ def posteriorgram(
     return (shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))).astype(np.float32)
 
 
-def percentiles(samples: list[float]) -> tuple[float, float]:
-    p50, p95 = np.percentile(np.array(samples) * 1000, [50, 95])
-    return float(p50), float(p95)
-
-
 def request_of(reference: ReferenceInput, log_probs: npt.NDArray[np.float32]) -> alignment_pb2.AlignRequest:
     return alignment_pb2.AlignRequest(
         phoneme_log_probs=tensors.to_proto(log_probs, "float16"),
@@ -159,7 +154,7 @@ def request_of(reference: ReferenceInput, log_probs: npt.NDArray[np.float32]) ->
     )
 
 
-def measure(case: Case, aligner: Aligner, runs: int, rng: np.random.Generator) -> str:
+def measure(case: Case, aligner: Aligner, runs: int, rng: np.random.Generator) -> list[object]:
     reference = build_reference(case)
     ids = np.asarray(reference.ids, dtype=np.int64)
     frames = round(case.seconds / FRAME_S)
@@ -189,13 +184,15 @@ def measure(case: Case, aligner: Aligner, runs: int, rng: np.random.Generator) -
 
     service = asyncio.run(served())
     band = "full" if result.band_frames is None else f"±{result.band_frames}"
-    v50, _ = percentiles(viterbi)
-    c50, c95 = percentiles(core)
-    s50, s95 = percentiles(service)
-    return (
-        f"| {case.name} | {frames} | {ids.size} ({repeats}) | {len(reference.groups)} / "
-        f"{len(reference.words)} | {band} | {v50:.2f} | {c50:.2f} | {c95:.2f} | {s50:.2f} | {s95:.2f} |"
-    )
+    viterbi_ms, core_ms, service_ms = ([x * 1000 for x in xs] for xs in (viterbi, core, service))
+    return [
+        case.name,
+        frames,
+        f"{ids.size} ({repeats})",
+        f"{len(reference.groups)} / {len(reference.words)}",
+        band,
+        *(f"{v:.2f}" for v in (p50(viterbi_ms), p50(core_ms), p95(core_ms), p50(service_ms), p95(service_ms))),
+    ]
 
 
 def main() -> None:
@@ -206,15 +203,24 @@ def main() -> None:
     aligner = Aligner.from_config(AlignmentConfig.from_env({}))
     aligner.warm_up()
     rng = np.random.default_rng(0)
-    print(f"Alignment latency, ms ({platform.processor() or platform.machine()}, 1 thread per call)\n")
-    print(
-        "| case | frames | tokens (repeats) | groups / words | band (frames) | Viterbi p50 "
-        "| align p50 | align p95 | servicer p50 | servicer p95 |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    header = [
+        "case",
+        "frames",
+        "tokens (repeats)",
+        "groups / words",
+        "band (frames)",
+        "Viterbi p50",
+        "align p50",
+        "align p95",
+        "servicer p50",
+        "servicer p95",
+    ]
+    rows = []
     for case in CASES:
         runs = args.runs if case.tokens is not None else args.long_runs
-        print(measure(case, aligner, runs, rng), flush=True)
+        rows.append(measure(case, aligner, runs, rng))
+    print("Alignment latency, ms (nearest-rank p50 / p95, 1 thread per call)\n")
+    print("\n".join(table(header, rows)))
 
 
 if __name__ == "__main__":
