@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from services.common.pb import asr_pb2, asr_pb2_grpc, gateway_pb2, gateway_pb2_grpc
 
@@ -87,8 +87,6 @@ async def assess(stub: gateway_pb2_grpc.GatewayServiceStub, request: gateway_pb2
 class TranscribeSample:
     wall_ms: float
     phonemes: str
-    timings: dict[str, float] = field(default_factory=dict)
-    batch_size: int = 0
 
 
 async def transcribe(stub: asr_pb2_grpc.AsrServiceStub, request: asr_pb2.TranscribeRequest) -> TranscribeSample:
@@ -99,6 +97,4 @@ async def transcribe(stub: asr_pb2_grpc.AsrServiceStub, request: asr_pb2.Transcr
     return TranscribeSample(
         wall_ms=wall,
         phonemes=transcription.decode.phonemes,
-        timings={t.stage: t.duration_ms for t in transcription.timings},
-        batch_size=transcription.batch_size,
     )

@@ -145,6 +145,5 @@ async def run(ctx: Context) -> list[Section]:
     provenance = ctx.provenance()
     results = await measure(ctx, backends, clips)
     provenance.finish()
-    ctx.results["cpu-options"] = results
     lines = render(backends, clips, results, ctx.runs)
     return [Section("cpu-options", "CPU options: ONNX Runtime and INT8 against torch fp32", lines, provenance)]

@@ -23,12 +23,11 @@ from bench.clips import Clip, describe
 from bench.common import fmt_ms, p50, p50_p95, table
 from bench.context import Context, Section
 from bench.models import Backend, log
-from bench.processes import CHANNEL_OPTIONS, Cluster, Proc, base_env, stage_targets
+from bench.processes import CHANNEL_OPTIONS, Cluster, Proc, base_env, peak_rss_mib, stage_targets
 from services.common.pb import gateway_pb2_grpc
 
-# The seed implementation's budget (RTX 3060 Ti): total latency per clip length, VRAM < 6 GB.
+# The seed implementation's budget (RTX 3060 Ti): total latency per clip length (bench/gpu.py checks its VRAM < 6 GB).
 SEED_BUDGET_MS = {5.0: 600.0, 15.0: 1300.0, 30.0: 2000.0}
-SEED_VRAM_GB = 6.0
 MODES = ("in-process", "mesh")
 
 # (row label, AssessSample.value key); rows whose key no sample has are left out.
@@ -156,7 +155,7 @@ async def measure_backend(ctx: Context, backend: Backend, clips: list[Clip], run
             log(f"latency {backend.key}: round {done}/{runs * len(clips)}")
 
         samples = await _measure(ctx, clips, {"in-process": local, "mesh": mesh}, runs, progress)
-        memory = [(p.label, p.peak_rss_mib(), p.rss_mib()) for p in (local, mesh, asr, alignment, tajweed)]
+        memory = [(p.label, peak_rss_mib(p.process.pid), p.rss_mib()) for p in (local, mesh, asr, alignment, tajweed)]
         addresses = {"asr": asr.address, "alignment": alignment.address, "tajweed": tajweed.address}
         costs = {c.name: await wire.measure(addresses, c.assess_request(), env) for c in clips}
     return BackendResult(backend, samples, memory, costs, startup)

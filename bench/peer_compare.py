@@ -28,7 +28,7 @@ from bench.clips import Clip, describe, write_npy
 from bench.common import ROOT, p50, p50_p95, table
 from bench.context import Context, Section
 from bench.models import Backend, log
-from bench.processes import CHANNEL_OPTIONS, Cluster, Proc, base_env, stage_targets, status_kib
+from bench.processes import CHANNEL_OPTIONS, Cluster, Proc, base_env, peak_rss_mib, stage_targets
 from services.common.pb import asr_pb2_grpc, gateway_pb2_grpc
 
 PEER_DIR = ROOT / "bench" / "peer"
@@ -74,10 +74,6 @@ class PeerWorker:
         if "error" in answer:
             raise RuntimeError(f"the peer ({self.dtype}) failed: {answer['error']}")
         return float(answer["ms"]), str(answer["phonemes"])
-
-    def peak_rss_mib(self) -> float:
-        value = status_kib(self.process.pid, "VmHWM")
-        return float("nan") if value is None else value / 1024
 
     def close(self) -> None:
         if self.process.stdin is not None:
@@ -224,8 +220,10 @@ async def measure(ctx: Context, clips: list[Clip], backends: list[Backend], dtyp
                 )
             log("peer: every process is ready")
             results = await _compare(ctx, clips, procs, peers, backends)
-            memory = [(PEER_LABELS[d], w.peak_rss_mib()) for d, w in peers.items()]
-            memory += [(f"ours: {p.label}", p.peak_rss_mib()) for key, p in procs.items() if key.startswith("asr:")]
+            memory = [(PEER_LABELS[d], peak_rss_mib(w.process.pid)) for d, w in peers.items()]
+            memory += [
+                (f"ours: {p.label}", peak_rss_mib(p.process.pid)) for key, p in procs.items() if key.startswith("asr:")
+            ]
             versions = next(iter(peers.values())).ready["versions"] if peers else {}
         finally:
             for worker in peers.values():

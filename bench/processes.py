@@ -67,6 +67,12 @@ def status_kib(pid: int, key: str) -> int | None:
     return None
 
 
+def peak_rss_mib(pid: int) -> float:
+    """VmHWM: the largest resident set the process has had (start-up included); NaN once it is gone."""
+    value = status_kib(pid, "VmHWM")
+    return float("nan") if value is None else value / 1024
+
+
 @dataclass
 class Proc:
     label: str
@@ -75,11 +81,6 @@ class Proc:
     address: str
     metrics_port: int
     log_path: Path
-
-    def peak_rss_mib(self) -> float:
-        """VmHWM: the largest resident set the process has had (start-up included)."""
-        value = status_kib(self.process.pid, "VmHWM")
-        return float("nan") if value is None else value / 1024
 
     def rss_mib(self) -> float:
         value = status_kib(self.process.pid, "VmRSS")

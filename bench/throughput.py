@@ -135,5 +135,4 @@ async def run(ctx: Context) -> list[Section]:
             [row.cells() for row in rows],
         ),
     ]
-    ctx.results["throughput"] = rows
     return [Section("throughput", "Throughput: concurrent clients, batching off and on", lines, provenance)]
