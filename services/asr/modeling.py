@@ -547,7 +547,8 @@ def load_frame_classifier(
 def _finish(model: Any, files: CheckpointFiles, device: str, precision: str) -> Any:
     resolved = resolve_precision(precision, device)
     state = _read_state(files)
-    expected = set(model.state_dict().keys())
+    shapes = {key: value.shape for key, value in model.state_dict().items()}
+    expected = set(shapes)
     missing = sorted(expected - state.keys())
     unexpected = sorted(k for k in state.keys() - expected if k not in _IGNORED_KEYS)
     if missing or unexpected:
@@ -557,7 +558,7 @@ def _finish(model: Any, files: CheckpointFiles, device: str, precision: str) -> 
             f"{'...' if len(unexpected) > 5 else ''}"
         )
     for key in expected:
-        target = model.state_dict()[key].shape
+        target = shapes[key]
         if state[key].shape != target:
             raise FailedPrecondition(
                 f"{files.directory}: {key} has shape {tuple(state[key].shape)}, config says {tuple(target)}"
