@@ -40,7 +40,6 @@ class Batched(Generic[R]):
     # Inputs of one request may run in several batches; this tells them apart.
     batch_id: int
     batch_size: int
-    queue_s: float
     compute_s: float
 
 
@@ -73,7 +72,6 @@ class DynamicBatcher(Generic[I, R]):
         length_of: Callable[[I], int] | None = None,
         bucket_width: int = 0,
         executor: ThreadPoolExecutor | None = None,
-        queue_size_setting: str = "MUAALEM_ASR_MAX_QUEUE_SIZE",
     ) -> None:
         if max_batch_size < 1 or max_queue_size < 1:
             raise ValueError("max_batch_size and max_queue_size must be >= 1")
@@ -84,7 +82,6 @@ class DynamicBatcher(Generic[I, R]):
         self._run_batch = run_batch
         self._length_of = length_of
         self._bucket_width = bucket_width
-        self._queue_size_setting = queue_size_setting
         self._own_executor = executor is None
         self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-model")
         self._buckets: dict[int, deque[_Entry[I, R]]] = {}
@@ -99,10 +96,6 @@ class DynamicBatcher(Generic[I, R]):
     def depth(self) -> int:
         """Inputs waiting (not yet handed to the model)."""
         return self._depth
-
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
 
     def start(self) -> None:
         """Starts the dispatch loop on the running event loop."""
@@ -147,7 +140,7 @@ class DynamicBatcher(Generic[I, R]):
             metrics.DROPPED.labels(self.name, "queue_full").inc(len(items))
             raise ResourceExhausted(
                 f"the {self.name} queue is full: {self._depth} model inputs are waiting and the limit "
-                f"is {self.max_queue_size} ({self._queue_size_setting}); retry later"
+                f"is {self.max_queue_size} (MUAALEM_ASR_MAX_QUEUE_SIZE); retry later"
             )
         loop = asyncio.get_running_loop()
         now = time.monotonic()
@@ -285,7 +278,6 @@ class DynamicBatcher(Generic[I, R]):
                         value=output,
                         batch_id=batch_id,
                         batch_size=size,
-                        queue_s=started - entry.enqueued,
                         compute_s=compute_s,
                     )
                 )
