@@ -18,10 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from .decode import LOG_PROB_FLOOR
+
 SAMPLE_RATE = 16_000
-# A blank frame in the gap between segments: log p(blank) = 0, every other label this low
-# (the same floor the wire format clamps to).
-_GAP_LOG_PROB = -1.0e4
 
 
 @dataclass(frozen=True)
@@ -184,7 +183,8 @@ def blank(
     total = geometry.output_frames(num_samples)
     out: dict[str, npt.NDArray[np.float32]] = {}
     for level, vocab in vocab_sizes.items():
-        values = np.full((total, vocab), _GAP_LOG_PROB, dtype=np.float32)
+        # A blank frame: log p(blank) = 0, every other label at the wire's floor.
+        values = np.full((total, vocab), LOG_PROB_FLOOR, dtype=np.float32)
         values[:, 0] = 0.0
         out[level] = values
     return out

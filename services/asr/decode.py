@@ -38,7 +38,8 @@ from services.common.errors import InvalidArgument
 
 from .vocab import BLANK_ID, PHONEMES, Vocabulary
 
-# Lowest log-probability kept: float16 holds it, and exp() of it is 0 to any precision used.
+# Lowest log-probability kept (the wire floor, and the gap filler of chunking): float16 holds
+# it exactly, and exp() of it is 0 to any precision used.
 LOG_PROB_FLOOR = -1e4
 
 
@@ -106,20 +107,6 @@ class LevelRuns:
     probs: npt.NDArray[np.float64]
     starts: npt.NDArray[np.int64]
     ends: npt.NDArray[np.int64]
-
-
-def log_softmax(logits: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
-    """Log-probabilities over the last axis, floored at LOG_PROB_FLOOR (float16-safe)."""
-    values = np.asarray(logits, dtype=np.float32)
-    shifted = values - values.max(axis=-1, keepdims=True)
-    out = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-    return np.maximum(out, np.float32(LOG_PROB_FLOOR))
-
-
-def to_float16_bytes(log_probs: npt.NDArray[np.floating]) -> bytes:
-    """Little-endian float16 bytes of floored log-probabilities (row-major)."""
-    floored = np.maximum(np.asarray(log_probs, dtype=np.float32), np.float32(LOG_PROB_FLOOR))
-    return np.ascontiguousarray(floored, dtype="<f2").tobytes()
 
 
 def greedy_runs(log_probs: npt.NDArray[np.floating], blank: int = BLANK_ID) -> LevelRuns:

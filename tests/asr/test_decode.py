@@ -7,18 +7,19 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
+import torch
 
+from services.asr.convert import log_probs_tensor
 from services.asr.decode import (
     LOG_PROB_FLOOR,
     DecodeReference,
     DecodeResult,
     greedy_decode,
     greedy_runs,
-    log_softmax,
     phoneme_groups,
-    to_float16_bytes,
 )
 from services.asr.vocab import Vocabulary
+from services.common import tensors
 from services.common.errors import InvalidArgument
 from tests.conftest import FIXTURES_DIR
 
@@ -196,14 +197,15 @@ def test_phoneme_groups_follow_chunck_phonemes() -> None:
     assert all(text[s:e] == g for g, s, e in spans)
 
 
-def test_log_softmax_is_floored_for_float16() -> None:
+def test_log_probs_are_floored_for_float16() -> None:
     logits = np.array([[0.0, 1.0, -1e6], [3.0, 3.0, 3.0]], dtype=np.float32)
-    out = log_softmax(logits)
+    out = torch.log_softmax(torch.from_numpy(logits), dim=-1).numpy()
     np.testing.assert_allclose(np.exp(out).sum(axis=1), 1.0, rtol=1e-6)
-    assert out.min() == LOG_PROB_FLOOR
-    decoded = np.frombuffer(to_float16_bytes(out), dtype="<f2").reshape(out.shape)
+    # The wire tensor (convert.log_probs_tensor) floors at LOG_PROB_FLOOR and is float16.
+    decoded = tensors.from_proto(log_probs_tensor(out))
+    assert decoded.min() == LOG_PROB_FLOOR
     assert np.isfinite(decoded).all()
-    np.testing.assert_allclose(decoded, out, rtol=1e-3)
+    np.testing.assert_allclose(decoded, np.maximum(out, LOG_PROB_FLOOR), rtol=1e-3)
 
 
 def _plain_edit_table(rows: Sequence[object], cols: Sequence[object]) -> np.ndarray:
