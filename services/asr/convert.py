@@ -16,58 +16,14 @@ from services.asr.engine import (
     Transcription,
 )
 from services.asr.segmenter import SegmentOptions
-from services.common import audio, tensors
+from services.common import tensors
 from services.common.errors import InvalidArgument
 from services.common.pb import asr_pb2, common_pb2
+from services.common.sifat import SIFA_LEVELS
 
 # float16 saturates at 65504 and log(0) is -inf: the wire floor, far below any real log-prob.
 LOG_PROB_FLOOR = -1.0e4
-
-_PCM_ENCODINGS: dict[int, str] = {
-    common_pb2.PCM_ENCODING_S16LE: "S16LE",
-    common_pb2.PCM_ENCODING_S32LE: "S32LE",
-    common_pb2.PCM_ENCODING_F32LE: "F32LE",
-}
-
-
-def pcm_encoding(value: int) -> str:
-    return _PCM_ENCODINGS.get(value, "")
-
-
-def decode_audio(message: common_pb2.Audio, *, max_duration_s: float, min_duration_s: float) -> audio.DecodedAudio:
-    """An Audio message (a file in any container, or raw PCM) as 16 kHz mono float32."""
-    source = message.WhichOneof("source")
-    hint = message.name_hint
-    if source == "content":
-        return audio.decode_bytes(
-            message.content, name_hint=hint, max_duration_s=max_duration_s, min_duration_s=min_duration_s
-        )
-    if source == "pcm":
-        return decode_pcm(message.pcm, bytes(message.pcm.data), hint, max_duration_s, min_duration_s)
-    raise InvalidArgument("audio is missing: set audio.content (a whole file) or audio.pcm (raw PCM)")
-
-
-def decode_pcm(
-    layout: common_pb2.RawPcm, data: bytes, hint: str, max_duration_s: float, min_duration_s: float
-) -> audio.DecodedAudio:
-    return audio.decode_pcm(
-        data,
-        sample_rate_hz=layout.sample_rate_hz,
-        channels=layout.channels,
-        encoding=pcm_encoding(layout.encoding),
-        name_hint=hint,
-        max_duration_s=max_duration_s,
-        min_duration_s=min_duration_s,
-    )
-
-
-def pcm_bytes_per_second(layout: common_pb2.RawPcm) -> int:
-    """Bytes one second of this raw PCM layout takes (0 when the layout is incomplete)."""
-    widths = {"S16LE": 2, "S32LE": 4, "F32LE": 4}
-    encoding = pcm_encoding(layout.encoding)
-    if not encoding or layout.sample_rate_hz <= 0 or layout.channels < 0:
-        return 0
-    return widths[encoding] * max(layout.channels, 1) * layout.sample_rate_hz
+_SIFA_SET = frozenset(SIFA_LEVELS)
 
 
 def transcribe_options(message: asr_pb2.TranscribeOptions) -> TranscribeOptions:
@@ -167,22 +123,17 @@ def model_info(info: ModelInfo) -> asr_pb2.GetModelInfoResponse:
     )
 
 
-def _sifa_levels() -> list[str]:
-    return [f.name for f in common_pb2.Sifat.DESCRIPTOR.fields if f.message_type is not None]
-
-
 def reference_from_proto(message: asr_pb2.TranscribeOptions) -> DecodeReference | None:
     """The optional reference sifat; labels are checked against quran-transcript's names."""
     if not message.reference_sifat:
         return None
-    levels = _sifa_levels()
     groups: list[str] = []
     labels: list[dict[str, str]] = []
     for index, sifat in enumerate(message.reference_sifat):
         if not sifat.phonemes_group:
             raise InvalidArgument(f"reference_sifat[{index}] has no phonemes_group")
         row: dict[str, str] = {}
-        for level in levels:
+        for level in SIFA_LEVELS:
             value = getattr(sifat, level)
             if not sifat.HasField(level) or not value.label:
                 raise InvalidArgument(f"reference_sifat[{index}] has no {level} label")
@@ -193,12 +144,11 @@ def reference_from_proto(message: asr_pb2.TranscribeOptions) -> DecodeReference 
 
 
 def decode_to_proto(decode: DecodeResult) -> common_pb2.Decode:
-    levels = set(_sifa_levels())
     sifat = []
     for group in decode.groups:
         message = common_pb2.Sifat(phonemes_group=group.phonemes)
         for level, value in group.sifat.items():
-            if value is not None and level in levels:
+            if value is not None and level in _SIFA_SET:
                 getattr(message, level).CopyFrom(common_pb2.SifaValue(label=value.label, prob=value.prob))
         sifat.append(message)
     return common_pb2.Decode(

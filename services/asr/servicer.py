@@ -44,7 +44,7 @@ class AsrServicer(asr_pb2_grpc.AsrServiceServicer):
         options = convert.transcribe_options(request.options)
         mark = time.perf_counter()
         decoded = await asyncio.to_thread(
-            convert.decode_audio, request.audio, max_duration_s=self.config.max_audio_s, min_duration_s=minimum
+            audio.decode_message, request.audio, max_duration_s=self.config.max_audio_s, min_duration_s=minimum
         )
         decode_ms = (time.perf_counter() - mark) * 1000.0
         result = await self.engine.transcribe(decoded.samples, options)
@@ -95,7 +95,7 @@ class AsrServicer(asr_pb2_grpc.AsrServiceServicer):
     def _stream_budget(header: asr_pb2.TranscribeStreamHeader, limit_s: float) -> int:
         if not header.HasField("pcm_format"):
             return int(limit_s * FILE_STREAM_BYTES_PER_S)
-        per_second = convert.pcm_bytes_per_second(header.pcm_format)
+        per_second = audio.pcm_bytes_per_second(header.pcm_format)
         if per_second == 0:
             raise InvalidArgument(
                 "TranscribeStream: pcm_format needs sample_rate_hz > 0 and an encoding "
@@ -108,7 +108,9 @@ class AsrServicer(asr_pb2_grpc.AsrServiceServicer):
         header: asr_pb2.TranscribeStreamHeader, payload: bytes, limit_s: float, minimum: float
     ) -> audio.DecodedAudio:
         if header.HasField("pcm_format"):
-            return convert.decode_pcm(header.pcm_format, payload, header.name_hint, limit_s, minimum)
+            return audio.decode_raw_pcm(
+                header.pcm_format, payload, name_hint=header.name_hint, max_duration_s=limit_s, min_duration_s=minimum
+            )
         return audio.decode_bytes(payload, name_hint=header.name_hint, max_duration_s=limit_s, min_duration_s=minimum)
 
     async def Segment(
@@ -117,7 +119,7 @@ class AsrServicer(asr_pb2_grpc.AsrServiceServicer):
         minimum = self.engine.min_duration_s
         options = convert.segment_options(request.options)
         decoded = await asyncio.to_thread(
-            convert.decode_audio, request.audio, max_duration_s=self.config.max_audio_s, min_duration_s=minimum
+            audio.decode_message, request.audio, max_duration_s=self.config.max_audio_s, min_duration_s=minimum
         )
         result = await self.engine.segment(decoded.samples, options)
         return convert.segment_response(result)

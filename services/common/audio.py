@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from services.common.errors import InvalidArgument
+from services.common.pb import common_pb2
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,11 @@ _PCM_LAYOUT: dict[str, tuple[str, float]] = {
     "S16LE": ("<i2", 1.0 / 32768.0),
     "S32LE": ("<i4", 1.0 / 2147483648.0),
     "F32LE": ("<f4", 1.0),
+}
+_PCM_ENCODINGS: dict[int, str] = {
+    common_pb2.PCM_ENCODING_S16LE: "S16LE",
+    common_pb2.PCM_ENCODING_S32LE: "S32LE",
+    common_pb2.PCM_ENCODING_F32LE: "F32LE",
 }
 
 
@@ -217,6 +223,53 @@ def decode_bytes(
         f"cannot decode the audio{_describe(name_hint)} ({len(data)} bytes): not a supported "
         f"audio file (wav, flac, ogg, mp3, m4a...) or damaged [{'; '.join(errors)}]"
     )
+
+
+def pcm_encoding(value: int) -> str:
+    """The proto's PcmEncoding as decode_pcm's name ("" when unset or unknown)."""
+    return _PCM_ENCODINGS.get(value, "")
+
+
+def pcm_bytes_per_second(layout: common_pb2.RawPcm) -> int:
+    """Bytes one second of this raw PCM layout takes (0 when the layout is incomplete)."""
+    encoding = pcm_encoding(layout.encoding)
+    if not encoding or layout.sample_rate_hz <= 0 or layout.channels < 0:
+        return 0
+    width = np.dtype(_PCM_LAYOUT[encoding][0]).itemsize
+    return width * max(layout.channels, 1) * layout.sample_rate_hz
+
+
+def decode_raw_pcm(
+    layout: common_pb2.RawPcm, data: bytes, *, name_hint: str, max_duration_s: float, min_duration_s: float
+) -> DecodedAudio:
+    """Raw PCM laid out as a RawPcm message says (its data may arrive separately, streamed)."""
+    return decode_pcm(
+        data,
+        sample_rate_hz=layout.sample_rate_hz,
+        channels=layout.channels,
+        encoding=pcm_encoding(layout.encoding),
+        name_hint=name_hint,
+        max_duration_s=max_duration_s,
+        min_duration_s=min_duration_s,
+    )
+
+
+def decode_message(message: common_pb2.Audio, *, max_duration_s: float, min_duration_s: float) -> DecodedAudio:
+    """An Audio message (a file in any container, or raw PCM) as 16 kHz mono float32."""
+    source = message.WhichOneof("source")
+    if source == "content":
+        return decode_bytes(
+            message.content, name_hint=message.name_hint, max_duration_s=max_duration_s, min_duration_s=min_duration_s
+        )
+    if source == "pcm":
+        return decode_raw_pcm(
+            message.pcm,
+            message.pcm.data,
+            name_hint=message.name_hint,
+            max_duration_s=max_duration_s,
+            min_duration_s=min_duration_s,
+        )
+    raise InvalidArgument("audio is missing: set audio.content (a whole file) or audio.pcm (raw PCM)")
 
 
 def peak_dbfs(samples: npt.NDArray[np.float32]) -> float:

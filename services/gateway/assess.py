@@ -13,14 +13,13 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import numpy as np
 
 from services.alignment.thresholds import problems as threshold_problems
 from services.alignment.vocabulary import default_vocabulary
 from services.common import context
-from services.common.audio import DecodedAudio, decode_bytes, decode_pcm, peak_dbfs
+from services.common.audio import DecodedAudio, decode_message, peak_dbfs
 from services.common.errors import FailedPrecondition, InvalidArgument, MeshError
 from services.common.pb import alignment_pb2, asr_pb2, common_pb2, gateway_pb2, tajweed_pb2
 from services.common.tensors import to_proto
@@ -42,29 +41,16 @@ log = logging.getLogger(__name__)
 # 16 kHz float32 must stay under the 10 MiB message limit.
 UNARY_AUDIO_LIMIT_S = 100.0
 STREAM_CHUNK_BYTES = 1 << 20
-_PCM_ENCODINGS = {
-    common_pb2.PCM_ENCODING_S16LE: "S16LE",
-    common_pb2.PCM_ENCODING_S32LE: "S32LE",
-    common_pb2.PCM_ENCODING_F32LE: "F32LE",
-}
 
 
 def decode_audio(audio: common_pb2.Audio, *, max_duration_s: float) -> DecodedAudio:
     """The request's audio as 16 kHz mono float32 (rejections name the problem)."""
-    which = audio.WhichOneof("source")
-    if which == "content":
-        return decode_bytes(audio.content, name_hint=audio.name_hint, max_duration_s=max_duration_s, min_duration_s=0.1)
-    if which == "pcm":
-        return decode_pcm(
-            audio.pcm.data,
-            sample_rate_hz=audio.pcm.sample_rate_hz,
-            channels=audio.pcm.channels,
-            encoding=_PCM_ENCODINGS.get(audio.pcm.encoding, ""),
-            name_hint=audio.name_hint,
-            max_duration_s=max_duration_s,
-            min_duration_s=0.1,
-        )
-    raise InvalidArgument("audio is missing: set audio.content (a file) or audio.pcm (raw samples)")
+    return decode_message(audio, max_duration_s=max_duration_s, min_duration_s=0.1)
+
+
+def _decode_and_measure(audio: common_pb2.Audio, max_duration_s: float) -> tuple[DecodedAudio, float]:
+    decoded = decode_audio(audio, max_duration_s=max_duration_s)
+    return decoded, peak_dbfs(decoded.samples)
 
 
 def check_options(options: gateway_pb2.AssessOptions) -> None:
@@ -110,11 +96,6 @@ class ModelVersionTracker:
         return self._version
 
 
-@dataclass
-class _AsrResult:
-    transcription: asr_pb2.Transcription
-
-
 class Assessor:
     def __init__(
         self,
@@ -146,8 +127,8 @@ class Assessor:
 
         audio_started = time.perf_counter()
         limit = self.max_stream_audio_s if streamed else self.max_audio_s
-        audio = await asyncio.to_thread(decode_audio, request.audio, max_duration_s=limit)
-        level = peak_dbfs(audio.samples)
+        # Decoding and the loudness scan both walk up to 20 minutes of samples: off the event loop.
+        audio, level = await asyncio.to_thread(_decode_and_measure, request.audio, limit)
         if level < self.config.min_peak_dbfs:
             raise InvalidArgument(
                 f"the audio is silent: its loudest sample is {level:.1f} dBFS, "
@@ -174,7 +155,7 @@ class Assessor:
             return await self._transcribe(audio, options, stage_timeout(reserve))
 
         async def energy_call() -> tuple[np.ndarray, float]:
-            return await asyncio.to_thread(energy_envelope, audio.samples, 16_000)
+            return await asyncio.to_thread(energy_envelope, audio.samples, audio.sample_rate)
 
         reference_task = asyncio.create_task(ledger.run("reference", reference_call))
 
@@ -278,8 +259,8 @@ class Assessor:
             detect_completeness=self.config.completeness_check
             and ("waqf" in options.validators or not options.validators),
         )
-        pcm = audio.samples.astype("<f4").tobytes()
-        layout = common_pb2.RawPcm(sample_rate_hz=16_000, channels=1, encoding=common_pb2.PCM_ENCODING_F32LE)
+        pcm = audio.samples.tobytes()  # already contiguous little-endian float32 (DecodedAudio)
+        layout = common_pb2.RawPcm(sample_rate_hz=audio.sample_rate, channels=1, encoding=common_pb2.PCM_ENCODING_F32LE)
         if audio.duration_s <= UNARY_AUDIO_LIMIT_S:
             layout.data = pcm
             request = asr_pb2.TranscribeRequest(audio=common_pb2.Audio(pcm=layout), options=asr_options)

@@ -172,17 +172,17 @@ def warm(
 
 
 def _namespace_from_asr(address: str) -> str:
-    from services.common.channels import create_channel
-    from services.common.pb import asr_pb2, asr_pb2_grpc
-    from services.common.settings import tls_from_env
+    # The gateway's own stage client and TLS settings: the warm-up must dial asr as the gateway does.
+    from services.gateway.config import GatewayConfig
+    from services.gateway.stages import GrpcStages
 
     async def ask() -> str:
-        tls = tls_from_env()
-        channel = create_channel(address, ["muaalem.v1.AsrService"], tls=tls if tls.enabled else None)
+        tls = GatewayConfig.from_env().tls
+        stages = GrpcStages(address, address, address, tls=tls if tls.enabled else None)
         try:
-            info = await asr_pb2_grpc.AsrServiceStub(channel).GetModelInfo(asr_pb2.GetModelInfoRequest(), timeout=10.0)
+            info = await stages.model_info(10.0)
         finally:
-            await channel.close(None)
+            await stages.close()
         return model_namespace(info.model_version)
 
     return asyncio.run(ask())

@@ -11,7 +11,8 @@ from rapidfuzz.distance import Levenshtein
 
 from services.common.pb import common_pb2, gateway_pb2
 
-_LETTER_RULES = {common_pb2.RULE_PRONUNCIATION, common_pb2.RULE_TASHKEEL}
+# Rules about the letters themselves (what was said), not how they were held or joined.
+LETTER_RULES = {common_pb2.RULE_PRONUNCIATION, common_pb2.RULE_TASHKEEL}
 _NOT_A_PROBLEM = {common_pb2.VERDICT_CORRECT, common_pb2.VERDICT_UNCERTAIN, common_pb2.VERDICT_UNSPECIFIED}
 
 # Overall score weights: getting the letters right matters most, then the rules, then how
@@ -71,14 +72,17 @@ def words_with_letter_errors(reference: common_pb2.Reference, decoded_phonemes: 
     return flagged
 
 
-def _word_confidence(alignment: common_pb2.Alignment | None, word_index: int) -> float:
-    """Share of the word's phoneme groups the alignment did not flag."""
+def _word_confidences(alignment: common_pb2.Alignment | None) -> dict[int, float]:
+    """Per word, the share of its phoneme groups the alignment did not flag (one pass: a long
+    target has thousands of groups)."""
     if alignment is None:
-        return 0.0
-    groups = [g for g in alignment.groups if g.word_index == word_index]
-    if not groups:
-        return 0.0
-    return sum(0.0 if g.flagged else 1.0 for g in groups) / len(groups)
+        return {}
+    counts: dict[int, list[int]] = {}
+    for group in alignment.groups:
+        count = counts.setdefault(group.word_index, [0, 0])
+        count[0] += 0 if group.flagged else 1
+        count[1] += 1
+    return {word: unflagged / total for word, (unflagged, total) in counts.items()}
 
 
 def fuse(data: FusionInput) -> FusionOutput:
@@ -97,6 +101,7 @@ def fuse(data: FusionInput) -> FusionOutput:
         letter_errors = words_with_letter_errors(reference, data.decode.phonemes)
 
     aligned_words = {w.word_index: w for w in data.alignment.words} if data.alignment is not None else {}
+    confidences = _word_confidences(data.alignment)
     words: list[gateway_pb2.WordAssessment] = []
     for index, word in enumerate(reference.words):
         indexes = by_word.get(index, [])
@@ -106,7 +111,7 @@ def fuse(data: FusionInput) -> FusionOutput:
             verdict = gateway_pb2.WORD_VERDICT_MISTAKE if index in letter_errors else gateway_pb2.WORD_VERDICT_CORRECT
         else:
             problems = [kept[i] for i in indexes if kept[i].verdict not in _NOT_A_PROBLEM]
-            if any(f.rule in _LETTER_RULES for f in problems):
+            if any(f.rule in LETTER_RULES for f in problems):
                 verdict = gateway_pb2.WORD_VERDICT_MISTAKE
             elif problems:
                 verdict = gateway_pb2.WORD_VERDICT_TAJWEED_ISSUE
@@ -118,7 +123,7 @@ def fuse(data: FusionInput) -> FusionOutput:
             surah=word.surah,
             ayah=word.ayah,
             verdict=verdict,
-            confidence=_word_confidence(data.alignment, index),
+            confidence=confidences.get(index, 0.0),
             finding_indexes=indexes,
         )
         aligned = aligned_words.get(index)
@@ -157,7 +162,7 @@ def _scores(data: FusionInput, findings: Sequence[common_pb2.Finding]) -> gatewa
     judged = [
         f
         for f in findings
-        if f.rule not in _LETTER_RULES
+        if f.rule not in LETTER_RULES
         and f.verdict not in {common_pb2.VERDICT_UNCERTAIN, common_pb2.VERDICT_UNSPECIFIED}
     ]
     if data.findings is None:

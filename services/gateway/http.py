@@ -42,10 +42,14 @@ def _error(exc: MeshError) -> JSONResponse:
     )
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+def _check_declared_length(request: Request, limit: int) -> None:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise TooLarge(f"the request body is {int(declared)} bytes, over the limit of {limit} bytes")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    _check_declared_length(request, limit)
     body = bytearray()
     async for chunk in request.stream():
         body.extend(chunk)
@@ -72,9 +76,7 @@ async def _assess_request(request: Request, limit: int) -> gateway_pb2.AssessReq
     content_type = request.headers.get("content-type", "")
     message = gateway_pb2.AssessRequest()
     if content_type.startswith("multipart/form-data"):
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise TooLarge(f"the request body is {int(declared)} bytes, over the limit of {limit} bytes")
+        _check_declared_length(request, limit)
         form = await request.form(max_part_size=limit)
         upload = form.get("audio")
         if upload is None or isinstance(upload, str):

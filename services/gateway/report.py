@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from services.common.pb import common_pb2, gateway_pb2
+from services.gateway.fusion import LETTER_RULES
 
 WORD_STYLE = {
     gateway_pb2.WORD_VERDICT_CORRECT: "bold green",
@@ -38,7 +39,6 @@ def _span(span: common_pb2.TimeSpan) -> str:
     return f"{span.start_s:5.2f}-{span.end_s:5.2f} s" if span.end_s > 0 else ""
 
 
-_LETTER_RULES = {common_pb2.RULE_PRONUNCIATION, common_pb2.RULE_TASHKEEL}
 
 
 def _merge_extras(errors: list[gateway_pb2.ErrorItem]) -> list[gateway_pb2.ErrorItem]:
@@ -123,7 +123,7 @@ def render(assessment: gateway_pb2.Assessment, console: Console | None = None, m
         parts.append(Text("no errors found", style="green"))
 
     # Letter and haraka findings are the error table's; this table is for the tajweed rules.
-    rule_findings = [f for f in assessment.findings if f.rule not in _LETTER_RULES]
+    rule_findings = [f for f in assessment.findings if f.rule not in LETTER_RULES]
     if rule_findings:
         rules = Table(title="tajweed rules checked")
         for column in ("word", "rule", "expected", "measured (duration | symbols)", "verdict", "confidence"):

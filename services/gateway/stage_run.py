@@ -73,9 +73,6 @@ class StageLedger:
             common_pb2.StageReport(stage=stage, status=status, duration_ms=duration_ms, message=message)  # type: ignore[arg-type]
         )
 
-    def ok(self, stage: str) -> bool:
-        return any(r.stage == stage and r.status == common_pb2.STAGE_STATUS_OK for r in self.reports)
-
     def degraded(self) -> list[str]:
         """Stages that did not answer (skipped stages are not degraded: they had nothing to do)."""
         bad = {

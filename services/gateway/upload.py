@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from services.common.audio import pcm_bytes_per_second
 from services.common.errors import InvalidArgument, TooLarge
-from services.common.pb import common_pb2, gateway_pb2
-
-_BYTES_PER_SAMPLE = {
-    common_pb2.PCM_ENCODING_S16LE: 2,
-    common_pb2.PCM_ENCODING_S32LE: 4,
-    common_pb2.PCM_ENCODING_F32LE: 4,
-}
+from services.common.pb import gateway_pb2
 
 
 async def collect_stream(
@@ -33,10 +28,8 @@ async def collect_stream(
             request = gateway_pb2.AssessRequest()
             request.CopyFrom(part.header)
             if request.audio.WhichOneof("source") == "pcm":
-                pcm = request.audio.pcm
-                width = _BYTES_PER_SAMPLE.get(pcm.encoding, 0)
-                bytes_per_second = float(width * max(pcm.channels, 1) * max(pcm.sample_rate_hz, 0))
-                buffer.extend(pcm.data)
+                bytes_per_second = float(pcm_bytes_per_second(request.audio.pcm))
+                buffer.extend(request.audio.pcm.data)
             else:
                 buffer.extend(request.audio.content)
         elif which == "chunk":
