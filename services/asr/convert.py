@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from services.asr.decode import DecodeReference, DecodeResult
+from services.asr.decode import LOG_PROB_FLOOR, DecodeReference, DecodeResult
 from services.asr.engine import (
     ModelInfo,
     ModelVersion,
@@ -21,8 +21,6 @@ from services.common.errors import InvalidArgument
 from services.common.pb import asr_pb2, common_pb2
 from services.common.sifat import SIFA_LEVELS
 
-# float16 saturates at 65504 and log(0) is -inf: the wire floor, far below any real log-prob.
-LOG_PROB_FLOOR = -1.0e4
 _SIFA_SET = frozenset(SIFA_LEVELS)
 
 
