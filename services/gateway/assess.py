@@ -75,9 +75,15 @@ class ModelVersionTracker:
     """The asr model's version, which namespaces the reference cache: a new model starts a
     new namespace. Learnt from the asr stage and refreshed from every transcription."""
 
+    # After a failed ask, references use the neutral namespace this long before asr is asked
+    # again: while asr is down, every lookup would otherwise wait out its own GetModelInfo.
+    RETRY_AFTER_S = 2.0
+
     def __init__(self, stages: Stages) -> None:
         self._stages = stages
         self._version: str | None = None
+        self._failed_at = -math.inf
+        self._asking = asyncio.Lock()
         self.model: common_pb2.ModelVersion | None = None
 
     def observe(self, model: common_pb2.ModelVersion) -> None:
@@ -85,15 +91,15 @@ class ModelVersionTracker:
         self._version = model_namespace(model)
 
     async def current(self, timeout: float = 1.0) -> str:
-        if self._version is None:
-            try:
-                info = await self._stages.model_info(timeout)
-            except MeshError:
-                # The asr stage is down: references are still served, under a neutral namespace.
-                return "unversioned"
-            self.observe(info.model_version)
-        assert self._version is not None
-        return self._version
+        # One ask at a time: concurrent first requests wait for it instead of each asking.
+        async with self._asking:
+            if self._version is None and time.monotonic() - self._failed_at >= self.RETRY_AFTER_S:
+                try:
+                    self.observe((await self._stages.model_info(timeout)).model_version)
+                except MeshError:
+                    self._failed_at = time.monotonic()
+        # The asr stage is down: references are still served, under a neutral namespace.
+        return self._version if self._version is not None else "unversioned"
 
 
 class Assessor:

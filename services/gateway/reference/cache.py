@@ -84,7 +84,8 @@ def encode_value(payload: bytes) -> bytes:
     return _HEADER + zlib.compress(payload, 6)
 
 
-def decode_value(raw: bytes) -> common_pb2.Reference:
+def decode_payload(raw: bytes) -> bytes:
+    """A stored value's serialized Reference, checked and decompressed (not yet parsed)."""
     if raw[: len(MAGIC)] != MAGIC:
         raise InvalidValue("not a reference value (magic bytes differ)")
     if len(raw) < len(_HEADER) or raw[len(MAGIC)] != FORMAT_VERSION:
@@ -97,10 +98,18 @@ def decode_value(raw: bytes) -> common_pb2.Reference:
         raise InvalidValue(f"reference value does not decompress: {exc}") from exc
     if inflater.unconsumed_tail or not inflater.eof:
         raise InvalidValue("reference value is truncated or larger than any reference")
+    return payload
+
+
+def parse_payload(payload: bytes) -> common_pb2.Reference:
     try:
         return common_pb2.Reference.FromString(payload)
     except DecodeError as exc:
         raise InvalidValue(f"reference value does not parse: {exc}") from exc
+
+
+def decode_value(raw: bytes) -> common_pb2.Reference:
+    return parse_payload(decode_payload(raw))
 
 
 class ReferenceStore(Protocol):

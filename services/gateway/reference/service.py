@@ -29,8 +29,9 @@ from services.gateway.reference.cache import (
     ReferenceStore,
     StoreUnavailable,
     cache_key,
-    decode_value,
+    decode_payload,
     encode_value,
+    parse_payload,
 )
 from services.gateway.reference.settings import ReferenceCacheConfig
 from services.gateway.reference.targets import TargetSpec
@@ -147,10 +148,10 @@ class ReferenceService:
         store_name = store.name if store is not None else "none"
 
         if raw is not None:
-            reference = self._readable(raw, key, spec, values, store_name)
-            if reference is not None:
+            payload = self._readable(raw, key, spec, values, store_name)
+            if payload is not None:
                 metrics.LOOKUPS.labels(store_name, "hit").inc()
-                return _Outcome(reference.SerializeToString(), cache_hit=True, build_ms=0.0)
+                return _Outcome(payload, cache_hit=True, build_ms=0.0)
         metrics.LOOKUPS.labels(store_name, "miss").inc()
 
         started = time.perf_counter()
@@ -173,10 +174,11 @@ class ReferenceService:
     @staticmethod
     def _readable(
         raw: bytes, key: str, spec: TargetSpec, values: dict[str, Any], store: str
-    ) -> common_pb2.Reference | None:
-        """The stored reference, or None when it must be recomputed (and overwritten)."""
+    ) -> bytes | None:
+        """The stored reference, serialized, or None when it must be recomputed (and overwritten)."""
         try:
-            reference = decode_value(raw)
+            payload = decode_payload(raw)
+            reference = parse_payload(payload)
             if reference.phonetizer_version != quran.phonetizer_version():
                 raise InvalidValue(
                     f"built by quran-transcript {reference.phonetizer_version}, this is {quran.phonetizer_version()}"
@@ -187,4 +189,4 @@ class ReferenceService:
             metrics.ERRORS.labels(store, "get", "invalid_value").inc()
             log.warning("cached reference %s recomputed: %s", key, exc)
             return None
-        return reference
+        return payload
