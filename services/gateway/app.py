@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from importlib.metadata import version
 
@@ -13,9 +13,10 @@ from services.gateway.assess import Assessor
 from services.gateway.auth import ConcurrencyLimiter, Guard, KeyStore, RateLimiter
 from services.gateway.config import GatewayConfig
 from services.gateway.reference.service import ReferenceService
+from services.gateway.reference.settings import ContentSearchConfig
 from services.gateway.stages import GrpcStages, Stages
 from services.gateway.upload import collect_stream
-from services.gateway.verification import ContentVerifier
+from services.gateway.verification import ContentVerifier, PassageFinder
 
 
 @dataclass
@@ -27,24 +28,28 @@ class GatewayApp:
     guard: Guard
 
     @classmethod
-    def build(cls, config: GatewayConfig, stages: Stages | None = None) -> GatewayApp:
+    def build(
+        cls, config: GatewayConfig, stages: Stages | None = None, environ: Mapping[str, str] | None = None
+    ) -> GatewayApp:
+        """The gateway's parts; the settings GatewayConfig does not hold are read from environ too."""
         if stages is None:
             stages = GrpcStages(
                 asr_target=config.asr_target,
                 alignment_target=config.alignment_target,
                 tajweed_target=config.tajweed_target,
                 tls=config.tls if config.tls.enabled else None,
-                max_message_bytes=int(MAX_MESSAGE_MB.get() * 1024 * 1024),
+                max_message_bytes=int(MAX_MESSAGE_MB.get(environ) * 1024 * 1024),
             )
-        references = ReferenceService.from_env()
-        verifier = ContentVerifier(threshold=config.content_threshold)
+        references = ReferenceService.from_env(environ)
+        finder = PassageFinder.from_config(ContentSearchConfig.from_env(environ))
+        verifier = ContentVerifier(threshold=config.content_threshold, finder=finder)
         assessor = Assessor(
             config,
             stages,
             references,
             verifier,
-            max_audio_s=MAX_AUDIO_S.get(),
-            max_stream_audio_s=MAX_STREAM_AUDIO_S.get(),
+            max_audio_s=MAX_AUDIO_S.get(environ),
+            max_stream_audio_s=MAX_STREAM_AUDIO_S.get(environ),
         )
         keys = KeyStore.load(config.api_keys_file, config.api_keys)
         guard = Guard(
