@@ -1,15 +1,21 @@
-"""Fixtures shared by every test area: real redis-server processes on free loopback ports."""
+"""Fixtures shared by every test area: real redis-server processes on free loopback ports, and a
+mesh server started on loopback for the length of a block."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from services.common.server import MeshServer
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -105,10 +111,28 @@ def redis_instance(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="session")
-def audio_dir() -> Path:
-    return AUDIO_DIR
-
-
-@pytest.fixture(scope="session")
 def test_wav_bytes() -> bytes:
     return (AUDIO_DIR / "test.wav").read_bytes()
+
+
+def loopback_env(service: str) -> dict[str, str]:
+    """A service's server settings for a test: loopback, a port of the OS's choosing, no metrics
+    endpoint, no shutdown delay."""
+    upper = service.upper()
+    return {
+        f"MUAALEM_{upper}_HOST": "127.0.0.1",
+        f"MUAALEM_{upper}_PORT": "0",
+        f"MUAALEM_{upper}_METRICS_PORT": "-1",
+        "MUAALEM_SHUTDOWN_DELAY_S": "0",
+    }
+
+
+@contextlib.asynccontextmanager
+async def serving(mesh: MeshServer, ready_timeout: float = 60, grace: float = 0) -> AsyncIterator[MeshServer]:
+    """Starts `mesh`, waits until it is SERVING, and stops it when the block ends."""
+    await mesh.start()
+    try:
+        await mesh.wait_ready(timeout=ready_timeout)
+        yield mesh
+    finally:
+        await mesh.stop(grace=grace)

@@ -17,24 +17,17 @@ from services.alignment.servicer import SERVICE_NAME, AlignmentServicer
 from services.common import tensors
 from services.common.pb import alignment_pb2, alignment_pb2_grpc, common_pb2
 from services.common.server import MeshServer
+from tests.conftest import loopback_env, serving
 
 from . import synth
 
-ENVIRON = {
-    "MUAALEM_ALIGNMENT_HOST": "127.0.0.1",
-    "MUAALEM_ALIGNMENT_PORT": "0",
-    "MUAALEM_ALIGNMENT_METRICS_PORT": "-1",
-    "MUAALEM_SHUTDOWN_DELAY_S": "0",
-}
+ENVIRON = loopback_env("alignment")
 
 
 @pytest_asyncio.fixture(scope="module")
 async def server() -> AsyncIterator[MeshServer]:
-    mesh = build_server(ENVIRON)
-    await mesh.start()
-    await mesh.wait_ready(timeout=60)
-    yield mesh
-    await mesh.stop(grace=0)
+    async with serving(build_server(ENVIRON)) as mesh:
+        yield mesh
 
 
 @pytest_asyncio.fixture(scope="module")

@@ -19,20 +19,19 @@ from services.common.pb import asr_pb2, asr_pb2_grpc, common_pb2
 from services.common.server import MeshServer
 from services.common.settings import ServerSettings
 from tests.asr import support
+from tests.conftest import loopback_env, serving
 
 RATE = support.RATE
 STREAM_LIMIT_S = 30
-SERVER_ENV = {"MUAALEM_ASR_PORT": "0", "MUAALEM_ASR_METRICS_PORT": "-1", "MUAALEM_SHUTDOWN_DELAY_S": "0"}
+SERVER_ENV = loopback_env("asr")
 
 
 @pytest.fixture(scope="module")
 async def server() -> AsyncIterator[MeshServer]:
     config = support.config(MUAALEM_MAX_STREAM_AUDIO_S=str(STREAM_LIMIT_S))
     mesh, _ = build_server(config, ServerSettings.from_env("asr", SERVER_ENV))
-    await mesh.start()
-    await mesh.wait_ready(60)
-    yield mesh
-    await mesh.stop(grace=0)
+    async with serving(mesh):
+        yield mesh
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +87,8 @@ async def test_log_probs_travel_as_float16_with_their_shape(stub: asr_pb2_grpc.A
     assert list(levels["qalqla"].shape) == [219, 3]
 
 
-async def test_streamed_file_equals_the_unary_call(stub: asr_pb2_grpc.AsrServiceStub) -> None:
-    data = (support.AUDIO_DIR / "test.wav").read_bytes()
+async def test_streamed_file_equals_the_unary_call(stub: asr_pb2_grpc.AsrServiceStub, test_wav_bytes: bytes) -> None:
+    data = test_wav_bytes
     options = asr_pb2.TranscribeOptions(include_log_probs=True, levels=["phonemes"])
 
     async def messages() -> AsyncIterator[asr_pb2.TranscribeStreamRequest]:

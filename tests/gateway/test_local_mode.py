@@ -14,34 +14,30 @@ from services.common.server import MeshServer
 from services.gateway.app import GatewayApp
 from services.gateway.cli import build_request
 from services.gateway.server import build
-from tests.conftest import AUDIO_DIR
+from tests.conftest import loopback_env, serving
 
 
 @pytest.fixture
 async def local_gateway(tmp_path: Path) -> AsyncIterator[tuple[MeshServer, GatewayApp]]:
     environ = {
+        **loopback_env("gateway"),
         "MUAALEM_GATEWAY_MODE": "local",
-        "MUAALEM_GATEWAY_PORT": "0",
-        "MUAALEM_GATEWAY_METRICS_PORT": "-1",
         "MUAALEM_GATEWAY_HTTP_PORT": "-1",
         "MUAALEM_ASR_MODEL": str(tmp_path / "absent"),
         "MUAALEM_ASR_DEV_FALLBACK": "tiny",
         "MUAALEM_SEGMENTER_MODEL": "",
         "MUAALEM_CACHE_DIR": str(tmp_path / "cache"),
-        "MUAALEM_SHUTDOWN_DELAY_S": "0",
     }
     server, app, _ = build(environ)
-    await server.start()
-    await server.wait_ready(timeout=120)
-    yield server, app
-    await server.stop(grace=1)
+    async with serving(server, ready_timeout=120, grace=1):
+        yield server, app
 
 
-async def test_local_mode_runs_every_stage_in_process(local_gateway: tuple[MeshServer, GatewayApp]) -> None:
+async def test_local_mode_runs_every_stage_in_process(
+    local_gateway: tuple[MeshServer, GatewayApp], test_wav_bytes: bytes
+) -> None:
     server, app = local_gateway
-    request = build_request(
-        (AUDIO_DIR / "test.wav").read_bytes(), surah=8, ayah=75, words=(17, 9), run_rules_on_mismatch=True
-    )
+    request = build_request(test_wav_bytes, surah=8, ayah=75, words=(17, 9), run_rules_on_mismatch=True)
     direct = (await app.assess(request, None)).assessment
     assert not direct.degraded
     assert {s.stage for s in direct.stages if s.status == common_pb2.STAGE_STATUS_OK} >= {

@@ -17,23 +17,16 @@ from services.tajweed.config import TajweedConfig
 from services.tajweed.core import TajweedValidator
 from services.tajweed.server import build_server
 from services.tajweed.servicer import SERVICE_NAME, TajweedServicer
+from tests.conftest import loopback_env, serving
 from tests.tajweed import synth
 
-ENVIRON = {
-    "MUAALEM_TAJWEED_HOST": "127.0.0.1",
-    "MUAALEM_TAJWEED_PORT": "0",
-    "MUAALEM_TAJWEED_METRICS_PORT": "-1",
-    "MUAALEM_SHUTDOWN_DELAY_S": "0",
-}
+ENVIRON = loopback_env("tajweed")
 
 
 @pytest_asyncio.fixture(scope="module")
 async def server() -> AsyncIterator[MeshServer]:
-    mesh = build_server(ENVIRON)
-    await mesh.start()
-    await mesh.wait_ready(timeout=60)
-    yield mesh
-    await mesh.stop(grace=0)
+    async with serving(build_server(ENVIRON)) as mesh:
+        yield mesh
 
 
 @pytest_asyncio.fixture(scope="module")
