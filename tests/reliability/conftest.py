@@ -7,7 +7,6 @@ Without options the suite runs its SHORT profile (part of `make test`); with
 
 from __future__ import annotations
 
-import datetime
 import os
 import platform
 import shutil
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.common import cpu_model, memory_gib, now_utc
 from tests.conftest import RedisServer
 from tests.reliability.cluster import Cluster
 from tests.reliability.report import FULL, SHORT, Profile, Report
@@ -64,17 +64,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def machine() -> dict[str, str]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if "model name" in line
-        ),
-        platform.processor() or "unknown",
-    )
-    memory_kb = next(
-        int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
-    )
     gpu = "none"
     if shutil.which("nvidia-smi"):
         listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, check=False).stdout.strip()
@@ -83,13 +72,13 @@ def machine() -> dict[str, str]:
         ["redis-server", "--version"], capture_output=True, text=True, check=False
     ).stdout.split()[2:3]
     return {
-        "cpu": f"{cpu}, {os.cpu_count()} cores",
-        "memory": f"{memory_kb / 1024 / 1024:.0f} GiB",
+        "cpu": f"{cpu_model()}, {os.cpu_count()} cores",
+        "memory": f"{memory_gib():.0f} GiB",
         "gpu": gpu,
         "os": platform.platform(),
         "python": platform.python_version(),
         "redis-server": redis_version[0].removeprefix("v=") if redis_version else "unknown",
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": now_utc(),
     }
 
 
