@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -269,11 +271,15 @@ def test_client_streaming_assess(mesh: Mesh) -> None:
     assert len(reply.assessment.words) == 9
 
 
-def test_cli_assess_prints_json_for_machines(mesh: Mesh) -> None:
-    import subprocess
-    import sys
-
-    result = subprocess.run(
+def _cli(
+    mesh: Mesh,
+    *flags: str,
+    api_key: str | None = None,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`muaalem assess test.wav --surah 8 --ayah 75 FLAGS` against the mesh's gateway."""
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -284,73 +290,30 @@ def test_cli_assess_prints_json_for_machines(mesh: Mesh) -> None:
             "8",
             "--ayah",
             "75",
-            "--words",
-            "17:9",
-            "--moshaf",
-            "madd_monfasel_len=2",
-            "--run-rules-on-mismatch",
-            "--json",
+            *flags,
             "--address",
             mesh.address("gateway"),
             "--api-key",
-            mesh.api_key,
+            mesh.api_key if api_key is None else api_key,
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=False,
+        env=env,
     )
+
+
+def test_cli_assess_prints_json_for_machines(mesh: Mesh) -> None:
+    result = _cli(mesh, "--words", "17:9", "--moshaf", "madd_monfasel_len=2", "--run-rules-on-mismatch", "--json")
     assert result.returncode == 0, result.stderr
     assessment = json.loads(result.stdout)
     assert len(assessment["words"]) == 9
     assert assessment["modelVersion"]["devWeights"] is True
-    text = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "services.cli",
-            "assess",
-            str(AUDIO_DIR / "test.wav"),
-            "--surah",
-            "8",
-            "--ayah",
-            "75",
-            "--words",
-            "17:9",
-            "--address",
-            mesh.address("gateway"),
-            "--api-key",
-            mesh.api_key,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, "COLUMNS": "160"},
-    )
+    text = _cli(mesh, "--words", "17:9", env={**os.environ, "COLUMNS": "160"})
     assert text.returncode == 0, text.stderr
     assert "DEVELOPMENT WEIGHTS" in text.stdout and "stages" in text.stdout
-    wrong_key = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "services.cli",
-            "assess",
-            str(AUDIO_DIR / "test.wav"),
-            "--surah",
-            "8",
-            "--ayah",
-            "75",
-            "--address",
-            mesh.address("gateway"),
-            "--api-key",
-            "mua_wrong",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    wrong_key = _cli(mesh, api_key="mua_wrong", timeout=60)
     assert wrong_key.returncode == 1 and "UNAUTHENTICATED" in wrong_key.stderr
 
 
@@ -380,9 +343,6 @@ def test_tajweed_down_gives_a_partial_answer_within_the_deadline(mesh: Mesh) -> 
 
 
 def _restart(mesh: Mesh, name: str) -> Any:
-    import subprocess
-    import sys
-
     assert mesh.log_dir is not None
     log = (mesh.log_dir / f"{name}.restarted.log").open("wb")
     process = subprocess.Popen(
