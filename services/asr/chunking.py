@@ -51,11 +51,20 @@ class FrameGeometry:
     def frame_duration_s(self) -> float:
         return self.frame_samples / SAMPLE_RATE
 
-    def feature_frames(self, num_samples: int) -> int:
+    def spectrogram_frames(self, num_samples: int) -> int:
+        """10 ms frames before stacking."""
         if num_samples < self.feature_window:
             return 0
-        spectrogram = 1 + (num_samples - self.feature_window) // self.feature_hop
-        return spectrogram // self.feature_stride
+        return 1 + (num_samples - self.feature_window) // self.feature_hop
+
+    def feature_frames(self, num_samples: int) -> int:
+        """Valid stacked feature frames (the attention mask's sum)."""
+        return self.spectrogram_frames(num_samples) // self.feature_stride
+
+    def feature_extent(self, num_samples: int) -> int:
+        """Stacked frames the audio has on its own: the valid ones plus the half-padded frame an
+        odd spectrogram count leaves (the extractor's `input_frames`)."""
+        return -(-self.spectrogram_frames(num_samples) // self.feature_stride)
 
     def output_frames_from_features(self, feature_frames: int) -> int:
         frames = feature_frames

@@ -169,6 +169,26 @@ class ModelInput:
         return int(self.features.shape[0])
 
 
+def model_inputs(
+    extractor: FeatureExtractor, geometry: chunking.FrameGeometry, waves: Sequence[Samples]
+) -> list[ModelInput]:
+    """Features of each wave as it has them alone. Frame counts come from `geometry` (CPU
+    arithmetic; tests/asr check it against the extractor's mask and input_frames), so nothing
+    is read back from a GPU here."""
+    batch = extractor.extract(waves)
+    inputs = []
+    for row, wave in enumerate(waves):
+        own = geometry.feature_extent(len(wave))
+        inputs.append(
+            ModelInput(
+                features=batch.features[row, :own],
+                mask=batch.attention_mask[row, :own],
+                valid_frames=geometry.feature_frames(len(wave)),
+            )
+        )
+    return inputs
+
+
 def pad_batch(items: Sequence[ModelInput], padding_value: float) -> tuple[Tensor, Tensor]:
     """(B, T, 160) features padded with the extractor's padding value, and the (B, T) mask."""
     import torch
@@ -212,23 +232,23 @@ class CtcRunner:
 
 
 class SegmenterRunner:
-    """The segmenter's batch function: features, frame classifier, argmax per 20 ms frame."""
+    """The segmenter's batch function: frame classifier on features built before queueing,
+    argmax per 20 ms frame, cut to each chunk's valid frames."""
 
-    def __init__(self, classifier: Any, extractor: FeatureExtractor, device: str) -> None:
+    def __init__(self, classifier: Any, padding_value: float, device: str) -> None:
         self.classifier = classifier
-        self.extractor = extractor
+        self.padding_value = padding_value
         self.device = device
 
-    def __call__(self, chunks: list[Samples]) -> list[npt.NDArray[np.int64]]:
+    def __call__(self, items: list[ModelInput]) -> list[npt.NDArray[np.int64]]:
         import torch
 
+        features, mask = pad_batch(items, self.padding_value)
         with torch.inference_mode():
-            features, mask = self.extractor(list(chunks))
             logits = self.classifier(features, mask)
             labels = logits.argmax(dim=-1).cpu().numpy()
-            lengths = mask.sum(dim=1).cpu().numpy()
         record_gpu_peak(self.device)
-        return [labels[row, : int(length)].astype(np.int64) for row, length in enumerate(lengths)]
+        return [labels[row, : item.valid_frames].astype(np.int64) for row, item in enumerate(items)]
 
 
 def record_gpu_peak(device: str) -> None:
@@ -248,11 +268,16 @@ class _Loaded:
     vocabulary: Vocabulary
     geometry: chunking.FrameGeometry
     extractor: FeatureExtractor
+    # Labels per level, blank included.
+    vocab_sizes: dict[str, int]
     parameters: int
     runner: CtcRunner
     asr: DynamicBatcher[ModelInput, LogProbs]
-    segmenter: DynamicBatcher[Samples, npt.NDArray[np.int64]] | None = None
+    segmenter: DynamicBatcher[ModelInput, npt.NDArray[np.int64]] | None = None
     segmenter_version: ModelVersion | None = None
+    # The segmenter's feature extractor and frame arithmetic (features are built before queueing).
+    segmenter_extractor: FeatureExtractor | None = None
+    segmenter_geometry: chunking.FrameGeometry | None = None
     executor: ThreadPoolExecutor | None = field(default=None, repr=False)
 
 
@@ -352,6 +377,7 @@ class AsrEngine:
             vocabulary=vocabulary,
             geometry=geometry,
             extractor=extractor,
+            vocab_sizes=sizes,
             parameters=count_parameters(EncoderConfig.from_config(files.config), sizes),
             runner=runner,
             asr=asr,
@@ -383,10 +409,9 @@ class AsrEngine:
             onnx = OnnxMultiLevelCTC(Path(cfg.onnx_path).expanduser(), providers, threads=cfg.torch_threads)
             # The graph carries the digest of the checkpoint it was exported from; serving it with
             # another checkpoint's vocabulary would decode the wrong labels.
-            exported = onnx.version.rsplit("@", 1)[-1].removesuffix("+dev")
-            if exported != files.weights_digest:
+            if onnx.weights_digest != files.weights_digest:
                 raise FailedPrecondition(
-                    f"MUAALEM_ASR_ONNX_PATH={cfg.onnx_path} was exported from weights {exported}, but "
+                    f"MUAALEM_ASR_ONNX_PATH={cfg.onnx_path} was exported from weights {onnx.weights_digest}, but "
                     f"MUAALEM_ASR_MODEL={cfg.model} has weights {files.weights_digest}; export it again "
                     "with `muaalem export-onnx`"
                 )
@@ -430,8 +455,10 @@ class AsrEngine:
         if loaded.device == "cpu" and precision == "float32":
             use_onednn_linears(classifier)
         extractor = FeatureExtractor(files.preprocessor_config, loaded.device)
+        loaded.segmenter_extractor = extractor
+        loaded.segmenter_geometry = geometry_of(files.config, files.preprocessor_config)
         loaded.segmenter = DynamicBatcher(
-            SegmenterRunner(classifier, extractor, loaded.device),
+            SegmenterRunner(classifier, extractor.padding_value, loaded.device),
             name="segmenter",
             max_batch_size=cfg.segmenter_batch_size,
             max_queue_delay_s=cfg.max_queue_delay_s,
@@ -476,8 +503,9 @@ class AsrEngine:
         return self._loaded
 
     def check_samples(self, samples: Samples, max_duration_s: float | None = None) -> Samples:
-        """The checks every entry point makes; the servicer's audio decoding makes them too,
-        these guard direct callers (the gateway's in-process mode, benchmarks)."""
+        """The checks every entry point makes. Served calls (gRPC, and the gateway's in-process
+        mode, which goes through AsrServicer too) are checked by the servicer's audio decoding
+        already; these guard callers of the engine itself (the benchmarks)."""
         limit = self.config.max_audio_s if max_duration_s is None else max_duration_s
         array = np.asarray(samples)
         if array.ndim != 1:
@@ -581,8 +609,7 @@ class AsrEngine:
         """Log-probs of a whole recording run as `plan` says (features, batcher, stitching)."""
         state = self._state()
         if not plan.pieces:
-            sizes = {level: self.vocabulary.size(level) for level in self.vocabulary.levels}
-            return chunking.blank(plan.num_samples, state.geometry, sizes), PlanRun(0.0, 0.0, 0.0, 0)
+            return chunking.blank(plan.num_samples, state.geometry, state.vocab_sizes), PlanRun(0.0, 0.0, 0.0, 0)
         mark = time.perf_counter()
         inputs = await asyncio.to_thread(self._features, state, samples, plan.pieces)
         features_ms = _ms(mark)
@@ -612,18 +639,7 @@ class AsrEngine:
 
     @staticmethod
     def _features(state: _Loaded, samples: Samples, pieces: Sequence[chunking.Piece]) -> list[ModelInput]:
-        batch = state.extractor.extract([samples[p.start : p.end] for p in pieces])
-        inputs = []
-        for row, piece in enumerate(pieces):
-            valid = state.geometry.feature_frames(piece.length)
-            found = int(batch.attention_mask[row].sum())
-            if found != valid:
-                raise RuntimeError(f"feature extractor: {found} frames for {piece.length} samples, not {valid}")
-            own = int(batch.input_frames[row])
-            inputs.append(
-                ModelInput(features=batch.features[row, :own], mask=batch.attention_mask[row, :own], valid_frames=valid)
-            )
-        return inputs
+        return model_inputs(state.extractor, state.geometry, [samples[p.start : p.end] for p in pieces])
 
     async def segment(
         self, samples: Samples, options: SegmentOptions | None = None, *, max_duration_s: float | None = None
@@ -646,9 +662,13 @@ class AsrEngine:
 
     async def _segment(self, state: _Loaded, samples: Samples, options: SegmentOptions) -> Segmentation:
         assert state.segmenter is not None
+        assert state.segmenter_extractor is not None and state.segmenter_geometry is not None
+        geometry = state.segmenter_geometry
         # A tail shorter than one 25 ms analysis window has no frame to label.
-        bounds = [(s, e) for s, e in chunk_bounds(samples.size) if state.geometry.feature_frames(e - s) > 0]
-        results = await state.segmenter.infer([samples[s:e] for s, e in bounds])
+        bounds = [(s, e) for s, e in chunk_bounds(samples.size) if geometry.feature_frames(e - s) > 0]
+        chunks = [samples[s:e] for s, e in bounds]
+        inputs = await asyncio.to_thread(model_inputs, state.segmenter_extractor, geometry, chunks) if chunks else []
+        results = await state.segmenter.infer(inputs)
         return segmentation_from_labels([r.value for r in results], [s for s, _ in bounds], samples.size, options)
 
     def model_info(self) -> ModelInfo:

@@ -110,14 +110,6 @@ class FeatureExtractor:
         """Shortest input that yields one valid feature frame."""
         return FRAME_LENGTH + (self.stride - 1) * HOP_LENGTH
 
-    @property
-    def seconds_per_frame(self) -> float:
-        return self.stride * HOP_LENGTH / self.sampling_rate
-
-    def num_frames(self, num_samples: int) -> int:
-        """Valid feature frames (stacked) for an input of num_samples."""
-        return fbank_frames(num_samples) // self.stride
-
     def __call__(self, waves: Sequence[np.ndarray]) -> tuple[Tensor, Tensor]:
         """(features, attention_mask), as SeamlessM4TFeatureExtractor returns them."""
         batch = self.extract(waves)

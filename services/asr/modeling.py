@@ -433,17 +433,6 @@ class _EncoderModel(nn.Module):
     def device(self) -> torch.device:
         return self.wav2vec2_bert.feature_projection.layer_norm.weight.device
 
-    def output_lengths(self, lengths: Tensor) -> Tensor:
-        """Valid output frames for valid feature-frame counts (the adapter's arithmetic)."""
-        if not self.config.add_adapter:
-            return lengths
-        for _ in range(self.config.num_adapter_layers):
-            lengths = _strided_lengths(lengths, self.config)
-        return lengths
-
-    def output_frames(self, feature_frames: int) -> int:
-        return int(self.output_lengths(torch.tensor([feature_frames]))[0])
-
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 

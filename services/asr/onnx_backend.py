@@ -56,11 +56,14 @@ class OnnxMultiLevelCTC:
             raise FailedPrecondition(
                 f"{self.path} was not written by `muaalem export-onnx` (no '{METADATA_KEY}' metadata)"
             )
-        self._meta: dict[str, Any] = json.loads(meta)
-        self.levels: list[str] = list(self._meta["levels"])
-        self.version: str = self._meta["version"]
-        self.dev_weights: bool = bool(self._meta["dev_weights"])
-        self.precision: str = self._meta["precision"]
+        # What export_onnx recorded: levels, version, weights_digest, the adapter's config...
+        self.metadata: dict[str, Any] = json.loads(meta)
+        self.levels: list[str] = list(self.metadata["levels"])
+        self.version: str = self.metadata["version"]
+        # The digest of the checkpoint the graph was exported from.
+        self.weights_digest: str = self.metadata["weights_digest"]
+        self.dev_weights: bool = bool(self.metadata["dev_weights"])
+        self.precision: str = self.metadata["precision"]
         self.providers: list[str] = self.session.get_providers()
         self.device = torch.device("cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu")
         self.dtype = torch.float32
@@ -85,19 +88,8 @@ class OnnxMultiLevelCTC:
             for level, value in zip(self.levels, outputs, strict=True)
         }
 
-    def output_lengths(self, lengths: Tensor) -> Tensor:
-        if not self._meta["add_adapter"]:
-            return lengths
-        kernel, stride = self._meta["adapter_kernel_size"], self._meta["adapter_stride"]
-        for _ in range(self._meta["num_adapter_layers"]):
-            lengths = torch.div(lengths + 2 * (kernel // 2) - kernel, stride, rounding_mode="floor") + 1
-        return lengths
-
-    def output_frames(self, feature_frames: int) -> int:
-        return int(self.output_lengths(torch.tensor([feature_frames]))[0])
-
     def num_parameters(self) -> int:
-        return int(self._meta["parameters"])
+        return int(self.metadata["parameters"])
 
 
 def _numpy(tensor: Tensor, dtype: type[np.generic]) -> np.ndarray:

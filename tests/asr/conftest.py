@@ -3,12 +3,16 @@ models, and the shared recordings as 16 kHz mono float32."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from services.asr.checkpoint import CheckpointFiles, resolve_checkpoint
+from services.asr.chunking import FrameGeometry
+from services.asr.engine import geometry_of
 from services.asr.modeling import FrameClassifier, MultiLevelCTC, load_frame_classifier, load_multilevel_ctc
 from services.common import audio
 from tests.conftest import AUDIO_DIR
@@ -31,6 +35,21 @@ def tiny_segmenter_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_files(tiny_checkpoint: Path) -> CheckpointFiles:
     return resolve_checkpoint(str(tiny_checkpoint))
+
+
+def geometry(files: CheckpointFiles) -> FrameGeometry:
+    """The frame arithmetic serving uses for a checkpoint."""
+    return geometry_of(files.config, files.preprocessor_config)
+
+
+def output_lengths(geometry: FrameGeometry, valid_feature_frames: Iterable[Any]) -> list[int]:
+    """Valid output frames per item (e.g. of `mask.sum(dim=1)`)."""
+    return [geometry.output_frames_from_features(int(n)) for n in valid_feature_frames]
+
+
+@pytest.fixture(scope="session")
+def tiny_geometry(tiny_files: CheckpointFiles) -> FrameGeometry:
+    return geometry(tiny_files)
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,7 @@ from services.asr.decode import DecodeReference, greedy_decode
 from services.asr.features import FeatureExtractor
 from services.asr.modeling import MultiLevelCTC, load_multilevel_ctc
 from services.asr.vocab import BLANK_ID, Vocabulary, build_vocab_table
-from tests.asr.conftest import load_recording
+from tests.asr.conftest import geometry, load_recording, output_lengths
 from tests.conftest import FIXTURES_DIR, REPO
 
 pytestmark = pytest.mark.slow
@@ -125,10 +125,12 @@ def test_logits_match_on_each_recording_alone(
 
 
 @torch.no_grad()
-def test_logits_match_on_a_padded_batch(author_model: MultiLevelCTC, arrays: dict[str, np.ndarray]) -> None:
+def test_logits_match_on_a_padded_batch(
+    author_files: CheckpointFiles, author_model: MultiLevelCTC, arrays: dict[str, np.ndarray]
+) -> None:
     features, mask = torch.from_numpy(arrays["batch/features"]), torch.from_numpy(arrays["batch/mask"])
     logits = author_model(features, mask)
-    lengths = author_model.output_lengths(mask.sum(dim=1)).tolist()
+    lengths = output_lengths(geometry(author_files), mask.sum(dim=1))
     for level, value in logits.items():
         expected = arrays[f"batch/logits/{level}"]
         for item, length in enumerate(lengths):

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from services.asr.devmodel import PREPROCESSOR_CONFIG
+from services.asr.engine import geometry_of
 from services.asr.features import FeatureExtractor, fbank_frames
 from services.common.errors import FailedPrecondition, InvalidArgument
 
@@ -56,15 +57,29 @@ def test_padding_value_comes_from_the_config(recordings: dict[str, np.ndarray]) 
 def test_frame_arithmetic_and_input_frames() -> None:
     extractor = FeatureExtractor(PREPROCESSOR_CONFIG)
     assert extractor.min_samples == 560
-    assert extractor.num_frames(5 * 16_000) == 249  # 20 ms per frame
-    assert extractor.num_frames(15 * 16_000) == 749
-    assert extractor.seconds_per_frame == pytest.approx(0.02)
+    frames = geometry_of({}, PREPROCESSOR_CONFIG)
+    assert frames.feature_frames(5 * 16_000) == 249  # 20 ms per frame
+    assert frames.feature_frames(15 * 16_000) == 749
+    assert frames.feature_frame_samples / 16_000 == pytest.approx(0.02)
     rng = np.random.default_rng(0)
     odd, even = 16_160, 16_000  # 99 and 98 Kaldi frames
     batch = extractor.extract([rng.standard_normal(n).astype(np.float32) for n in (odd, even)])
     assert batch.attention_mask.sum(dim=1).tolist() == [49, 49]
     assert batch.input_frames.tolist() == [50, 49]
     assert batch.features.shape == (2, 50, 160)
+
+
+def test_frame_geometry_agrees_with_the_extractor() -> None:
+    """Serving takes frame counts from FrameGeometry (CPU arithmetic) and never reads the
+    extractor's mask or input_frames back: the two must agree on every parity and remainder."""
+    extractor = FeatureExtractor(PREPROCESSOR_CONFIG)
+    frames = geometry_of({}, PREPROCESSOR_CONFIG)
+    rng = np.random.default_rng(1)
+    sizes = [560, 561, 719, 720, 879, 880, 16_000, 16_159, 16_160, 16_320, 16_480, 33_000, 9_120]
+    batch = extractor.extract([(0.1 * rng.standard_normal(n)).astype(np.float32) for n in sizes])
+    assert batch.attention_mask.sum(dim=1).tolist() == [frames.feature_frames(n) for n in sizes]
+    assert batch.input_frames.tolist() == [frames.feature_extent(n) for n in sizes]
+    assert batch.features.shape[1] == max(frames.feature_extent(n) for n in sizes)
 
 
 def test_bad_input_is_named() -> None:

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from services.asr.checkpoint import CheckpointFiles, resolve_checkpoint
+from services.asr.chunking import FrameGeometry
 from services.asr.devmodel import PREPROCESSOR_CONFIG, multilevel_ctc_config, segmenter_config
 from services.asr.features import FeatureExtractor, fbank_frames
 from services.asr.modeling import (
@@ -23,6 +24,7 @@ from services.asr.modeling import (
     resolve_precision,
 )
 from services.common.errors import FailedPrecondition
+from tests.asr.conftest import geometry, output_lengths
 
 _NOT_ENCODER = ("architectures", "model_type", "level_to_vocab_size", "level_to_loss_weight", "muaalem_dev_checkpoint")
 
@@ -54,13 +56,13 @@ def test_backbone_matches_transformers(tiny_files: CheckpointFiles, tiny_model: 
     features, mask = _padded_batch()
     expected = reference(features, attention_mask=mask).last_hidden_state
     logits = tiny_model(features, mask)
-    lengths = tiny_model.output_lengths(mask.sum(dim=1))
-    assert lengths.tolist() == [60, 49, 20]
+    lengths = output_lengths(geometry(tiny_files), mask.sum(dim=1))
+    assert lengths == [60, 49, 20]
     for level in tiny_model.levels:
         head = torch.nn.functional.linear(
             expected, state[f"level_to_lm_head.{level}.weight"], state[f"level_to_lm_head.{level}.bias"]
         )
-        for item, length in enumerate(lengths.tolist()):
+        for item, length in enumerate(lengths):
             torch.testing.assert_close(logits[level][item, :length], head[item, :length], atol=1e-5, rtol=0)
 
 
@@ -87,7 +89,7 @@ def test_frame_classifier_saved_by_transformers(tmp_path: Path) -> None:
 
 
 @torch.no_grad()
-def test_fast_attention_equals_the_reference_form(tiny_model: MultiLevelCTC) -> None:
+def test_fast_attention_equals_the_reference_form(tiny_model: MultiLevelCTC, tiny_geometry: FrameGeometry) -> None:
     # 800 frames: distances far past the clamps (left 64, right 8) on both sides.
     generator = torch.Generator().manual_seed(2)
     features = torch.randn(2, 800, 160, generator=generator)
@@ -99,7 +101,7 @@ def test_fast_attention_equals_the_reference_form(tiny_model: MultiLevelCTC) -> 
         slow = tiny_model(features, mask)
     finally:
         tiny_model.set_attention_impl("fast")
-    lengths = tiny_model.output_lengths(mask.sum(dim=1)).tolist()
+    lengths = output_lengths(tiny_geometry, mask.sum(dim=1))
     for level in tiny_model.levels:
         for item, length in enumerate(lengths):
             torch.testing.assert_close(fast[level][item, :length], slow[level][item, :length], atol=2e-5, rtol=0)
@@ -117,7 +119,7 @@ def test_a_padded_batch_equals_each_item_alone(tiny_files: CheckpointFiles, tiny
     batch = extractor.extract(waves)
     together = tiny_model(batch.features, batch.attention_mask, batch.input_frames)
     leaky = tiny_model(batch.features, batch.attention_mask)
-    lengths = tiny_model.output_lengths(batch.attention_mask.sum(dim=1)).tolist()
+    lengths = output_lengths(geometry(tiny_files), batch.attention_mask.sum(dim=1))
     leaked = []
     for item, wave in enumerate(waves):
         features, mask = extractor([wave])
@@ -133,10 +135,10 @@ def test_a_padded_batch_equals_each_item_alone(tiny_files: CheckpointFiles, tiny
     assert leaked == [n for n in (fbank_frames(s) for s in sizes) if n % 4 == 2]
 
 
-def test_output_lengths(tiny_model: MultiLevelCTC) -> None:
-    assert tiny_model.output_frames(249) == 125  # 5 s -> 125 frames of 40 ms
-    assert tiny_model.output_frames(749) == 375
-    assert tiny_model.output_lengths(torch.tensor([1, 2, 3, 438])).tolist() == [1, 1, 2, 219]
+def test_output_lengths(tiny_model: MultiLevelCTC, tiny_geometry: FrameGeometry) -> None:
+    assert tiny_geometry.output_frames_from_features(249) == 125  # 5 s -> 125 frames of 40 ms
+    assert tiny_geometry.output_frames_from_features(749) == 375
+    assert output_lengths(tiny_geometry, [1, 2, 3, 438]) == [1, 1, 2, 219]
     assert tiny_model.config.frame_stride == 2
     features = torch.zeros(1, 438, 160)
     assert tiny_model(features, torch.ones(1, 438))["phonemes"].shape == (1, 219, 43)
@@ -180,9 +182,10 @@ def test_unsupported_architectures_are_refused() -> None:
 
 
 @torch.no_grad()
-def test_segmenter_runs(tiny_segmenter: FrameClassifier) -> None:
+def test_segmenter_runs(tiny_segmenter: FrameClassifier, tiny_segmenter_checkpoint: Path) -> None:
     features, mask = _padded_batch(4)
     logits = tiny_segmenter(features, mask)
     assert logits.shape == (3, 120, 2)
     assert tiny_segmenter.dev_weights and tiny_segmenter.version.endswith("+dev")
-    assert tiny_segmenter.output_lengths(torch.tensor([7])).tolist() == [7]
+    files = resolve_checkpoint(str(tiny_segmenter_checkpoint), "frame_classifier")
+    assert output_lengths(geometry(files), [7]) == [7]

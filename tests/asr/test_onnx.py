@@ -9,11 +9,13 @@ import pytest
 import torch
 
 from services.asr.checkpoint import CheckpointFiles
+from services.asr.engine import geometry_of
 from services.asr.features import FeatureExtractor
 from services.asr.modeling import MultiLevelCTC
 from services.asr.onnx_backend import OnnxMultiLevelCTC
 from services.cli import main
 from services.common.errors import FailedPrecondition, Unavailable
+from tests.asr.conftest import geometry, output_lengths
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +43,16 @@ def test_onnx_runtime_matches_torch(
     assert backend.precision == "float32" and backend.providers == ["CPUExecutionProvider"]
     assert backend.num_parameters() == tiny_model.num_parameters()
     features, mask, frames = _batch(tiny_files)
-    lengths = tiny_model.output_lengths(mask.sum(dim=1))
-    assert torch.equal(backend.output_lengths(mask.sum(dim=1)), lengths)
-    assert backend.output_frames(749) == tiny_model.output_frames(749)
+    # The graph's adapter arithmetic (export metadata) is the checkpoint's, which serving uses.
+    expected_geometry = geometry(tiny_files)
+    assert geometry_of(backend.metadata, tiny_files.preprocessor_config) == expected_geometry
+    lengths = output_lengths(expected_geometry, mask.sum(dim=1))
+    assert backend.weights_digest == tiny_files.weights_digest
     expected = tiny_model(features, mask, frames)
     got = backend(features, mask, frames)
     for level in tiny_model.levels:
         assert got[level].dtype == torch.float32 and got[level].shape == expected[level].shape
-        for item, length in enumerate(lengths.tolist()):
+        for item, length in enumerate(lengths):
             torch.testing.assert_close(got[level][item, :length], expected[level][item, :length], atol=1e-4, rtol=0)
     # Defaults (no mask, every frame present) as the torch model's; another length than exported.
     single = features[:1, :123]
