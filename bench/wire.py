@@ -85,7 +85,7 @@ async def measure(
     from services.gateway.config import GatewayConfig
 
     stages = RecordingStages(addresses["asr"], addresses["alignment"], addresses["tajweed"])
-    app = GatewayApp.build(GatewayConfig.from_env(environ), stages=stages)
+    app = GatewayApp.build(GatewayConfig.from_env(environ), stages=stages, environ=environ)
     try:
         await asyncio.to_thread(app.warm_up)
         await app.assess(request, None)
