@@ -18,11 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from services.asr.config import CACHE_DIR, DEFAULT_CACHE_DIR
 from services.common.healthcheck import check
 from services.common.settings import SERVICES
+from services.gateway.config import HTTP_PORT
 
 ORDER = ("asr", "alignment", "tajweed", "gateway")
-DEFAULT_CACHE = Path(os.environ.get("MUAALEM_CACHE_DIR", "~/.cache/muaalem")).expanduser()
+# A bind-all address is reached on loopback.
+_ANY_HOST = {"", "0.0.0.0", "::"}
 
 
 def dev_api_key(cache_dir: Path) -> tuple[str, Path]:
@@ -50,29 +53,34 @@ class Mesh:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     api_key: str = ""
     _logs: dict[str, IO[bytes]] = field(default_factory=dict)
+    _env: dict[str, str] | None = field(default=None, init=False, repr=False)
 
     def service_env(self) -> dict[str, str]:
+        """The environment every service process gets; built once (the first call writes the dev API key)."""
+        return dict(self._service_env())
+
+    def _service_env(self) -> dict[str, str]:
+        if self._env is None:
+            self._env = self._build_env()
+        return self._env
+
+    def _build_env(self) -> dict[str, str]:
         env = dict(self.env)
         env.setdefault("MUAALEM_ASR_DEV_FALLBACK", "tiny")
         env.setdefault("PYTHONUNBUFFERED", "1")
-        cache_dir = Path(env.get("MUAALEM_CACHE_DIR", str(DEFAULT_CACHE))).expanduser()
         if not env.get("MUAALEM_API_KEYS_FILE") and not env.get("MUAALEM_API_KEYS"):
+            cache_dir = Path(CACHE_DIR.get(env) or DEFAULT_CACHE_DIR).expanduser()
             self.api_key, keys_file = dev_api_key(cache_dir)
             env["MUAALEM_API_KEYS_FILE"] = str(keys_file)
         for name in ("asr", "alignment", "tajweed"):
-            port = env.get(f"MUAALEM_{name.upper()}_PORT", str(SERVICES[name].port.default))
-            env.setdefault(f"MUAALEM_{name.upper()}_TARGET", f"127.0.0.1:{port}")
+            env.setdefault(f"MUAALEM_{name.upper()}_TARGET", _address(env, name))
         return env
 
     def address(self, service: str) -> str:
-        env = self.service_env()
-        host = env.get(f"MUAALEM_{service.upper()}_HOST", "127.0.0.1")
-        host = "127.0.0.1" if host in {"0.0.0.0", "::"} else host
-        port = env.get(f"MUAALEM_{service.upper()}_PORT", str(SERVICES[service].port.default))
-        return f"{host}:{port}"
+        return _address(self._service_env(), service)
 
     def start(self) -> None:
-        env = self.service_env()
+        env = self._service_env()
         for name in ORDER:
             stream: IO[bytes] | None = None
             if self.log_dir is not None:
@@ -135,14 +143,22 @@ class Mesh:
         self.stop()
 
 
+def _address(env: Mapping[str, str], service: str) -> str:
+    """Where a service listens, as reached from this machine."""
+    address = SERVICES[service]
+    host = address.host.get(env)
+    return f"{'127.0.0.1' if host in _ANY_HOST else host}:{address.port.get(env)}"
+
+
 def _banner(mesh: Mesh) -> str:
     env = mesh.service_env()
     lines = ["", "the Muaalem mesh is SERVING:"]
     for name in ORDER:
-        metrics = env.get(f"MUAALEM_{name.upper()}_METRICS_PORT", str(SERVICES[name].metrics_port.default))
+        metrics = SERVICES[name].metrics_port.get(env)
         lines.append(f"  {name:<10} gRPC {mesh.address(name):<22} metrics :{metrics}/metrics")
-    http_port = env.get("MUAALEM_GATEWAY_HTTP_PORT", "8080")
-    lines.append(f"  {'gateway':<10} HTTP http://127.0.0.1:{http_port}  (OpenAPI: /openapi.json)")
+    http_port = HTTP_PORT.get(env)
+    if http_port >= 0:
+        lines.append(f"  {'gateway':<10} HTTP http://127.0.0.1:{http_port}  (OpenAPI: /openapi.json)")
     if mesh.api_key:
         lines.append(f"  dev API key: {mesh.api_key}   (export MUAALEM_API_KEY=...)")
     lines.append("press Ctrl-C to stop")
