@@ -58,11 +58,6 @@ class DeadlineExceeded(MeshError):
     http_status = 504
 
 
-class NotFound(MeshError):
-    code = "NOT_FOUND"
-    http_status = 404
-
-
 class Unauthenticated(MeshError):
     code = "UNAUTHENTICATED"
     http_status = 401

@@ -209,10 +209,6 @@ class MeshServer:
     async def wait_for_termination(self) -> None:
         await self._stopped.wait()
 
-    @property
-    def startup_error(self) -> BaseException | None:
-        return self._startup_error
-
 
 async def serve_forever(server: MeshServer) -> int:
     """Runs a server until SIGTERM/SIGINT; exit status 1 when start-up failed."""
