@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from services.tajweed.config import TajweedConfig
 from services.tajweed.energy import EnergyProfile
 from services.tajweed.matching import DecodedGroup, GroupMatch
-from services.tajweed.model import Reference, Tempo, ValidateInput
+from services.tajweed.model import Finding, Group, Reference, Tempo, ValidateInput
 from services.tajweed.phonetics import PhoneticIndex
 from services.tajweed.rules import MaddTarget
 from services.tajweed.timeline import Timeline
@@ -54,6 +55,22 @@ class Analysis:
         first = self.reference.group_at(phoneme_start).index
         last = self.reference.group_at(phoneme_end - 1).index
         return self.timeline.span(first, last)
+
+    def group_finding(self, group: Group, decoded: DecodedGroup | None, *, source: str, **specific: Any) -> Finding:
+        """A finding on one reference group: where it is (text, time, phonemes) and what was heard
+        there come from the group and its decoded counterpart; `specific` gives the rest (and may
+        override any of those)."""
+        located: dict[str, Any] = {
+            "word_index": group.word_index,
+            "text_span": self.group_text_span(group.index),
+            "time_span": self.group_time(group.index),
+            "phoneme_start": group.start,
+            "phoneme_end": group.end,
+            "expected_phonemes": group.phonemes,
+            "heard_phonemes": decoded.phonemes if decoded is not None else "",
+            "source": source,
+        }
+        return Finding(**{**located, **specific})
 
     def decoded(self, group: int) -> DecodedGroup | None:
         return self.match.of(group) if self.match is not None else None

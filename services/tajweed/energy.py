@@ -75,11 +75,6 @@ class EnergyProfile:
             ((lo + int(a)) * self.hop_s, (lo + int(b)) * self.hop_s) for a, b in runs if b - a >= min_frames
         ]
 
-    def speech_end(self, after_s: float, min_silence_s: float) -> float:
-        """Start of the first lasting silence after `after_s`, or the end of the recording."""
-        runs = self.silent_runs(after_s, self.duration_s, min_silence_s)
-        return runs[0][0] if runs else self.duration_s
-
 
 def profile(
     db: npt.NDArray[np.float32], hop_s: float, speech: tuple[float, float] | None, silence_drop_db: float

@@ -26,6 +26,11 @@ _STRONG = 0.8
 _EPS = 1e-3
 
 
+def symbol_confidence(prob: float | None, floor: float = 0.55) -> float:
+    """How sure a decoded symbol is: its probability (0.8 when unknown) kept within [floor, 0.99]."""
+    return min(max(prob if prob is not None else 0.8, floor), 0.99)
+
+
 def normal_cdf(x: float) -> float:
     return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
 
@@ -92,8 +97,14 @@ class Presence:
     """present: True/False, or None when the sources contradict each other."""
 
     present: bool | None
-    probability: float
     confidence: float
+
+    @property
+    def verdict(self) -> Verdict:
+        """CORRECT when present, MISSING when absent, UNCERTAIN when the sources contradict each other."""
+        if self.present is None:
+            return Verdict.UNCERTAIN
+        return Verdict.CORRECT if self.present else Verdict.MISSING
 
 
 def _logit(p: float) -> float:
@@ -106,11 +117,11 @@ def fuse_presence(probabilities: Sequence[float]) -> Presence | None:
         return None
     if max(probabilities) >= _STRONG and min(probabilities) <= 1.0 - _STRONG:
         contradiction = min(max(probabilities), 1.0 - min(probabilities))
-        return Presence(None, sum(probabilities) / len(probabilities), contradiction)
+        return Presence(None, contradiction)
     mean_logit = sum(_logit(p) for p in probabilities) / len(probabilities)
     probability = 1.0 / (1.0 + math.exp(-mean_logit))
     present = probability >= 0.5
-    return Presence(present, probability, probability if present else 1.0 - probability)
+    return Presence(present, probability if present else 1.0 - probability)
 
 
 def logistic(x: float) -> float:

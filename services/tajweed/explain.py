@@ -21,7 +21,7 @@ from quran_transcript.phonetics.error_explainer import ReciterError
 from services.tajweed import phonetics
 from services.tajweed.analysis import Analysis
 from services.tajweed.matching import DecodedGroup
-from services.tajweed.model import Finding, Measured, RuleKind, Verdict
+from services.tajweed.model import Finding, Measured, RuleKind, Verdict, split_group
 
 SOURCE = "explain_error"
 _DEFAULT_CONFIDENCE = 0.7
@@ -29,17 +29,11 @@ _DEFAULT_CONFIDENCE = 0.7
 _VERDICTS = {"insert": Verdict.EXTRA, "delete": Verdict.MISSING, "replace": Verdict.WRONG}
 
 
-def _split(group: str) -> tuple[str, int, str]:
-    core = group[0]
-    count = len(group) - len(group.lstrip(core))
-    return core, count, group[count:]
-
-
 def _only_length_differs(expected: str, heard: str) -> bool:
     if not expected or not heard:
         return False
-    core, count, mark = _split(expected)
-    heard_core, heard_count, heard_mark = _split(heard)
+    core, count, mark = split_group(expected)
+    heard_core, heard_count, heard_mark = split_group(heard)
     return core == heard_core and mark == heard_mark and count != heard_count
 
 

@@ -19,9 +19,9 @@ import math
 
 from services.tajweed import messages, phonetics
 from services.tajweed.analysis import Analysis
-from services.tajweed.evidence import Judgement, Length, judge_length
+from services.tajweed.evidence import Judgement, Length, judge_length, symbol_confidence
 from services.tajweed.matching import DecodedGroup
-from services.tajweed.model import Finding, Measured, Verdict
+from services.tajweed.model import Finding, Measured, Verdict, split_group
 from services.tajweed.rules import GhunnahTarget, ghunnah_targets
 
 SOURCE = "ghunnah"
@@ -30,9 +30,7 @@ _MIN_DURATION_SD = 0.15
 
 
 def _run(phonemes: str) -> int:
-    core = phonemes[0]
-    count = len(phonemes) - len(phonemes.lstrip(core))
-    return count - (1 if phonemes[-1] in phonetics.HARAKAT else 0)
+    return split_group(phonemes)[1] - (1 if phonemes[-1] in phonetics.HARAKAT else 0)
 
 
 def _with_nasality(judgement: Judgement, nasal: float | None) -> Judgement:
@@ -57,13 +55,12 @@ def _izhar_finding(
     decoded: DecodedGroup,
 ) -> Finding:
     group = analysis.reference.groups[target.group]
-    prob = decoded.mean_prob()
-    return Finding(
+    return analysis.group_finding(
+        group,
+        decoded,
+        source=SOURCE,
         rule=target.kind,
         rule_name=target.names.en,
-        word_index=group.word_index,
-        text_span=analysis.group_text_span(group.index),
-        time_span=analysis.group_time(group.index),
         expected_harakat=(round(analysis.config.ghunnah_harakat),),
         expected_text=f"{group.core} hidden with ghunnah, not pronounced clearly",
         measured=Measured(
@@ -72,14 +69,9 @@ def _izhar_finding(
             text=f"decoded {decoded.phonemes}",
         ),
         verdict=Verdict.WRONG,
-        confidence=min(max(prob if prob is not None else 0.8, 0.5), 0.99),
+        confidence=symbol_confidence(decoded.mean_prob(), floor=0.5),
         message_ar=f"{target.names.ar}: نُطق الحرف مُظهَرًا ولم يُخفَ",
         message_en=f"{target.names.en} wrong: the letter was pronounced clearly (izhar) instead of hidden",
-        phoneme_start=group.start,
-        phoneme_end=group.end,
-        expected_phonemes=group.phonemes,
-        heard_phonemes=decoded.phonemes,
-        source=SOURCE,
     )
 
 
@@ -151,12 +143,12 @@ def validate(analysis: Analysis) -> list[Finding]:
         if nasal is not None:
             parts.append(f"P(maghnoon) {messages.num(nasal, 2)}")
         findings.append(
-            Finding(
+            analysis.group_finding(
+                group,
+                decoded,
+                source=SOURCE,
                 rule=target.kind,
                 rule_name=name_en,
-                word_index=group.word_index,
-                text_span=analysis.group_text_span(group.index),
-                time_span=analysis.group_time(group.index),
                 expected_harakat=(round(expected),),
                 expected_text=f"{messages.num(expected)} harakat of ghunnah",
                 measured=Measured(
@@ -170,11 +162,6 @@ def validate(analysis: Analysis) -> list[Finding]:
                 confidence=judgement.confidence,
                 message_ar=ar,
                 message_en=en,
-                phoneme_start=group.start,
-                phoneme_end=group.end,
-                expected_phonemes=group.phonemes,
-                heard_phonemes=decoded.phonemes if decoded is not None else "",
-                source=SOURCE,
             )
         )
     return findings

@@ -71,11 +71,10 @@ def validate(analysis: Analysis, tolerance: float) -> list[Finding]:
             spread = math.hypot(config.duration_rel_sd, tempo.haraka_log_sd)
             duration = Length(value, max(value * spread, _MIN_DURATION_SD))
         symbols: Length | None = None
-        heard = ""
+        decoded = analysis.decoded(target.group)
+        heard = decoded.phonemes if decoded is not None else ""
         if analysis.match is not None:
-            decoded = analysis.decoded(target.group)
             count = decoded.count_of(group.core) if decoded is not None else 0
-            heard = decoded.phonemes if decoded is not None else ""
             symbols = Length(float(count + target.offset), config.symbol_sd_harakat)
         permitted = target.permitted if config.madd_accept_permitted else (target.expected,)
         judgement = judge_length(
@@ -100,12 +99,14 @@ def validate(analysis: Analysis, tolerance: float) -> list[Finding]:
         rule_start, rule_end = target.rule.text_start, target.rule.text_end
         group_start, group_end = analysis.group_text_span(target.group)
         findings.append(
-            Finding(
+            analysis.group_finding(
+                group,
+                decoded,
+                source=SOURCE,
                 rule=target.kind,
                 rule_name=target.rule.name_en,
-                word_index=group.word_index,
+                # The rule's letters as well as the group's (a madd's cause may lie outside the group).
                 text_span=(min(rule_start, group_start), max(rule_end, group_end)),
-                time_span=analysis.group_time(target.group),
                 expected_harakat=permitted,
                 expected_text=_expected_text(target, permitted),
                 measured=Measured(
@@ -118,11 +119,6 @@ def validate(analysis: Analysis, tolerance: float) -> list[Finding]:
                 confidence=judgement.confidence,
                 message_ar=message_ar,
                 message_en=message_en,
-                phoneme_start=group.start,
-                phoneme_end=group.end,
-                expected_phonemes=group.phonemes,
-                heard_phonemes=heard,
-                source=SOURCE,
             )
         )
     return findings

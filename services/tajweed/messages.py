@@ -39,7 +39,3 @@ def num_ar(value: float, digits: int = 1) -> str:
 
 def lengths(values: tuple[int, ...]) -> str:
     return "/".join(str(v) for v in values)
-
-
-def lengths_ar(values: tuple[int, ...]) -> str:
-    return " أو ".join(num_ar(v) for v in values)

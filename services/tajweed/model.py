@@ -14,6 +14,13 @@ import numpy.typing as npt
 # ---------------------------------------------------------------------------------------
 
 
+def split_group(phonemes: str) -> tuple[str, int, str]:
+    """A phoneme group's core (its first letter), how many copies of it lead, and the rest (its mark)."""
+    core = phonemes[0]
+    count = len(phonemes) - len(phonemes.lstrip(core))
+    return core, count, phonemes[count:]
+
+
 @dataclass(frozen=True)
 class Group:
     """A reference phoneme group: one or more copies of a core letter, then at most one mark."""
@@ -33,16 +40,11 @@ class Group:
     @property
     def count(self) -> int:
         """Copies of the core letter (a madd's length, a shadda's doubling, a ghunnah's run)."""
-        run = 0
-        for char in self.phonemes:
-            if char != self.core:
-                break
-            run += 1
-        return run
+        return split_group(self.phonemes)[1]
 
     @property
     def mark(self) -> str:
-        return self.phonemes[self.count :]
+        return split_group(self.phonemes)[2]
 
 
 @dataclass(frozen=True)
@@ -244,7 +246,6 @@ class Tempo:
     samples: int
     from_prior: bool
     consonant_s: float
-    consonant_samples: int
     # Standard deviation of log(haraka_s): how well the tempo is known.
     haraka_log_sd: float
 

@@ -10,9 +10,8 @@ an ayah, ~0.2 s for the longest (2:282), once per distinct reference per process
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from quran_transcript import MoshafAttributes, alphabet, quran_phonetizer
@@ -96,39 +95,9 @@ def moshaf_model(values: dict[str, Any]) -> MoshafAttributes:
         raise InvalidArgument(f"reference.moshaf is not a valid MoshafAttributes: {exc}") from exc
 
 
-class _Lru:
-    """A thread-safe LRU of rebuilt mappings (two threads may build the same one; both are right)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[tuple[Any, ...], PhoneticIndex] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[Any, ...]) -> PhoneticIndex | None:
-        with self._lock:
-            item = self._items.get(key)
-            if item is not None:
-                self._items.move_to_end(key)
-            return item
-
-    def put(self, key: tuple[Any, ...], value: PhoneticIndex) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-
-
-_CACHE = _Lru(256)
-
-
 def phonetic_index(reference: Reference) -> PhoneticIndex:
     """The phonetizer's mappings for the reference, rebuilt once and cached."""
-    key = (reference.uthmani, reference.surah, tuple(sorted(reference.moshaf.items())))
-    index = _CACHE.get(key)
-    if index is None:
-        index = _build(reference)
-        _CACHE.put(key, index)
+    index = _index(reference.uthmani, reference.surah, tuple(sorted(reference.moshaf.items())))
     if index.phonemes != reference.phonemes:
         raise InvalidArgument(
             "reference.phonemes differ from quran-transcript's phonetization of reference.uthmani with "
@@ -138,10 +107,9 @@ def phonetic_index(reference: Reference) -> PhoneticIndex:
     return index
 
 
-def _build(reference: Reference) -> PhoneticIndex:
-    output = quran_phonetizer(
-        reference.uthmani, moshaf_model(reference.moshaf), remove_spaces=True, sura_idx=reference.surah
-    )
+@lru_cache(maxsize=256)
+def _index(uthmani: str, surah: int, moshaf: tuple[tuple[str, Any], ...]) -> PhoneticIndex:
+    output = quran_phonetizer(uthmani, moshaf_model(dict(moshaf)), remove_spaces=True, sura_idx=surah)
     owner = [-1] * len(output.phonemes)
     for char_index, mapping in enumerate(output.mappings):
         start, end = mapping.pos

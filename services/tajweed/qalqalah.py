@@ -14,7 +14,7 @@ from __future__ import annotations
 from services.tajweed import energy as energy_measures
 from services.tajweed import messages, phonetics
 from services.tajweed.analysis import Analysis
-from services.tajweed.evidence import fuse_presence, logistic
+from services.tajweed.evidence import fuse_presence, logistic, symbol_confidence
 from services.tajweed.model import Finding, Measured, RuleKind, Verdict
 
 SOURCE = "qalqalah"
@@ -49,10 +49,9 @@ def validate(analysis: Analysis) -> list[Finding]:
             released = [t.prob for t in decoded.tokens if t.phoneme == phonetics.QALQALAH_MARK]
             symbol = decoded.count_of(phonetics.QALQALAH_MARK)
             if symbol:
-                votes.append(min(max(released[0] if released else 0.8, 0.55), 0.99))
+                votes.append(symbol_confidence(released[0] if released else None))
             else:
-                mean = decoded.mean_prob()
-                votes.append(1.0 - min(max(mean if mean is not None else 0.8, 0.55), 0.99))
+                votes.append(1.0 - symbol_confidence(decoded.mean_prob()))
             parts.append(f"decoded {decoded.phonemes}")
             if "qalqla" in decoded.sifat:
                 sifa = decoded.sifat["qalqla"].probability_of("moqalqal")
@@ -69,9 +68,7 @@ def validate(analysis: Analysis) -> list[Finding]:
         presence = fuse_presence(votes)
         if presence is None:
             continue
-        verdict = (
-            Verdict.UNCERTAIN if presence.present is None else Verdict.CORRECT if presence.present else Verdict.MISSING
-        )
+        verdict = presence.verdict
         kubra = _is_kubra(analysis, group.index)
         name_ar = "القلقلة الكبرى" if kubra else "القلقلة الصغرى"
         name_en = "Qalqalah (kubra)" if kubra else "Qalqalah (sughra)"
@@ -86,12 +83,12 @@ def validate(analysis: Analysis) -> list[Finding]:
             en = f"{name_en} on {letter}: the model and the energy disagree"
         rule = rule_names.get(group.index)
         findings.append(
-            Finding(
+            analysis.group_finding(
+                group,
+                decoded,
+                source=SOURCE,
                 rule=RuleKind.QALQALAH,
                 rule_name=rule.name_en if rule is not None else "Qalqalah",
-                word_index=group.word_index,
-                text_span=analysis.group_text_span(group.index),
-                time_span=span,
                 expected_harakat=(),
                 expected_text="an audible release (bounce) after the sakin letter",
                 measured=Measured(
@@ -104,11 +101,6 @@ def validate(analysis: Analysis) -> list[Finding]:
                 confidence=presence.confidence,
                 message_ar=ar,
                 message_en=en,
-                phoneme_start=group.start,
-                phoneme_end=group.end,
-                expected_phonemes=group.phonemes,
-                heard_phonemes=decoded.phonemes if decoded is not None else "",
-                source=SOURCE,
             )
         )
     return findings

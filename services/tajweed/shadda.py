@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from services.tajweed import messages, phonetics
 from services.tajweed.analysis import Analysis
-from services.tajweed.evidence import fuse_presence, normal_cdf
+from services.tajweed.evidence import fuse_presence, normal_cdf, symbol_confidence
 from services.tajweed.model import Finding, Measured, RuleKind, Verdict
 
 SOURCE = "shadda"
@@ -22,7 +22,7 @@ _NAME_EN = "Shadda"
 
 
 def _symbol_vote(count: int, prob: float | None) -> float:
-    confidence = min(max(prob if prob is not None else 0.8, 0.55), 0.99)
+    confidence = symbol_confidence(prob)
     return confidence if count >= 2 else 1.0 - confidence
 
 
@@ -56,9 +56,7 @@ def validate(analysis: Analysis) -> list[Finding]:
         presence = fuse_presence(votes)
         if presence is None:
             continue
-        verdict = (
-            Verdict.UNCERTAIN if presence.present is None else Verdict.CORRECT if presence.present else Verdict.MISSING
-        )
+        verdict = presence.verdict
         letter = group.core
         parts = []
         if held is not None:
@@ -77,12 +75,12 @@ def validate(analysis: Analysis) -> list[Finding]:
             ar = f"{_NAME_AR} على {letter}: المدة والرموز غير متفقتين"
             en = f"Shadda on {letter}: the timing and the decoded letters disagree"
         findings.append(
-            Finding(
+            analysis.group_finding(
+                group,
+                decoded,
+                source=SOURCE,
                 rule=RuleKind.SHADDA,
                 rule_name=_NAME_EN,
-                word_index=group.word_index,
-                text_span=analysis.group_text_span(group.index),
-                time_span=analysis.group_time(group.index),
                 expected_harakat=(),
                 expected_text="the letter doubled: held about two consonant lengths",
                 measured=Measured(
@@ -95,11 +93,6 @@ def validate(analysis: Analysis) -> list[Finding]:
                 confidence=presence.confidence,
                 message_ar=ar,
                 message_en=en,
-                phoneme_start=group.start,
-                phoneme_end=group.end,
-                expected_phonemes=group.phonemes,
-                heard_phonemes=decoded.phonemes if decoded is not None else "",
-                source=SOURCE,
             )
         )
     return findings

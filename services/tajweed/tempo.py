@@ -92,7 +92,6 @@ def estimate(
         samples=haraka.samples,
         from_prior=haraka.samples < config.min_tempo_samples,
         consonant_s=consonant.value,
-        consonant_samples=consonant.samples,
         haraka_log_sd=haraka.log_sd,
     )
 

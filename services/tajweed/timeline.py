@@ -31,8 +31,6 @@ from services.tajweed.model import Alignment, Reference
 class Timeline:
     onsets: tuple[float, ...]
     ends: tuple[float, ...]
-    # End of each group's last token, whatever the duration rule above made of it.
-    token_ends: tuple[float, ...]
 
     def duration(self, group: int) -> float:
         return max(0.0, self.ends[group] - self.onsets[group])
@@ -68,7 +66,7 @@ def build_timeline(
             ends.append(max(floor, runs[0][0]) if runs else limit)
         else:
             ends.append(nominal)
-    return Timeline(onsets=tuple(onsets), ends=tuple(ends), token_ends=tuple(token_ends))
+    return Timeline(onsets=tuple(onsets), ends=tuple(ends))
 
 
 def _extrapolated_end(alignment: Alignment, start: int, end: int) -> float:

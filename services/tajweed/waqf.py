@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from services.tajweed import energy as energy_measures
 from services.tajweed import messages, phonetics
 from services.tajweed.analysis import Analysis
-from services.tajweed.evidence import logistic
+from services.tajweed.evidence import logistic, symbol_confidence
 from services.tajweed.model import Finding, Measured, RuleKind, Verdict, Word
 from services.tajweed.waqf_marks import Stop, WordStop, word_stops
 
@@ -99,8 +99,7 @@ def _final_stop(analysis: Analysis) -> Finding | None:
         heard = decoded[-1].phonemes if decoded else ""
         parts.append(f"decoded ending {heard or 'nothing'}")
         if heard and heard[-1] in phonetics.HARAKAT and last.mark not in phonetics.HARAKAT:
-            prob = request.decode.tokens[-1].prob if request.decode.tokens else 0.8
-            joined = min(max(prob, 0.55), 0.99)
+            joined = symbol_confidence(request.decode.tokens[-1].prob if request.decode.tokens else None)
     fall: float | None = None
     if analysis.energy is not None and len(analysis.energy.db):
         fall = energy_measures.tail_fall_db(analysis.energy)
