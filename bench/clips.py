@@ -21,7 +21,7 @@ from bench.common import ROOT
 from services.common import audio
 from services.common.pb import asr_pb2, common_pb2, gateway_pb2
 
-AUDIO_DIR = ROOT.parent / "shared" / "audio"
+AUDIO_DIR = ROOT / "tests" / "data" / "audio"
 SAMPLE = ROOT / "services" / "gateway" / "samples" / "test.wav"
 # What the recordings' reciters read (the quran-muaalem fixture's attributes for test.wav).
 MOSHAF: dict[str, Any] = {

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,12 +12,11 @@ from hypothesis import strategies as st
 
 from services.alignment.core import Aligner, ReferenceInput
 from services.alignment.thresholds import ThresholdTable
+from tests.conftest import FIXTURES_DIR
 
 from . import synth
 
-# The shared ground truth sits beside the repository (see tests/conftest.py).
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-FIXTURE = SHARED / "fixtures" / "test_wav_real_model_output.json"
+FIXTURE = FIXTURES_DIR / "test_wav_real_model_output.json"
 
 
 @pytest.fixture(scope="module")
