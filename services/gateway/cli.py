@@ -13,22 +13,25 @@ DEFAULT_ADDRESS = "127.0.0.1:50051"
 
 
 def parse_words(text: str) -> tuple[int, int]:
-    start, sep, count = text.partition(":")
-    if not sep:
-        start, sep, count = text.partition("+")
-    if not sep or not start.isdigit() or not count.isdigit():
-        raise argparse.ArgumentTypeError(f"--words takes FROM:COUNT (0-based imlaey word, count), got {text!r}")
-    return int(start), int(count)
+    """--words: the HTTP API's grammar (services.gateway.parsing), as an argparse type."""
+    from services.common.errors import InvalidArgument
+    from services.gateway import parsing
+
+    try:
+        return parsing.parse_words(text)
+    except InvalidArgument as exc:
+        raise argparse.ArgumentTypeError(exc.message) from exc
 
 
 def parse_moshaf(pairs: list[str]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise argparse.ArgumentTypeError(f"--moshaf takes NAME=VALUE, got {pair!r}")
-        values[key.strip()] = int(value) if value.strip().lstrip("-").isdigit() else value.strip()
-    return values
+    """Repeated --moshaf NAME=VALUE, typed by the MoshafAttributes field (as the HTTP query is)."""
+    from services.common.errors import InvalidArgument
+    from services.gateway import parsing
+
+    try:
+        return parsing.moshaf_values(parsing.name_value_pairs(pairs))
+    except InvalidArgument as exc:
+        raise argparse.ArgumentTypeError(f"--moshaf: {exc.message}") from exc
 
 
 def build_request(
@@ -45,21 +48,13 @@ def build_request(
 ) -> Any:
     from services.common.errors import InvalidArgument
     from services.common.pb import common_pb2, gateway_pb2
+    from services.gateway.parsing import build_target
 
     request = gateway_pb2.AssessRequest(
         audio=common_pb2.Audio(content=audio, name_hint=name_hint),
+        target=build_target(surah, ayah, words=words, last_ayah=last_ayah),
         options=gateway_pb2.AssessOptions(run_rules_on_mismatch=run_rules_on_mismatch, include_details=include_details),
     )
-    if words is not None:
-        request.target.words.CopyFrom(
-            common_pb2.WordRangeTarget(surah=surah, ayah=ayah, start_word=words[0], word_count=words[1])
-        )
-    elif last_ayah is not None:
-        request.target.ayah_range.CopyFrom(
-            common_pb2.AyahRangeTarget(surah=surah, first_ayah=ayah, last_ayah=last_ayah)
-        )
-    else:
-        request.target.ayah.CopyFrom(common_pb2.AyahTarget(surah=surah, ayah=ayah))
     if moshaf:
         try:
             request.moshaf.CopyFrom(common_pb2.MoshafAttributes(**moshaf))
