@@ -222,6 +222,12 @@ UNARY_CASES: tuple[Case, ...] = (
         ("sample rate of 200 hz", "supported"),
     ),
     Case(
+        "6 kHz recording (under the 8 kHz floor)",
+        lambda: assess_request(wav(resampled(6_000), 6_000)),
+        INVALID,
+        ("sample rate of 6000 hz", "8000"),
+    ),
+    Case(
         "header: 0 channels",
         lambda: assess_request(with_fmt_field(recitation_wav(), 22, "<H", 0)),
         INVALID,
