@@ -23,7 +23,7 @@ from services.common.errors import InvalidArgument
 from services.common.pb import common_pb2
 from services.gateway.reference import builder
 from services.gateway.reference.breaker import BreakerState
-from services.gateway.reference.cache import MAGIC, RedisStore, encode_value
+from services.gateway.reference.cache import FORMAT_VERSION, MAGIC, RedisStore, encode_value
 from services.gateway.reference.service import ReferenceService
 from services.gateway.reference.settings import ReferenceCacheConfig
 from services.gateway.reference.targets import TargetSpec
@@ -177,7 +177,7 @@ async def test_unreadable_values_are_recomputed_and_overwritten(
         result = await service.get(ayah(112, 1), None, version)
         assert not result.cache_hit and counter.calls == 1
         stored = await raw_client.get(result.key)
-        assert isinstance(stored, bytes) and stored.startswith(MAGIC + b"\x01")
+        assert isinstance(stored, bytes) and stored.startswith(MAGIC + bytes([FORMAT_VERSION]))
         assert (await service.get(ayah(112, 1), None, version)).cache_hit
     finally:
         await service.close()
