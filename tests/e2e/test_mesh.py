@@ -317,6 +317,27 @@ def test_cli_assess_prints_json_for_machines(mesh: Mesh) -> None:
     assert wrong_key.returncode == 1 and "UNAUTHENTICATED" in wrong_key.stderr
 
 
+def test_the_default_flow_stops_at_a_content_mismatch(mesh: Mesh) -> None:
+    """Without run_rules_on_mismatch (the default), a recitation that is not the target is
+    reported as such and not judged. The tiny random-weight model's decode matches nothing."""
+    with grpc.insecure_channel(mesh.address("gateway")) as channel:
+        reply = gateway_pb2_grpc.GatewayServiceStub(channel).Assess(
+            _request(run_rules_on_mismatch=False), metadata=_metadata(mesh), timeout=60
+        )
+    assessment = reply.assessment
+    assert assessment.content.status == gateway_pb2.CONTENT_STATUS_MISMATCH
+    assert assessment.content.similarity < assessment.content.threshold
+    stages = {s.stage: s for s in assessment.stages}
+    for skipped in ("alignment", "tajweed"):
+        assert stages[skipped].status == common_pb2.STAGE_STATUS_SKIPPED
+        assert stages[skipped].message == "content mismatch"
+    assert stages["asr"].status == common_pb2.STAGE_STATUS_OK
+    assert list(assessment.degraded) == []
+    assert not assessment.findings and not assessment.errors
+    assert len(assessment.words) == 9
+    assert all(w.verdict == gateway_pb2.WORD_VERDICT_NOT_ASSESSED for w in assessment.words)
+
+
 # Stops a stage: kept last so the tests above see the whole mesh.
 def test_tajweed_down_gives_a_partial_answer_within_the_deadline(mesh: Mesh) -> None:
     tajweed = mesh.processes["tajweed"]
