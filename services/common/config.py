@@ -182,12 +182,7 @@ def load_all_settings() -> dict[str, Setting[object]]:
         "services.tajweed.config",
         "services.gateway.config",
     ):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            # A service module not written yet; a missing third-party package is a real error.
-            if exc.name is None or not exc.name.startswith("services."):
-                raise
+        importlib.import_module(module)
     return dict(REGISTRY)
 
 

@@ -21,6 +21,7 @@ from services.common.pb import common_pb2, gateway_pb2, gateway_pb2_grpc
 from services.gateway.cli import build_request
 from services.launcher import Mesh
 from tests.conftest import AUDIO_DIR, FIXTURES_DIR, free_port
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -170,17 +171,18 @@ def test_request_id_appears_in_every_stage_log(mesh: Mesh) -> None:
         gateway_pb2_grpc.GatewayServiceStub(channel).Assess(
             _request(), metadata=_metadata(mesh, REQUEST_ID + "-logs"), timeout=120
         )
-    time.sleep(0.5)
     assert mesh.log_dir is not None
-    for service in ("gateway", "asr", "alignment", "tajweed"):
+    log_dir = mesh.log_dir
+
+    def tagged(service: str) -> list[dict[str, Any]]:
         lines = [
-            json.loads(line)
-            for line in (mesh.log_dir / f"{service}.log").read_text().splitlines()
-            if line.startswith("{")
+            json.loads(line) for line in (log_dir / f"{service}.log").read_text().splitlines() if line.startswith("{")
         ]
-        tagged = [line for line in lines if line.get("request_id") == REQUEST_ID + "-logs"]
-        assert tagged, f"{service}: no log line carries the request id"
-        assert all(line["service"] == service for line in tagged)
+        return [line for line in lines if line.get("request_id") == REQUEST_ID + "-logs"]
+
+    for service in ("gateway", "asr", "alignment", "tajweed"):
+        lines = wait_until(lambda: tagged(service), what=f"{service}: a log line with the request id")  # noqa: B023
+        assert all(line["service"] == service for line in lines)
 
 
 def test_http_gives_the_same_json_as_grpc(mesh: Mesh) -> None:

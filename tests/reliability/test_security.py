@@ -36,6 +36,9 @@ from tests.reliability.proxy import LatencyProxy
 from tests.reliability.report import Report
 from tests.reliability.scan import scan_source, scan_tree
 
+# Each run brings up a mesh and drives it for a while: part of `make test`, not `make test-fast`.
+pytestmark = pytest.mark.slow
+
 SERVICES_DIR = REPO / "services"
 
 
