@@ -15,29 +15,16 @@ way for every rule of a kind:
 
 from __future__ import annotations
 
-from quran_transcript import alphabet
+from services.tajweed.phonetics import LEEN_TAG_SYMBOL, MADD_TAG_SYMBOL, PH
+from services.tajweed.rules import MADD_RULE_CLASSES
 
-_PH = alphabet.phonetics
-
-MADD_RULES = frozenset(
-    {
-        "NormalMaddRule",
-        "MonfaselMaddRule",
-        "MottaselMaddRule",
-        "MottaselMaddPauseRule",
-        "LazemMaddRule",
-        "AaredMaddRule",
-        "LeenMaddRule",
-    }
-)
-# The symbols a madd of each tag lengthens (the imala of 11:41 writes its alif as ـ).
+# The tajweed service's own tables (it measures these ranges), as sets of symbols per tag;
+# an alif madd may be written ـ (the imala of 11:41).
+MADD_RULES = MADD_RULE_CLASSES
 MADD_SYMBOLS: dict[str, frozenset[str]] = {
-    "alif": frozenset({_PH.alif, _PH.alif_momala}),
-    "yaa": frozenset({_PH.yaa_madd}),
-    "waw": frozenset({_PH.waw_madd}),
+    tag: frozenset({symbol, PH.alif_momala} if tag == "alif" else {symbol}) for tag, symbol in MADD_TAG_SYMBOL.items()
 }
-# A leen madd lengthens the consonant waw or yaa after a fatha.
-LEEN_SYMBOLS: dict[str, frozenset[str]] = {"yaa": frozenset({_PH.yaa}), "waw": frozenset({_PH.waw})}
+LEEN_SYMBOLS: dict[str, frozenset[str]] = {tag: frozenset({symbol}) for tag, symbol in LEEN_TAG_SYMBOL.items()}
 
 
 def _run_around(phonemes: str, index: int, symbols: frozenset[str]) -> tuple[int, int]:
@@ -62,7 +49,7 @@ def _symbol_run(phonemes: str, start: int, end: int, symbols: frozenset[str]) ->
 
 
 def _qalqalah(phonemes: str, start: int, end: int) -> tuple[int, int] | None:
-    mark = _PH.qlqla
+    mark = PH.qlqla
     window = range(max(start, 1), min(end + 1, len(phonemes)))
     at = next((i for i in window if phonemes[i] == mark), None)
     if at is None:
