@@ -170,6 +170,8 @@ async def test_expired_deadline_never_reaches_the_model(model: RecordingModel) -
                 return await batcher.infer([42])
 
         late = asyncio.create_task(late_call())
+        # Time itself is under test here (not a guess at how long something takes): the caller's
+        # 50 ms deadline passes while its input waits behind the held batch.
         await asyncio.sleep(0.15)
         model.gate.set()
         await first

@@ -251,6 +251,7 @@ async def test_redis_down_mid_test_fails_open_and_the_cache_returns_with_redis(
         assert counter.calls == 1 + 1 + 11
 
         redis_instance.start()  # empty: it kept nothing
+        # The breaker's cooldown is the behaviour under test: it must pass before Redis is probed.
         await asyncio.sleep(cooldown)
         probe = await service.get(ayah(109, 1), None, version)
         assert not probe.cache_hit
