@@ -101,9 +101,9 @@ RATE_LIMIT_BURST = setting(
 MAX_CONCURRENT_PER_KEY = setting(
     "MUAALEM_MAX_CONCURRENT_PER_KEY",
     8,
-    "Assessments one API key may have in flight on one gateway.",
+    "Assessments one API key may have in flight on one gateway (0: no cap).",
     group="gateway",
-    ge=1,
+    ge=0,
 )
 MAX_HTTP_BODY_MB = setting(
     "MUAALEM_MAX_HTTP_BODY_MB",
