@@ -110,3 +110,21 @@ def test_the_dev_key_is_sent_to_loopback_addresses_only(cache_dir: Path) -> None
         assert client.api_key("", address, env) == "", address
     assert client.api_key("explicit", "127.0.0.1:1", env) == "explicit"
     assert client.api_key("", "127.0.0.1:1", {**env, "MUAALEM_API_KEY": "from-env"}) == "from-env"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--moshaf", "colour=green"], "unknown moshaf attributes: colour"),
+        (["--moshaf", "madd_monfasel_len=long"], "madd_monfasel_len must be an integer, got 'long'"),
+        (["--words", "0:2", "--last-ayah", "3"], "give either words or last_ayah, not both"),
+        (["--tls-cert", "client.pem"], "--tls-cert and --tls-key"),
+        (["--tls-ca", "/nonexistent/ca.pem"], "cannot read the TLS CA bundle '/nonexistent/ca.pem'"),
+    ],
+)
+def test_bad_options_are_refused_before_any_call(
+    options: list[str], message: str, cache_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["assess", str(AUDIO_DIR / "test.wav"), "--surah", "2", "--ayah", "1", "--address", "127.0.0.1:1"]
+    assert cli.main([*argv, *options]) == 2
+    assert message in capsys.readouterr().err
