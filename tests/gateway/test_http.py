@@ -23,15 +23,21 @@ AUTH = {"authorization": f"Bearer {KEY}"}
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
+async def gateway() -> AsyncIterator[GatewayApp]:
     env = {"MUAALEM_API_KEYS": f"tester:{hash_key(KEY)}", "MUAALEM_RATE_LIMIT_RPS": "0"}
     # The asr stand-in is down: assessments come back degraded, which is all the parsing needs.
     stages = StandInStages(errors={"asr": Unavailable("asr is a stand-in that is down")})
     app = GatewayApp.build(GatewayConfig.from_env(env), stages=stages, environ=env)
-    transport = httpx.ASGITransport(app=create_http_app(app))
+    yield app
+    await app.close()
+
+
+@pytest.fixture
+async def client(gateway: GatewayApp) -> AsyncIterator[httpx.AsyncClient]:
+    # raise_app_exceptions off: a bug must come back as the API's 500, as a real client sees it.
+    transport = httpx.ASGITransport(app=create_http_app(gateway), raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
         yield http
-    await app.close()
 
 
 def _error(reply: httpx.Response) -> dict[str, str]:
@@ -78,6 +84,19 @@ async def test_framework_errors_take_the_same_shape(client: httpx.AsyncClient) -
         "/v1/assess", content=b"--x\r\nbroken", headers={**AUTH, "content-type": "multipart/form-data; boundary=x"}
     )
     assert broken.status_code == 400 and _error(broken)["code"] == "INVALID_ARGUMENT"
+
+
+async def test_a_bug_is_an_internal_error_in_the_same_shape(
+    client: httpx.AsyncClient, gateway: GatewayApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(authorization: str | None) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(gateway, "get_server_info", broken)
+    reply = await client.get("/v1/info", headers=AUTH)
+    assert reply.status_code == 500
+    error = _error(reply)
+    assert error["code"] == "INTERNAL" and "secret" not in error["message"]
 
 
 @pytest.mark.parametrize("words", ["17:9", "17+9", " 17 : 9 "])
