@@ -49,7 +49,7 @@ system-deps:
 
 protos: setup
 	$(PY) -m services.common.protogen
-	cd protos && ../$(VENV)/bin/buf lint
+	cd protos && $(abspath $(VENV))/bin/buf lint
 
 serve: setup
 	$(PY) -m services.launcher
@@ -69,7 +69,7 @@ bench: setup system-deps
 lint: setup
 	$(VENV)/bin/ruff check services tests bench deploy
 	$(VENV)/bin/mypy services
-	cd protos && ../$(VENV)/bin/buf lint
+	cd protos && $(abspath $(VENV))/bin/buf lint
 	$(PY) -m services.common.protogen --check
 
 images:

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from services.asr.config import CACHE_DIR, DEFAULT_CACHE_DIR
 from services.common.healthcheck import check
 from services.common.settings import SERVICES
+from services.gateway import client
 from services.gateway.config import HTTP_PORT
 
 ORDER = ("asr", "alignment", "tajweed", "gateway")
@@ -33,7 +33,8 @@ def dev_api_key(cache_dir: Path) -> tuple[str, Path]:
     from services.gateway.auth import hash_key, new_key
 
     cache_dir.mkdir(parents=True, exist_ok=True)
-    key_path = cache_dir / "dev-api-key"
+    # The CLI reads it from there (services.gateway.client) when it calls a loopback gateway.
+    key_path = cache_dir / client.DEV_KEY_FILE
     if not key_path.exists():
         key_path.write_text(new_key() + "\n")
         key_path.chmod(0o600)
@@ -69,8 +70,7 @@ class Mesh:
         env.setdefault("MUAALEM_ASR_DEV_FALLBACK", "tiny")
         env.setdefault("PYTHONUNBUFFERED", "1")
         if not env.get("MUAALEM_API_KEYS_FILE") and not env.get("MUAALEM_API_KEYS"):
-            cache_dir = Path(CACHE_DIR.get(env) or DEFAULT_CACHE_DIR).expanduser()
-            self.api_key, keys_file = dev_api_key(cache_dir)
+            self.api_key, keys_file = dev_api_key(client.cache_dir(env))
             env["MUAALEM_API_KEYS_FILE"] = str(keys_file)
         for name in ("asr", "alignment", "tajweed"):
             env.setdefault(f"MUAALEM_{name.upper()}_TARGET", _address(env, name))
@@ -160,7 +160,7 @@ def _banner(mesh: Mesh) -> str:
     if http_port >= 0:
         lines.append(f"  {'gateway':<10} HTTP http://127.0.0.1:{http_port}  (OpenAPI: /openapi.json)")
     if mesh.api_key:
-        lines.append(f"  dev API key: {mesh.api_key}   (export MUAALEM_API_KEY=...)")
+        lines.append(f"  dev API key: {mesh.api_key}   (`muaalem assess` on loopback uses it by itself)")
     lines.append("press Ctrl-C to stop")
     return "\n".join(lines)
 

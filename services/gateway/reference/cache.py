@@ -46,7 +46,9 @@ from services.gateway.reference.targets import TargetSpec
 T = TypeVar("T")
 
 MAGIC = b"MQR"
-FORMAT_VERSION = 1
+# 2: rule ranges cover exactly the rule's symbols (reference/rule_spans.py); references stored
+# by version 1 carried the phonetizer's character spans and are rebuilt, not served.
+FORMAT_VERSION = 2
 _HEADER = MAGIC + bytes([FORMAT_VERSION])
 # The largest reference (an ayah range of 300 ayahs) serializes to a few MB; anything bigger
 # is not a reference, and bounding it keeps a corrupt value from inflating without limit.
