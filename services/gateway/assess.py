@@ -23,6 +23,7 @@ from services.common.audio import DecodedAudio, decode_message, peak_dbfs
 from services.common.errors import FailedPrecondition, InvalidArgument, MeshError
 from services.common.pb import alignment_pb2, asr_pb2, common_pb2, gateway_pb2, tajweed_pb2
 from services.common.tensors import to_proto
+from services.gateway import metrics
 from services.gateway.config import GatewayConfig
 from services.gateway.fusion import FusionInput, fuse
 from services.gateway.reference import moshaf as moshaf_mod
@@ -255,6 +256,7 @@ class Assessor:
             if alignment is not None:
                 assessment.alignment.CopyFrom(alignment)
         assessment.total_ms = (time.perf_counter() - started) * 1000
+        metrics.record_assessment(list(assessment.degraded))
         tracing.set_attributes(
             cache_hit=reference_result.cache_hit,
             degraded=list(assessment.degraded),
