@@ -23,9 +23,14 @@ LIVE_SESSIONS_ACTIVE = Gauge(
     "muaalem_live_sessions_active",
     "Live assessment sessions (GatewayService.AssessLive streams) open now.",
 )
+# Reasons of a refused or server-ended live session. The alert MuaalemLiveSessionsRejected counts
+# the mesh's own (capacity, draining, unavailable, internal), not the caller's (invalid,
+# unauthenticated).
+LIVE_REJECT_REASONS = ("capacity", "draining", "unavailable", "internal", "invalid", "unauthenticated")
 LIVE_SESSIONS_REJECTED = Counter(
     "muaalem_live_sessions_rejected_total",
-    "Live sessions refused or ended by the server, by reason (e.g. capacity, invalid, deadline).",
+    "Live sessions refused or ended by the server, by reason: capacity (the gateway's session limit), "
+    "draining (shutting down), unavailable (a stage), internal, invalid (bad first message), unauthenticated.",
     ["reason"],
 )
 
