@@ -144,6 +144,22 @@ def server_span(
 
 
 @contextmanager
+def http_server_span(
+    method: str, route: str, headers: Iterable[tuple[str, str]], request_id: str
+) -> Iterator[Span]:
+    """The span of one HTTP request: the web framework's own when it made one (FastAPI does once
+    a tracer provider is installed), else a SERVER span of ours that joins the caller's trace."""
+    current = trace.get_current_span()
+    if current.get_span_context().is_valid:
+        current.set_attribute(REQUEST_ID, request_id)
+        yield current
+        return
+    attributes = {"http.request.method": method, "http.route": route, REQUEST_ID: request_id}
+    with server_span(f"{method} {route}", headers, attributes) as created:
+        yield created
+
+
+@contextmanager
 def span(name: str, **attributes: Any) -> Iterator[Span]:
     """An INTERNAL span, child of the current one, made current for the block."""
     with tracer().start_as_current_span(name, attributes=_clean(attributes)) as current:

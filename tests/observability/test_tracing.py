@@ -3,13 +3,17 @@ in a real OTLP/gRPC receiver; and tracing stays off unless the standard variable
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
+from google.protobuf import json_format
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from services.common import tracing
 from services.launcher import Mesh
+from tests.conftest import free_port
 from tests.observability.meshes import assess, assess_request, start_mesh
 from tests.observability.otlp_receiver import OtlpReceiver, ReceivedSpan
 
@@ -59,6 +63,7 @@ def traced_mesh(tmp_path_factory: pytest.TempPathFactory, receiver: OtlpReceiver
             "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
             # Short batches: the spans arrive while the test waits, not at shutdown.
             "OTEL_BSP_SCHEDULE_DELAY": "100",
+            "MUAALEM_GATEWAY_HTTP_PORT": str(free_port()),
         },
     )
     yield mesh
@@ -142,3 +147,42 @@ def test_a_second_lookup_of_the_same_passage_is_a_cache_hit_span(traced_mesh: Me
     lookup = next(s for s in spans if s.trace_id == trace_id and s.name == "reference lookup")
     assert lookup.attributes["muaalem.reference.cache_hit"] is True
     assert lookup.attributes["muaalem.reference.store"] == "memory"
+
+
+@pytest.mark.slow
+def test_an_http_assessment_is_one_trace_too(traced_mesh: Mesh, receiver: OtlpReceiver) -> None:
+    trace_id = "6" * 32
+    port = traced_mesh.service_env()["MUAALEM_GATEWAY_HTTP_PORT"]
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/assess",
+        data=json.dumps(json_format.MessageToDict(assess_request())).encode(),
+        headers={
+            "content-type": "application/json",
+            "authorization": f"Bearer {traced_mesh.api_key}",
+            "traceparent": f"00-{trace_id}-{CALLER_SPAN}-01",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:
+        assert response.status == 200
+    spans = receiver.wait_for(
+        lambda got: {s.service for s in got if s.trace_id == trace_id} >= set(SERVICES)
+        and any(s.trace_id == trace_id and s.name == "POST /v1/assess" for s in got)
+    )
+    mine = {s.span_id: s for s in spans if s.trace_id == trace_id}
+    roots = [s for s in mine.values() if s.parent_span_id == CALLER_SPAN]
+    assert len(roots) == 1, roots
+    root = roots[0]
+    assert root.name == "POST /v1/assess"
+    assert root.attributes["http.response.status_code"] == 200
+    assert root.attributes["muaalem.request_id"]
+    # Every span of the request descends from the one HTTP span (FastAPI's own, with its endpoint
+    # spans in between, when the framework traces).
+    tops = []
+    for span in mine.values():
+        ancestor = span
+        while ancestor.parent_span_id in mine:
+            ancestor = mine[ancestor.parent_span_id]
+        tops.append((ancestor.name, ancestor.span_id, ancestor.parent_span_id))
+    assert set(tops) == {(root.name, root.span_id, CALLER_SPAN)}, (set(tops), root.span_id)
+    names = {s.name for s in mine.values()}
+    assert {"stage asr", "muaalem.v1.AsrService/Transcribe", "muaalem.v1.TajweedService/Validate"} <= names
