@@ -15,7 +15,7 @@ export TORCH_INDEX
 PYTEST_ARGS ?=
 DEBIAN_PACKAGES := redis-server espeak-ng prometheus
 
-.PHONY: setup system-deps protos serve demo test test-fast bench lint images reliability clean help
+.PHONY: setup system-deps protos serve demo test test-fast bench lint images reliability monitoring clean help
 
 help:
 	@echo "make demo   - set up, start the four services, assess a sample recitation, stop"
@@ -23,6 +23,7 @@ help:
 	@echo "make serve  - run the mesh on loopback until Ctrl-C"
 	@echo "make bench  - benchmarks; writes docs/benchmarks.md"
 	@echo "make lint   - ruff, mypy, buf lint, generated-code freshness"
+	@echo "make monitoring - regenerate the alerts, rules and dashboard in deploy/k8s/monitoring"
 	@echo "make protos - regenerate services/common/pb from protos/"
 	@echo "make images - build the container images (needs a Docker engine)"
 	@echo "make reliability - fault, load and bad-input runs; writes docs/reliability.md"
@@ -72,6 +73,11 @@ lint: setup
 	$(VENV)/bin/mypy services
 	cd protos && ../$(VENV)/bin/buf lint
 	$(PY) -m services.common.protogen --check
+	$(PY) -m deploy.k8s.monitoring.generate --check
+
+# Rewrites deploy/k8s/monitoring (rules, PrometheusRule, promtool tests, Grafana dashboard).
+monitoring: setup
+	$(PY) -m deploy.k8s.monitoring.generate
 
 images:
 	deploy/docker/build.sh

@@ -9,8 +9,9 @@ stays whole across the mesh. A process exports spans when the standard variables
 by the OpenTelemetry SDK itself. `OTEL_SDK_DISABLED=true` or `OTEL_TRACES_EXPORTER=none` turn
 it off.
 
-Spans carry sizes, targets, timings and outcomes, never audio, transcripts' input or keys:
-`set_attributes` takes only scalars, and callers pass only the named attributes below.
+Spans carry sizes, targets, timings and outcomes, never audio, transcripts, metadata values or
+keys: `set_attributes` takes only scalars and lists of strings, and callers pass only the named
+attributes below.
 """
 
 from __future__ import annotations
