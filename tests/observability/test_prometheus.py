@@ -225,6 +225,9 @@ def test_real_prometheus_records_the_stages_and_fires_on_faults(
             assert _value(hits) > 0.5
             assert _value(prometheus.query("queue:muaalem_asr_batch_size:mean_rate5m")) >= 1
             assert not [a for a in prometheus.firing() if a["alertname"].startswith("Muaalem")], prometheus.firing()
+            # Every dashboard query is valid PromQL to this Prometheus (query() asserts success).
+            for expr in dashboard.expressions():
+                prometheus.query(expr)
 
             # The tajweed stage stops: answers come back without it, and the alert names the stage.
             mesh.processes["tajweed"].terminate()
