@@ -92,7 +92,10 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
     def _wrap(self, method: str, behavior: Behavior, quiet: bool) -> Behavior:
         async def wrapped(request: Any, ctx: grpc.aio.ServicerContext) -> Any:
             async with self._handled(method, ctx, quiet):
-                return await behavior(request, ctx)
+                try:
+                    return await behavior(request, ctx)
+                except MeshError as exc:
+                    await _abort(ctx, exc)
             raise AssertionError("unreachable")  # pragma: no cover
 
         return wrapped
@@ -101,15 +104,18 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
         async def wrapped(request: Any, ctx: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             async with self._handled(method, ctx, quiet=False):
                 # A handler either yields its responses or writes them with ctx.write and returns.
-                result = behavior(request, ctx)
-                if inspect.isasyncgen(result):
-                    async for response in result:
-                        yield response
-                elif inspect.isawaitable(result):
-                    await result
-                else:
-                    for response in result:
-                        yield response
+                try:
+                    result = behavior(request, ctx)
+                    if inspect.isasyncgen(result):
+                        async for response in result:
+                            yield response
+                    elif inspect.isawaitable(result):
+                        await result
+                    else:
+                        for response in result:
+                            yield response
+                except MeshError as exc:
+                    await _abort(ctx, exc)
 
         return wrapped
 
@@ -134,15 +140,8 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
                 if not quiet:
                     await ctx.send_initial_metadata(((context.REQUEST_ID_HEADER, resolved_rid),))
                 yield
-            except MeshError as exc:
-                code, message = exc.code, exc.message
-                # The AbortError raised below keeps this error as its context, and grpc holds
-                # that until a garbage collection: without its traceback it pins no frame (and
-                # no frame's locals, such as a refused 256 MiB upload) until then.
-                exc.__traceback__ = None
-                await ctx.abort(grpc.StatusCode[exc.code], exc.message)
             except grpc.aio.AbortError:
-                # The servicer aborted with its own status.
+                # A core error mapped by _abort, or the servicer's own abort.
                 code = _code_name(ctx)
                 message = ctx.details() or ""
                 raise
@@ -176,6 +175,15 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
                             **({"error": message} if message else {}),
                         },
                     )
+
+
+async def _abort(ctx: grpc.aio.ServicerContext, exc: MeshError) -> None:
+    """Ends the call with the core error's status. Done where the error is caught, not in the
+    context manager: the AbortError keeps this error as its context, and grpc holds that until a
+    garbage collection; without its traceback (which a context manager's __aexit__ would also
+    hold) it pins no frame, and no frame's locals such as a refused 256 MiB upload, until then."""
+    exc.__traceback__ = None
+    await ctx.abort(grpc.StatusCode[exc.code], exc.message)
 
 
 def _span_attributes(service: str, method: str, request_id: str) -> dict[str, str]:

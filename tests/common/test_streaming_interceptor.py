@@ -4,6 +4,9 @@ honoured, core errors mapped to statuses; whether the handler yields or writes w
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -39,6 +42,27 @@ async def chat(requests: AsyncIterator[bytes], ctx: grpc.aio.ServicerContext) ->
         yield message.upper()
 
 
+class _Upload:
+    """Stands in for a large refused upload held in a servicer's locals."""
+
+
+_uploads: list[weakref.ref[_Upload]] = []
+
+
+async def refuse(request: bytes, ctx: grpc.aio.ServicerContext) -> bytes:
+    upload = _Upload()
+    _uploads.append(weakref.ref(upload))
+    raise InvalidArgument("refuse: too large")
+
+
+async def refuse_stream(requests: AsyncIterator[bytes], ctx: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+    upload = _Upload()
+    _uploads.append(weakref.ref(upload))
+    async for _ in requests:
+        raise InvalidArgument("refuse: too large")
+    yield b""
+
+
 async def countdown(request: bytes, ctx: grpc.aio.ServicerContext) -> None:
     """A handler that writes its responses itself and returns nothing."""
     for i in range(int(request), 0, -1):
@@ -50,6 +74,10 @@ def _register(server: grpc.aio.Server) -> None:
         "Chat": grpc.stream_stream_rpc_method_handler(chat, request_deserializer=_bytes, response_serializer=_bytes),
         "Countdown": grpc.unary_stream_rpc_method_handler(
             countdown, request_deserializer=_bytes, response_serializer=_bytes
+        ),
+        "Refuse": grpc.unary_unary_rpc_method_handler(refuse, request_deserializer=_bytes, response_serializer=_bytes),
+        "RefuseStream": grpc.stream_stream_rpc_method_handler(
+            refuse_stream, request_deserializer=_bytes, response_serializer=_bytes
         ),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
@@ -124,3 +152,32 @@ async def test_a_server_stream_written_with_ctx_write_is_wrapped_too(spans: InMe
         assert [reply async for reply in call(b"3", timeout=10)] == [b"3", b"2", b"1"]
     assert _count(method, "OK") == before + 1
     assert _named(spans, f"{SERVICE}/Countdown")
+
+
+async def test_a_refused_call_pins_none_of_the_servicers_locals() -> None:
+    """The status of a core error is set where it is caught, its traceback dropped: nothing keeps
+    the servicer's frame (a refused upload) alive until the next garbage collection."""
+    mesh = MeshServer(ServerSettings.from_env("tajweed", loopback_env("tajweed")), [ServiceBinding(SERVICE, _register)])
+    _uploads.clear()
+    gc.disable()
+    try:
+        async with serving(mesh), grpc.aio.insecure_channel(mesh.address) as channel:
+            unary = channel.unary_unary(f"/{SERVICE}/Refuse", request_serializer=_bytes, response_deserializer=_bytes)
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await unary(b"x", timeout=10)
+            assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+            async def one() -> AsyncIterator[bytes]:
+                yield b"x"
+
+            stream: Any = channel.stream_stream(
+                f"/{SERVICE}/RefuseStream", request_serializer=_bytes, response_deserializer=_bytes
+            )(one(), timeout=10)
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                _ = [reply async for reply in stream]
+            assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+            await asyncio.sleep(0.1)
+            assert len(_uploads) == 2
+            assert [ref() for ref in _uploads] == [None, None]
+    finally:
+        gc.enable()
