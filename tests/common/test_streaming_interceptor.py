@@ -95,6 +95,8 @@ def spans() -> Iterator[InMemorySpanExporter]:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         trace.set_tracer_provider(provider)
     yield exporter
+    # The provider stays for the rest of the session; the spans of later tests are not kept.
+    exporter.shutdown()
 
 
 def _count(method: str, code: str) -> float:
