@@ -44,6 +44,7 @@ STAGE = "muaalem.stage"
 STAGE_STATUS = "muaalem.stage_status"
 REQUEST_ID = "muaalem.request_id"
 
+
 class _State:
     provider: Any = None
 
@@ -79,6 +80,7 @@ def configure(service: str, environ: Mapping[str, str] | None = None) -> bool:
 
     attributes = {} if env.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: f"muaalem-{service}"}
     provider = TracerProvider(resource=Resource.create(attributes))
+    added = 0
     for name in names:
         exporter: SpanExporter
         if name == "otlp":
@@ -91,6 +93,9 @@ def configure(service: str, environ: Mapping[str, str] | None = None) -> bool:
             log.warning("unknown OTEL_TRACES_EXPORTER %r ignored (this build has otlp and console)", name)
             continue
         provider.add_span_processor(BatchSpanProcessor(exporter))
+        added += 1
+    if not added:
+        return False
     trace.set_tracer_provider(provider)
     _state.provider = provider
     log.info("tracing on", extra={"service": service, "exporters": ",".join(names)})
@@ -104,8 +109,12 @@ def shutdown() -> None:
         _state.provider = None
 
 
+# A proxy until configure() installs a provider, then that provider's tracer: one lookup per process.
+_TRACER = trace.get_tracer(TRACER_NAME)
+
+
 def tracer() -> trace.Tracer:
-    return trace.get_tracer(TRACER_NAME)
+    return _TRACER
 
 
 def _text(value: str | bytes) -> str:
