@@ -18,11 +18,12 @@ import numpy as np
 
 from services.alignment.thresholds import problems as threshold_problems
 from services.alignment.vocabulary import default_vocabulary
-from services.common import context
+from services.common import context, tracing
 from services.common.audio import DecodedAudio, decode_message, peak_dbfs
 from services.common.errors import FailedPrecondition, InvalidArgument, MeshError
 from services.common.pb import alignment_pb2, asr_pb2, common_pb2, gateway_pb2, tajweed_pb2
 from services.common.tensors import to_proto
+from services.gateway import metrics
 from services.gateway.config import GatewayConfig
 from services.gateway.fusion import FusionInput, fuse
 from services.gateway.reference import moshaf as moshaf_mod
@@ -127,7 +128,8 @@ class Assessor:
         started = time.perf_counter()
         ledger = StageLedger()
         # Validation first: a bad target, attribute or option costs nothing downstream.
-        targets.target_from_proto(request.target)
+        spec = targets.target_from_proto(request.target)
+        tracing.set_attributes(target=spec.key(), streamed=streamed)
         moshaf_mod.to_dict(request.moshaf if request.HasField("moshaf") else None)
         check_options(request.options)
 
@@ -141,6 +143,7 @@ class Assessor:
                 f"below {self.config.min_peak_dbfs:.0f} dBFS"
             )
         ledger.record("audio", common_pb2.STAGE_STATUS_OK, (time.perf_counter() - audio_started) * 1000)
+        tracing.set_attributes(audio_seconds=round(audio.duration_s, 3))
         return await self._assess_decoded(request, audio, ledger, started)
 
     async def _assess_decoded(
@@ -253,6 +256,12 @@ class Assessor:
             if alignment is not None:
                 assessment.alignment.CopyFrom(alignment)
         assessment.total_ms = (time.perf_counter() - started) * 1000
+        metrics.record_assessment(list(assessment.degraded))
+        tracing.set_attributes(
+            cache_hit=reference_result.cache_hit,
+            degraded=list(assessment.degraded),
+            **{"muaalem.content_status": gateway_pb2.ContentStatus.Name(content.status)},
+        )
         return assessment
 
     async def _transcribe(

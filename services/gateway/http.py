@@ -16,6 +16,7 @@ from google.protobuf.message import Message
 from prometheus_client import Counter, Histogram
 
 from services.common import context as call_context
+from services.common import tracing
 from services.common.errors import InvalidArgument, TooLarge
 from services.common.metrics import LATENCY_BUCKETS
 from services.common.pb import gateway_pb2
@@ -101,11 +102,15 @@ def create_http_app(app: GatewayApp) -> FastAPI:
     async def scope(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         route = request.url.path if not request.url.path.startswith("/v1/reference/") else "/v1/reference"
         started = time.perf_counter()
-        with call_context.call_scope(request.headers.get(call_context.REQUEST_ID_HEADER), None) as rid:
+        with (
+            call_context.call_scope(request.headers.get(call_context.REQUEST_ID_HEADER), None) as rid,
+            tracing.http_server_span(request.method, route, request.headers.items(), rid) as span,
+        ):
             try:
                 response = await call_next(request)
             except Exception as exc:  # the one error path: whatever failed, the same error body
                 response = http_errors.error_response(exc)
+            span.set_attribute("http.response.status_code", response.status_code)
             response.headers[call_context.REQUEST_ID_HEADER] = rid
             elapsed = time.perf_counter() - started
             HTTP_REQUESTS.labels(route, str(response.status_code)).inc()
