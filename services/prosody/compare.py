@@ -112,7 +112,7 @@ def _speech_span(r: Recitation) -> tuple[int, int]:
 def _dtw_tempo(path: npt.NDArray[np.int64], reference: Recitation) -> float:
     """Slope of the path between 10 % and 90 % of the reference's speech: robust to silences at either end."""
     lo, hi = _speech_span(reference)
-    a, b = lo + 0.1 * (hi - lo), lo + 0.9 * (hi - lo)
+    a, b = round(lo + 0.1 * (hi - lo)), round(lo + 0.9 * (hi - lo))
     if b - a < 1:
         return 1.0
     hop = reference.audio.pitch.hop_s

@@ -20,7 +20,7 @@ from services.prosody import maqam as maqam_mod
 from services.prosody.acoustic import log_mel
 from services.prosody.melody import Melody, WordSpan, melody
 from services.prosody.pitch import PitchTrack, PitchTracker
-from services.prosody.rhythm import VOWELS, Rhythm, intervals, rhythm
+from services.prosody.rhythm import MIN_PAUSE_S, VOWELS, Rhythm, intervals, rhythm
 from services.prosody.voice import VoiceQuality, voice_quality
 
 SHORT_VOWELS = frozenset("\u064e\u064f\u0650")
@@ -80,7 +80,7 @@ class Timing:
 
     def haraka_s(self) -> float:
         """One count: the outlier-trimmed geometric mean of consonant + short-vowel groups, each from
-        its onset to the next group's (groups running into a madd letter excluded). 0 when too few."""
+        its onset to the next group's (groups running into a madd letter or a pause excluded). 0 when too few."""
         samples = []
         for here, after in zip(self.groups, self.groups[1:], strict=False):
             if (
@@ -89,6 +89,8 @@ class Timing:
                 and here.phonemes[0] not in VOWELS
                 and not (after.phonemes and after.phonemes[0] in MADD_LETTERS)
                 and after.start_s > here.start_s
+                # Before a pause the onset-to-onset time holds the silence too.
+                and after.start_s - here.end_s < MIN_PAUSE_S
             ):
                 samples.append(math.log(after.start_s - here.start_s))
         if len(samples) < MIN_HARAKA_SAMPLES:

@@ -20,7 +20,7 @@ import numpy as np
 
 # The model's phonetic script: the three short vowels and the long-vowel letters
 # (alif, waw madd, yaa madd, imala alif). A test checks them against quran-transcript.
-VOWELS = frozenset("\u064e\u064f\u0650\u0627\u06e5\u06e6\u0672")
+VOWELS = frozenset("\u064e\u064f\u0650\u0627\u06e5\u06e6\u0640")
 MIN_PAUSE_S = 0.15
 
 
