@@ -83,6 +83,7 @@ def load_all_settings() -> dict[str, Setting[object]]:
         "services.asr.config",
         "services.alignment.config",
         "services.tajweed.config",
+        "services.prosody.config",
         "services.gateway.config",
     ):
         try:

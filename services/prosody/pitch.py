@@ -58,10 +58,10 @@ class PitchTrack:
 
 
 def resample_track(
-    times: FloatArray, f0_hz: FloatArray, confidence: FloatArray, duration_s: float, hop_s: float = HOP_S
+    times: FloatArray, f0_hz: FloatArray, confidence: FloatArray, frames: int, hop_s: float = HOP_S
 ) -> PitchTrack:
-    """A tracker's frames (centred on `times`) on the hop_s grid covering duration_s."""
-    n = int(duration_s / hop_s) + 1
+    """A tracker's frames (centred on `times`) on `frames` frames of the hop_s grid."""
+    n = frames
     grid = np.arange(n) * hop_s
     if len(times) == 0:
         return PitchTrack(np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n), hop_s)
@@ -113,5 +113,6 @@ class PitchTracker:
             np.asarray(result.timestamps, dtype=np.float64),
             np.asarray(result.pitch_hz, dtype=np.float64),
             np.asarray(result.confidence, dtype=np.float64),
-            len(x) / MODEL_RATE,
+            # The energy envelope's frame count (services.common.energy), so the grids line up.
+            1 + len(x) // round(HOP_S * MODEL_RATE),
         )

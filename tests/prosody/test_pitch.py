@@ -50,7 +50,7 @@ def test_resample_interpolates_in_log_and_keeps_gaps() -> None:
     times = np.array([0.0, 0.016, 0.032, 0.048, 0.064])
     f0 = np.array([100.0, 200.0, 0.0, 200.0, 200.0])
     conf = np.array([1.0, 1.0, 0.0, 1.0, 1.0])
-    track = resample_track(times, f0, conf, 0.064)
+    track = resample_track(times, f0, conf, 7)
     assert len(track.f0_hz) == 7
     # 10 ms is 10/16 of the way from 100 to 200 Hz, in log frequency.
     assert track.f0_hz[1] == pytest.approx(100 * 2 ** (10 / 16), rel=1e-6)
