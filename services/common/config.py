@@ -85,6 +85,7 @@ def load_all_settings() -> dict[str, Setting[object]]:
         "services.tajweed.config",
         "services.prosody.config",
         "services.gateway.config",
+        "services.gateway.reference.recitation_settings",
     ):
         try:
             importlib.import_module(module)

@@ -92,6 +92,8 @@ def _assess(args: argparse.Namespace) -> int:
         run_rules_on_mismatch=args.run_rules_on_mismatch,
         include_details=args.details,
     )
+    if args.compare_to is not None:
+        request.compare_to = args.compare_to
     key = args.api_key or os.environ.get("MUAALEM_API_KEY", "")
     metadata = [("authorization", f"Bearer {key}")] if key else []
     with grpc.insecure_channel(args.address, options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
@@ -133,6 +135,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     assess.add_argument("--address", default=os.environ.get("MUAALEM_GATEWAY_ADDRESS", DEFAULT_ADDRESS))
     assess.add_argument("--api-key", default="", help="defaults to $MUAALEM_API_KEY")
     assess.add_argument("--timeout", type=float, default=120.0)
+    assess.add_argument(
+        "--compare-to", metavar="RECITER", help="compare with a registered reference recitation ('' for the default)"
+    )
     assess.set_defaults(handler=_assess)
 
     keys = subparsers.add_parser("keys", help="API keys")

@@ -73,7 +73,7 @@ def test_values_round_trip_compressed() -> None:
         (b"", "magic"),
         (b"\x80\x04pickle", "magic"),
         (MAGIC, "format None"),
-        (MAGIC + b"\x02" + zlib.compress(b""), "format 2"),
+        (MAGIC + b"\x03" + zlib.compress(b""), "format 3"),  # 2 is the reference entry (recitation_entry.py)
         (MAGIC + b"\x01not zlib", "decompress"),
         (MAGIC + b"\x01" + zlib.compress(b"\xff\xff\xff\xff")[:-3], "truncated"),
         (MAGIC + b"\x01" + zlib.compress(b"\xff\xff\xff\xff"), "parse"),

@@ -251,3 +251,33 @@ class CompareResponse(_message.Message):
     comparison: Comparison
     timings: _containers.RepeatedCompositeFieldContainer[_common_pb2.StageTiming]
     def __init__(self, comparison: _Optional[_Union[Comparison, _Mapping]] = ..., timings: _Optional[_Iterable[_Union[_common_pb2.StageTiming, _Mapping]]] = ...) -> None: ...
+
+class ReciterAnalysis(_message.Message):
+    __slots__ = ("reciter", "features", "alignment", "rhythm", "melody", "audio_sha256", "computed_at")
+    RECITER_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
+    ALIGNMENT_FIELD_NUMBER: _ClassVar[int]
+    RHYTHM_FIELD_NUMBER: _ClassVar[int]
+    MELODY_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_SHA256_FIELD_NUMBER: _ClassVar[int]
+    COMPUTED_AT_FIELD_NUMBER: _ClassVar[int]
+    reciter: str
+    features: ProsodyFeatures
+    alignment: _common_pb2.Alignment
+    rhythm: Rhythm
+    melody: Melody
+    audio_sha256: str
+    computed_at: float
+    def __init__(self, reciter: _Optional[str] = ..., features: _Optional[_Union[ProsodyFeatures, _Mapping]] = ..., alignment: _Optional[_Union[_common_pb2.Alignment, _Mapping]] = ..., rhythm: _Optional[_Union[Rhythm, _Mapping]] = ..., melody: _Optional[_Union[Melody, _Mapping]] = ..., audio_sha256: _Optional[str] = ..., computed_at: _Optional[float] = ...) -> None: ...
+
+class ReferenceEntry(_message.Message):
+    __slots__ = ("reference", "recitations", "model_version", "computed_at")
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    RECITATIONS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    COMPUTED_AT_FIELD_NUMBER: _ClassVar[int]
+    reference: _common_pb2.Reference
+    recitations: _containers.RepeatedCompositeFieldContainer[ReciterAnalysis]
+    model_version: str
+    computed_at: float
+    def __init__(self, reference: _Optional[_Union[_common_pb2.Reference, _Mapping]] = ..., recitations: _Optional[_Iterable[_Union[ReciterAnalysis, _Mapping]]] = ..., model_version: _Optional[str] = ..., computed_at: _Optional[float] = ...) -> None: ...
