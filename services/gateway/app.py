@@ -14,6 +14,7 @@ from services.gateway.auth import ConcurrencyLimiter, Guard, KeyStore, RateLimit
 from services.gateway.config import GatewayConfig
 from services.gateway.prosody_stage import GrpcProsody, ProsodyStage
 from services.gateway.reference.comparison import Comparer
+from services.gateway.reference.recitation_api import RecitationApi
 from services.gateway.reference.recitation_settings import RecitationConfig
 from services.gateway.reference.recitation_store import RecitationStore
 from services.gateway.reference.recitations import RecitationService
@@ -33,6 +34,7 @@ class GatewayApp:
     guard: Guard
     recitations: RecitationService | None = None
     prosody: ProsodyStage | None = None
+    environ: Mapping[str, str] | None = None
 
     @classmethod
     def build(
@@ -86,6 +88,7 @@ class GatewayApp:
             guard=guard,
             recitations=recitations,
             prosody=prosody,
+            environ=environ,
         )
 
     # The handlers below are what both front ends (gRPC and HTTP) call: API key and limits
@@ -144,6 +147,11 @@ class GatewayApp:
 
         builder.build_reference(targets.ayah_target(1, 1), moshaf.default_values())
         self.assessor.verifier.finder.load()
+
+    def recitation_api(self) -> RecitationApi:
+        """The admin-only reference-recitation calls (key names from MUAALEM_ADMIN_KEY_NAMES)."""
+        admins = RecitationConfig.from_env(self.environ).admin_key_names
+        return RecitationApi(self, admins, self.guard.identify)
 
     async def close(self) -> None:
         await self.stages.close()

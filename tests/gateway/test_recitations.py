@@ -10,6 +10,7 @@ import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import grpc
 import numpy as np
 import pytest
 import redis
@@ -17,9 +18,10 @@ import soundfile as sf
 
 from services.common.audio import decode_bytes
 from services.common.errors import InvalidArgument
-from services.common.pb import common_pb2
+from services.common.pb import common_pb2, gateway_pb2, gateway_pb2_grpc
 from services.common.server import MeshServer
 from services.gateway.app import GatewayApp
+from services.gateway.auth import hash_key, new_key
 from services.gateway.cli import build_request
 from services.gateway.prosody_stage import GrpcProsody
 from services.gateway.reference.recitation_entry import decode_entry
@@ -29,6 +31,8 @@ from tests.conftest import RedisServer, free_port, loopback_env, serving
 librosa = pytest.importorskip("librosa")
 
 THIRTY_DAYS = 30 * 24 * 3600
+ADMIN_KEY, USER_KEY = new_key(), new_key()
+ADMIN, USER = f"Bearer {ADMIN_KEY}", f"Bearer {USER_KEY}"
 
 
 @pytest.fixture
@@ -43,6 +47,8 @@ async def gateway(tmp_path: Path, redis_instance: RedisServer) -> AsyncIterator[
         "MUAALEM_CACHE_DIR": str(tmp_path / "cache"),
         "MUAALEM_REDIS_URL": redis_instance.url,
         "MUAALEM_RECITATIONS_DIR": str(tmp_path / "recitations"),
+        "MUAALEM_API_KEYS": f"teacher-admin:{hash_key(ADMIN_KEY)},learner:{hash_key(USER_KEY)}",
+        "MUAALEM_ADMIN_KEY_NAMES": "teacher-admin",
     }
     server, app, _ = build(environ)
     async with serving(server, ready_timeout=120, grace=1):
@@ -59,14 +65,27 @@ def _stretched_wav(samples: np.ndarray, factor: float) -> bytes:
 async def test_reference_add_then_assess_with_compare_to(
     gateway: tuple[MeshServer, GatewayApp], redis_instance: RedisServer, test_wav_bytes: bytes
 ) -> None:
-    _, app = gateway
+    server, app = gateway
     assert app.recitations is not None
     teacher = decode_bytes(test_wav_bytes, name_hint="test.wav")
     version = await app.assessor.versions.current()
-    (added,) = await app.recitations.add(
-        teacher.samples, surah=8, ayah=75, last_ayah=None, reciter="teacher", make_default=True, model_version=version
+    add = gateway_pb2.AddReferenceRecitationRequest(
+        audio=common_pb2.Audio(content=test_wav_bytes), surah=8, ayah=75, reciter="teacher"
     )
-    assert added.is_default and (Path(app.recitations.store.root) / "008" / "075" / "teacher.wav").exists()
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as denied:
+            await stub.AddReferenceRecitation(add, metadata=[("authorization", USER)], timeout=60)
+        assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "'learner' may not manage reference recitations" in (denied.value.details() or "")
+        reply = await stub.AddReferenceRecitation(add, metadata=[("authorization", ADMIN)], timeout=120)
+        listed = await stub.ListReferenceRecitations(
+            gateway_pb2.ListReferenceRecitationsRequest(), metadata=[("authorization", ADMIN)], timeout=10
+        )
+    (added,) = reply.added
+    assert (added.surah, added.ayah, added.reciter, added.is_default) == (8, 75, "teacher", True)
+    assert [r.reciter for r in listed.recitations] == ["teacher"]
+    assert (Path(app.recitations.store.root) / "008" / "075" / "teacher.wav").exists()
 
     client = redis.Redis.from_url(redis_instance.url)
     key = f"{version}:8:75"
@@ -90,7 +109,7 @@ async def test_reference_add_then_assess_with_compare_to(
     learner_audio = _stretched_wav(teacher.samples, 1.1)
     request = build_request(learner_audio, surah=8, ayah=75, run_rules_on_mismatch=True)
     request.compare_to = "teacher"
-    first = (await app.assess(request, None)).assessment
+    first = (await app.assess(request, USER)).assessment
     assert first.HasField("comparison"), [(s.stage, s.message) for s in first.stages]
     c = first.comparison
     assert c.reciter == "teacher" and 0 < c.similarity <= 100
@@ -101,11 +120,11 @@ async def test_reference_add_then_assess_with_compare_to(
 
     default = build_request(learner_audio, surah=8, ayah=75, run_rules_on_mismatch=True)
     default.compare_to = ""  # the ayah's default reciter
-    second = (await app.assess(default, None)).assessment
+    second = (await app.assess(default, USER)).assessment
     assert second.comparison.reciter == "teacher"
 
     client.delete(key)  # evicted: recomputed from the stored audio
-    third = (await app.assess(request, None)).assessment
+    third = (await app.assess(request, USER)).assessment
     hit = {t.stage: t.duration_ms for s in third.stages for t in s.timings}
     assert hit["comparison.reference_cache_hit"] == 0.0
     assert third.comparison.similarity == pytest.approx(first.comparison.similarity, abs=0.5)
@@ -115,11 +134,11 @@ async def test_reference_add_then_assess_with_compare_to(
     unknown = build_request(learner_audio, surah=8, ayah=75)
     unknown.compare_to = "nobody"
     with pytest.raises(InvalidArgument, match="'nobody' has no recitation of 8:75; registered: teacher"):
-        await app.assess(unknown, None)
+        await app.assess(unknown, USER)
     other_ayah = build_request(learner_audio, surah=8, ayah=74)
     other_ayah.compare_to = ""
     with pytest.raises(InvalidArgument, match="no reference recitation is registered for 8:74"):
-        await app.assess(other_ayah, None)
+        await app.assess(other_ayah, USER)
     with pytest.raises(InvalidArgument):
         await app.recitations.add(
             teacher.samples,
@@ -138,9 +157,27 @@ async def test_reference_add_then_assess_with_compare_to(
     # The prosody stage gone: the assessment still answers, without the comparison, degraded.
     assert app.assessor.comparer is not None
     app.assessor.comparer.prosody = GrpcProsody(f"127.0.0.1:{free_port()}")
-    degraded = (await app.assess(request, None)).assessment
+    degraded = (await app.assess(request, USER)).assessment
     assert not degraded.HasField("comparison")
     assert "prosody" in degraded.degraded
     assert degraded.words  # the rest of the answer is there
     status = {s.stage: s.status for s in degraded.stages}
     assert status["comparison"] == common_pb2.STAGE_STATUS_SKIPPED
+
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+        await stub.RemoveReferenceRecitation(
+            gateway_pb2.RemoveReferenceRecitationRequest(surah=8, ayah=75, reciter="teacher"),
+            metadata=[("authorization", ADMIN)],
+            timeout=10,
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as gone:
+            await stub.RemoveReferenceRecitation(
+                gateway_pb2.RemoveReferenceRecitationRequest(surah=8, ayah=75, reciter="teacher"),
+                metadata=[("authorization", ADMIN)],
+                timeout=10,
+            )
+        assert gone.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert not (Path(app.recitations.store.root) / "008" / "075" / "teacher.wav").exists()
+    with pytest.raises(InvalidArgument, match="no reference recitation is registered for 8:75"):
+        await app.assess(request, USER)

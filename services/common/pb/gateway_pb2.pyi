@@ -260,3 +260,65 @@ class GetServerInfoResponse(_message.Message):
     stages: _containers.RepeatedCompositeFieldContainer[StageInfo]
     cache_backend: str
     def __init__(self, version: _Optional[str] = ..., model_version: _Optional[_Union[_common_pb2.ModelVersion, _Mapping]] = ..., stages: _Optional[_Iterable[_Union[StageInfo, _Mapping]]] = ..., cache_backend: _Optional[str] = ...) -> None: ...
+
+class ReferenceRecitation(_message.Message):
+    __slots__ = ("surah", "ayah", "reciter", "is_default", "audio_sha256", "duration_s")
+    SURAH_FIELD_NUMBER: _ClassVar[int]
+    AYAH_FIELD_NUMBER: _ClassVar[int]
+    RECITER_FIELD_NUMBER: _ClassVar[int]
+    IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_SHA256_FIELD_NUMBER: _ClassVar[int]
+    DURATION_S_FIELD_NUMBER: _ClassVar[int]
+    surah: int
+    ayah: int
+    reciter: str
+    is_default: bool
+    audio_sha256: str
+    duration_s: float
+    def __init__(self, surah: _Optional[int] = ..., ayah: _Optional[int] = ..., reciter: _Optional[str] = ..., is_default: _Optional[bool] = ..., audio_sha256: _Optional[str] = ..., duration_s: _Optional[float] = ...) -> None: ...
+
+class AddReferenceRecitationRequest(_message.Message):
+    __slots__ = ("audio", "surah", "ayah", "last_ayah", "reciter", "make_default")
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    SURAH_FIELD_NUMBER: _ClassVar[int]
+    AYAH_FIELD_NUMBER: _ClassVar[int]
+    LAST_AYAH_FIELD_NUMBER: _ClassVar[int]
+    RECITER_FIELD_NUMBER: _ClassVar[int]
+    MAKE_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    audio: _common_pb2.Audio
+    surah: int
+    ayah: int
+    last_ayah: int
+    reciter: str
+    make_default: bool
+    def __init__(self, audio: _Optional[_Union[_common_pb2.Audio, _Mapping]] = ..., surah: _Optional[int] = ..., ayah: _Optional[int] = ..., last_ayah: _Optional[int] = ..., reciter: _Optional[str] = ..., make_default: _Optional[bool] = ...) -> None: ...
+
+class AddReferenceRecitationResponse(_message.Message):
+    __slots__ = ("added",)
+    ADDED_FIELD_NUMBER: _ClassVar[int]
+    added: _containers.RepeatedCompositeFieldContainer[ReferenceRecitation]
+    def __init__(self, added: _Optional[_Iterable[_Union[ReferenceRecitation, _Mapping]]] = ...) -> None: ...
+
+class ListReferenceRecitationsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListReferenceRecitationsResponse(_message.Message):
+    __slots__ = ("recitations",)
+    RECITATIONS_FIELD_NUMBER: _ClassVar[int]
+    recitations: _containers.RepeatedCompositeFieldContainer[ReferenceRecitation]
+    def __init__(self, recitations: _Optional[_Iterable[_Union[ReferenceRecitation, _Mapping]]] = ...) -> None: ...
+
+class RemoveReferenceRecitationRequest(_message.Message):
+    __slots__ = ("surah", "ayah", "reciter")
+    SURAH_FIELD_NUMBER: _ClassVar[int]
+    AYAH_FIELD_NUMBER: _ClassVar[int]
+    RECITER_FIELD_NUMBER: _ClassVar[int]
+    surah: int
+    ayah: int
+    reciter: str
+    def __init__(self, surah: _Optional[int] = ..., ayah: _Optional[int] = ..., reciter: _Optional[str] = ...) -> None: ...
+
+class RemoveReferenceRecitationResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

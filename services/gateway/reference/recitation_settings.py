@@ -23,15 +23,25 @@ RECITATIONS_DIR = setting(
     group="gateway",
 )
 
+ADMIN_KEY_NAMES = setting(
+    "MUAALEM_ADMIN_KEY_NAMES",
+    "",
+    "Comma-separated names of the API keys (the `name` of `name:sha256` in the keys file) allowed to add "
+    "and remove reference recitations over the API; empty: nobody (the `muaalem reference` CLI still works).",
+    group="gateway",
+)
+
 
 @dataclass(frozen=True)
 class RecitationConfig:
     prosody_target: str
     directory: Path
+    admin_key_names: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> RecitationConfig:
         return cls(
             prosody_target=PROSODY_TARGET.get(environ).strip(),
             directory=Path(RECITATIONS_DIR.get(environ)).expanduser(),
+            admin_key_names=frozenset(n.strip() for n in ADMIN_KEY_NAMES.get(environ).split(",") if n.strip()),
         )
