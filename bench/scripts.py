@@ -49,3 +49,18 @@ async def tajweed(ctx: Context) -> list[Section]:
         "",
     ]
     return [Section("tajweed", "Tajweed verdicts on a synthetic sweep", intro + lines, provenance)]
+
+
+async def prosody(ctx: Context) -> list[Section]:
+    provenance = ctx.provenance()
+    args = ["--runs", str(ctx.runs), "--durations", str(ctx.args.durations)]
+    lines = await asyncio.to_thread(_run_module, "bench.prosody_bench", args)
+    provenance.finish()
+    intro = [
+        "The prosody stage (`python -m bench.prosody_bench`): each feature of Analyze on real recitation, "
+        "the Analyze and Compare servicers in process; a comparison reads the reference's features from "
+        "protobuf, as a cached reference recitation is read. Assess with and without compare_to through "
+        "the mesh is not measured yet.",
+        "",
+    ]
+    return [Section("prosody", "Prosody and the comparison", intro + lines, provenance)]

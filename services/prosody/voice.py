@@ -94,50 +94,63 @@ def jitter_shimmer(samples: npt.NDArray[np.float32], sr: int, track: PitchTrack)
 
 def _frames(
     samples: npt.NDArray[np.float32], sr: int, track: PitchTrack, step: int = 3
-) -> list[tuple[int, npt.NDArray[np.float64]]]:
-    """(frame index, windowed samples) of every `step`-th voiced frame."""
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """(frame indexes, (n, window) samples) of every `step`-th voiced frame that fits in the audio."""
     half = int(FRAME_S * sr / 2)
-    out = []
-    for i in np.flatnonzero(track.voiced)[::step]:
-        c = int(i * track.hop_s * sr)
-        if c - half >= 0 and c + half <= len(samples):
-            out.append((int(i), samples[c - half : c + half].astype(np.float64)))
-    return out
+    voiced = np.flatnonzero(track.voiced)[::step]
+    centres = (voiced * track.hop_s * sr).astype(np.int64)
+    keep = (centres - half >= 0) & (centres + half <= len(samples))
+    voiced, centres = voiced[keep], centres[keep]
+    index = centres[:, None] - half + np.arange(2 * half)[None, :]
+    return voiced, samples[index].astype(np.float64) if len(voiced) else np.zeros((0, 2 * half))
 
 
 def hnr_db(samples: npt.NDArray[np.float32], sr: int, track: PitchTrack) -> float:
-    values = []
-    for i, frame in _frames(samples, sr, track):
-        x = frame - frame.mean()
-        w = np.hanning(len(x))
-        xw = x * w
-        spec = np.fft.rfft(xw, 2 * len(xw))
-        ac = np.fft.irfft(np.abs(spec) ** 2)[: len(xw)]
-        wac = np.fft.irfft(np.abs(np.fft.rfft(w, 2 * len(w))) ** 2)[: len(w)]
-        if ac[0] <= 0:
-            continue
-        r = ac / ac[0] / np.maximum(wac / wac[0], 1e-3)  # window correction, as Boersma (1993)
-        lag = sr / track.f0_hz[i]
-        lo, hi = int(0.9 * lag), min(len(r) - 1, int(1.1 * lag) + 1)
-        if hi <= lo:
-            continue
-        peak = float(np.clip(np.max(r[lo:hi]), 1e-6, 1 - 1e-6))
-        values.append(10 * np.log10(peak / (1 - peak)))
-    return float(np.mean(values)) if values else 0.0
+    """Mean HNR over voiced frames, all frames in one batched FFT."""
+    idx, frames = _frames(samples, sr, track)
+    if len(idx) == 0:
+        return 0.0
+    n = frames.shape[1]
+    window = np.hanning(n)
+    x = (frames - frames.mean(axis=1, keepdims=True)) * window
+    ac = np.fft.irfft(np.abs(np.fft.rfft(x, 2 * n, axis=1)) ** 2, axis=1)[:, :n]
+    wac = np.fft.irfft(np.abs(np.fft.rfft(window, 2 * n)) ** 2)[:n]
+    energy = ac[:, :1]
+    ok = energy[:, 0] > 0
+    # Normalised by the window's own autocorrelation, as Boersma (1993).
+    r = ac[ok] / energy[ok] / np.maximum(wac / wac[0], 1e-3)
+    lags = sr / track.f0_hz[idx[ok]]
+    lo = (0.9 * lags).astype(np.int64)
+    hi = np.minimum(n - 1, (1.1 * lags).astype(np.int64) + 1)
+    lag_axis = np.arange(n)[None, :]
+    around = (lag_axis >= lo[:, None]) & (lag_axis < hi[:, None])
+    usable = hi > lo
+    if not usable.any():
+        return 0.0
+    peak = np.clip(np.where(around, r, -np.inf).max(axis=1)[usable], 1e-6, 1 - 1e-6)
+    return float(np.mean(10 * np.log10(peak / (1 - peak))))
 
 
 def spectral_slopes(samples: npt.NDArray[np.float32], sr: int, track: PitchTrack) -> tuple[float, float]:
-    lo_band: list[float] = []
-    hi_band: list[float] = []
-    for _, x in _frames(samples, sr, track):
-        spec = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2
-        freqs = np.fft.rfftfreq(len(x), 1 / sr)
-        db = 10 * np.log10(np.maximum(spec, 1e-12))
-        for band, (a, b) in ((lo_band, (0.0, 500.0)), (hi_band, (500.0, 1500.0))):
-            sel = (freqs >= a) & (freqs <= b)
-            if sel.sum() >= 2:
-                band.append(float(np.polyfit(freqs[sel], db[sel], 1)[0]))
-    return (float(np.mean(lo_band)) if lo_band else 0.0, float(np.mean(hi_band)) if hi_band else 0.0)
+    """Mean regression slopes (dB/Hz) over 0-500 and 500-1500 Hz; a least-squares fit per frame,
+    done for all frames at once (the same design matrix for each)."""
+    _, frames = _frames(samples, sr, track)
+    if len(frames) == 0:
+        return 0.0, 0.0
+    n = frames.shape[1]
+    db = 10 * np.log10(np.maximum(np.abs(np.fft.rfft(frames * np.hanning(n), axis=1)) ** 2, 1e-12))
+    freqs = np.fft.rfftfreq(n, 1 / sr)
+    out = []
+    for a, b in ((0.0, 500.0), (500.0, 1500.0)):
+        sel = (freqs >= a) & (freqs <= b)
+        if sel.sum() < 2:
+            out.append(0.0)
+            continue
+        f = freqs[sel] - freqs[sel].mean()
+        y = db[:, sel]
+        slopes = (y - y.mean(axis=1, keepdims=True)) @ f / (f @ f)
+        out.append(float(slopes.mean()))
+    return out[0], out[1]
 
 
 def voice_quality(samples: npt.NDArray[np.float32], sr: int, track: PitchTrack) -> VoiceQuality:
