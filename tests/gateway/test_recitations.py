@@ -78,6 +78,19 @@ async def test_reference_add_then_assess_with_compare_to(
             await stub.AddReferenceRecitation(add, metadata=[("authorization", USER)], timeout=60)
         assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
         assert "'learner' may not manage reference recitations" in (denied.value.details() or "")
+        bad = gateway_pb2.AddReferenceRecitationRequest(
+            audio=common_pb2.Audio(content=b"RIFF not really a wav"), surah=8, ayah=75, reciter="teacher"
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as unreadable:
+            await stub.AddReferenceRecitation(bad, metadata=[("authorization", ADMIN)], timeout=60)
+        assert unreadable.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        missing = gateway_pb2.AddReferenceRecitationRequest(
+            audio=common_pb2.Audio(content=test_wav_bytes), surah=1, ayah=8, reciter="teacher"
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as no_ayah:
+            await stub.AddReferenceRecitation(missing, metadata=[("authorization", ADMIN)], timeout=60)
+        assert no_ayah.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "1:8" in (no_ayah.value.details() or "") or "ayah" in (no_ayah.value.details() or "")
         reply = await stub.AddReferenceRecitation(add, metadata=[("authorization", ADMIN)], timeout=120)
         listed = await stub.ListReferenceRecitations(
             gateway_pb2.ListReferenceRecitationsRequest(), metadata=[("authorization", ADMIN)], timeout=10
