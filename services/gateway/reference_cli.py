@@ -7,15 +7,36 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 
-def _app() -> Any:
+def _app(environ: Mapping[str, str] | None = None) -> Any:
     from services.gateway.app import GatewayApp
     from services.gateway.config import GatewayConfig
 
-    return GatewayApp.build(GatewayConfig.from_env())
+    return GatewayApp.build(GatewayConfig.from_env(environ), environ=environ)
+
+
+def warm_recitations(model_version: str, environ: Mapping[str, str] | None = None) -> int:
+    """`cache warm --recitations`: every registered recitation's analysis under `model_version`."""
+    from services.common.errors import MeshError
+
+    async def run() -> int:
+        app = _app(environ)
+        try:
+            return int(await app.recitations.warm(model_version))
+        finally:
+            await app.close()
+
+    try:
+        computed = asyncio.run(run())
+    except MeshError as exc:
+        print(f"reference recitations: {exc}", file=sys.stderr)
+        return 1
+    print(f"reference recitations: {computed} analyses computed under {model_version} (the rest were cached)")
+    return 0
 
 
 async def _add(args: argparse.Namespace) -> int:

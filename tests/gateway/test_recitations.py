@@ -143,6 +143,12 @@ async def test_reference_add_then_assess_with_compare_to(
     assert third.comparison.similarity == pytest.approx(first.comparison.similarity, abs=0.5)
     assert decode_entry(client.get(key) or b"").recitations
 
+    # `cache warm --recitations` / `reference warm`: only what is missing is analysed.
+    assert await app.recitations.warm(version) == 0
+    client.delete(key)
+    assert await app.recitations.warm(version) == 1
+    assert client.ttl(key) > THIRTY_DAYS - 60
+
     # Refusals that name the problem.
     unknown = build_request(learner_audio, surah=8, ayah=75)
     unknown.compare_to = "nobody"
