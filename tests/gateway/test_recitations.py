@@ -26,7 +26,7 @@ from services.gateway.cli import build_request
 from services.gateway.prosody_stage import GrpcProsody
 from services.gateway.reference.recitation_entry import decode_entry
 from services.gateway.server import build
-from tests.conftest import RedisServer, free_port, loopback_env, serving
+from tests.conftest import AUDIO_DIR, RedisServer, free_port, loopback_env, serving
 
 librosa = pytest.importorskip("librosa")
 
@@ -200,3 +200,30 @@ async def test_reference_add_then_assess_with_compare_to(
     assert not (Path(app.recitations.store.root) / "008" / "075" / "teacher.wav").exists()
     with pytest.raises(InvalidArgument, match="no reference recitation is registered for 8:75"):
         await app.assess(request, USER)
+
+
+@pytest.mark.slow
+async def test_a_recording_of_several_ayahs_is_cut_into_ayahs(
+    gateway: tuple[MeshServer, GatewayApp], redis_instance: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Al-Fatiha 1-7 in one 27 s recording, streamed to the asr (the unary limit lowered to 10 s so
+    the streaming path runs): seven ayahs stored, each analysed into its own entry."""
+    from services.gateway.reference import recitations as recitations_mod
+
+    monkeypatch.setattr(recitations_mod, "UNARY_AUDIO_LIMIT_S", 10.0)
+    _, app = gateway
+    assert app.recitations is not None
+    recording = decode_bytes((AUDIO_DIR / "fatiha_long_track.wav").read_bytes(), name_hint="fatiha")
+    version = await app.assessor.versions.current()
+    added = await app.recitations.add(
+        recording.samples, surah=1, ayah=1, last_ayah=7, reciter="qari", make_default=False, model_version=version
+    )
+    assert [a.ayah for a in added] == [1, 2, 3, 4, 5, 6, 7]
+    # Cut at midpoints, each piece keeping EDGE_S around its words: no audio is lost, pieces may overlap.
+    assert all(a.duration_s > 0 for a in added)
+    assert sum(a.duration_s for a in added) >= recording.duration_s - 0.05
+    client = redis.Redis.from_url(redis_instance.url)
+    for a in added:
+        entry = decode_entry(client.get(f"{version}:1:{a.ayah}") or b"")
+        assert [r.reciter for r in entry.recitations] == ["qari"]
+        assert entry.reference.target.ayah.ayah == a.ayah

@@ -13,7 +13,7 @@ from services.common.audio import DecodedAudio
 from services.common.errors import InvalidArgument
 from services.common.pb import common_pb2, gateway_pb2, prosody_pb2
 from services.gateway.prosody_stage import ProsodyStage
-from services.gateway.reference.recitations import Analysed, RecitationService, _pcm
+from services.gateway.reference.recitations import Analysed, RecitationService, pcm_audio
 from services.gateway.stage_run import StageLedger
 
 
@@ -31,7 +31,7 @@ class Comparer:
 
     async def analyze(self, audio: DecodedAudio, timeout: float | None) -> prosody_pb2.AnalyzeResponse:
         samples = np.asarray(audio.samples, dtype=np.float32)
-        return await self.prosody.analyze(prosody_pb2.AnalyzeRequest(audio=_pcm(samples)), timeout)
+        return await self.prosody.analyze(prosody_pb2.AnalyzeRequest(audio=pcm_audio(samples)), timeout)
 
     async def reference(self, surah: int, ayah: int, reciter: str, model_version: str) -> Analysed:
         return await self.recitations.analysis(surah, ayah, reciter, model_version)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 
 # Audio kept either side of an ayah's aligned words when a recording is cut into ayahs.
 EDGE_S = 0.3
+# As the gateway's Assess (assess.py): longer audio goes to the asr as a stream of chunks.
+UNARY_AUDIO_LIMIT_S = 100.0
+STREAM_CHUNK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,7 @@ class Analysed:
     cache_hit: bool
 
 
-def _pcm(samples: npt.NDArray[np.float32]) -> common_pb2.Audio:
+def pcm_audio(samples: npt.NDArray[np.float32]) -> common_pb2.Audio:
     layout = common_pb2.RawPcm(
         data=np.ascontiguousarray(samples, dtype="<f4").tobytes(),
         sample_rate_hz=RATE,
@@ -88,13 +92,26 @@ class RecitationService:
             raise InvalidArgument("reference recitations need the prosody stage: MUAALEM_PROSODY_TARGET is empty")
         return self.prosody
 
+    async def _transcribe(self, samples: npt.NDArray[np.float32]) -> asr_pb2.Transcription:
+        options = asr_pb2.TranscribeOptions(include_log_probs=True, levels=["phonemes"])
+        audio = pcm_audio(samples)
+        if len(samples) / RATE <= UNARY_AUDIO_LIMIT_S:
+            return await self.stages.transcribe(asr_pb2.TranscribeRequest(audio=audio, options=options), None)
+        # A recording of many ayahs: streamed in chunks, as the gateway streams a long Assess.
+        pcm, layout = audio.pcm.data, audio.pcm
+        layout.data = b""
+
+        async def chunks() -> AsyncIterator[asr_pb2.TranscribeStreamRequest]:
+            yield asr_pb2.TranscribeStreamRequest(
+                header=asr_pb2.TranscribeStreamHeader(options=options, pcm_format=layout)
+            )
+            for offset in range(0, len(pcm), STREAM_CHUNK_BYTES):
+                yield asr_pb2.TranscribeStreamRequest(chunk=pcm[offset : offset + STREAM_CHUNK_BYTES])
+
+        return await self.stages.transcribe_stream(chunks(), None)
+
     async def _align(self, samples: npt.NDArray[np.float32], reference: common_pb2.Reference) -> common_pb2.Alignment:
-        transcription = await self.stages.transcribe(
-            asr_pb2.TranscribeRequest(
-                audio=_pcm(samples), options=asr_pb2.TranscribeOptions(include_log_probs=True, levels=["phonemes"])
-            ),
-            None,
-        )
+        transcription = await self._transcribe(samples)
         log_probs = next((lp.log_probs for lp in transcription.log_probs if lp.level == "phonemes"), None)
         if log_probs is None:
             raise InvalidArgument("the asr stage returned no phoneme log-probs for the reference recitation")
@@ -113,7 +130,7 @@ class RecitationService:
         reference = (await self.references.get(ayah_target(surah, ayah), None, model_version)).reference
         # The prosody stage needs only the audio: it runs beside asr and alignment.
         alignment, analysed = await asyncio.gather(
-            self._align(samples, reference), prosody.analyze(prosody_pb2.AnalyzeRequest(audio=_pcm(samples)), None)
+            self._align(samples, reference), prosody.analyze(prosody_pb2.AnalyzeRequest(audio=pcm_audio(samples)), None)
         )
         side = prosody_pb2.Recitation(features=analysed.features, reference=reference, alignment=alignment)
         # The reference against itself: the prosody stage's rhythm and melody of it, to cache.
