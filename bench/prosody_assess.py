@@ -1,8 +1,9 @@
 """Assess with and without compare_to, side by side: the gateway in local mode (every stage in
 this process), test.wav (8:75) looped to 10, 15 and 30 s against the whole ayah (5 s cannot hold
-its phonemes), compared with test.wav itself registered as the reference recitation (its analysis cached after the first call,
-as in production). The difference is what a comparison adds to an assessment's latency: the
-learner's prosody runs beside the asr, then one Compare call after the alignment.
+its phonemes), compared with test.wav itself registered as the reference recitation (its
+analysis cached after the first call, as in production). The difference is what a comparison
+adds to an assessment's latency: the learner's prosody runs beside the asr, then one Compare
+call after the alignment.
 
 Run: .venv/bin/python -m bench.prosody_assess [--runs 5] [--checkpoint DIR]
 (default checkpoint: the tiny random-weight development one, whose asr is far faster than the
