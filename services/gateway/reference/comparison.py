@@ -68,9 +68,10 @@ class Comparer:
         if learner is None:
             ledger.record("comparison", common_pb2.STAGE_STATUS_SKIPPED, message="no prosody features")
             return None
-        surah, ayah, reciter = self.check(request.target, request.compare_to)
 
         async def call() -> prosody_pb2.CompareResponse:
+            # Checked again here: the recitation may have been removed since the request was admitted.
+            surah, ayah, reciter = self.check(request.target, request.compare_to)
             teacher = await self.reference(surah, ayah, reciter, model_version)
             reply = await self.compare(learner.features, reference_text, alignment, teacher, timeout)
             reply.timings.append(
