@@ -1,4 +1,4 @@
-"""`make serve`: the four services as separate processes on loopback, until Ctrl-C.
+"""`make serve`: the services as separate processes on loopback, until Ctrl-C.
 
 Embedded defaults so that it runs on a bare machine: no Redis (in-process cache), CPU when
 there is no GPU, a random-weight development checkpoint when the real weights cannot be
@@ -23,7 +23,7 @@ from services.common.settings import SERVICES
 from services.gateway import client
 from services.gateway.config import HTTP_PORT
 
-ORDER = ("asr", "alignment", "tajweed", "gateway")
+ORDER = ("asr", "alignment", "tajweed", "prosody", "gateway")
 # A bind-all address is reached on loopback.
 _ANY_HOST = {"", "0.0.0.0", "::"}
 
@@ -46,7 +46,7 @@ def dev_api_key(cache_dir: Path) -> tuple[str, Path]:
 
 @dataclass
 class Mesh:
-    """The four processes. `ports` overrides any service's gRPC/metrics/HTTP port."""
+    """The mesh's processes. `ports` overrides any service's gRPC/metrics/HTTP port."""
 
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     log_dir: Path | None = None
@@ -72,7 +72,7 @@ class Mesh:
         if not env.get("MUAALEM_API_KEYS_FILE") and not env.get("MUAALEM_API_KEYS"):
             self.api_key, keys_file = dev_api_key(client.cache_dir(env))
             env["MUAALEM_API_KEYS_FILE"] = str(keys_file)
-        for name in ("asr", "alignment", "tajweed"):
+        for name in ("asr", "alignment", "tajweed", "prosody"):
             env.setdefault(f"MUAALEM_{name.upper()}_TARGET", _address(env, name))
         return env
 
@@ -166,7 +166,7 @@ def _banner(mesh: Mesh) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="run the four services on loopback")
+    parser = argparse.ArgumentParser(description="run the mesh's services on loopback")
     parser.add_argument("--log-dir", type=Path, help="write each service's log to DIR/<service>.log")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for SERVING")
     args = parser.parse_args(argv)

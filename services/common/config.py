@@ -180,7 +180,9 @@ def load_all_settings() -> dict[str, Setting[object]]:
         "services.asr.config",
         "services.alignment.config",
         "services.tajweed.config",
+        "services.prosody.config",
         "services.gateway.config",
+        "services.gateway.reference.recitation_settings",
     ):
         importlib.import_module(module)
     return dict(REGISTRY)

@@ -124,11 +124,13 @@ GATEWAY = service_address("gateway", port=50051, metrics_port=9091)
 ASR = service_address("asr", port=50052, metrics_port=9092)
 ALIGNMENT = service_address("alignment", port=50053, metrics_port=9093)
 TAJWEED = service_address("tajweed", port=50054, metrics_port=9094)
+PROSODY = service_address("prosody", port=50055, metrics_port=9095)
 SERVICES: dict[str, ServiceAddress] = {
     "gateway": GATEWAY,
     "asr": ASR,
     "alignment": ALIGNMENT,
     "tajweed": TAJWEED,
+    "prosody": PROSODY,
 }
 
 

@@ -29,6 +29,7 @@ from services.gateway.fusion import FusionInput, fuse
 from services.gateway.reference import moshaf as moshaf_mod
 from services.gateway.reference import targets
 from services.gateway.reference.cache import model_namespace
+from services.gateway.reference.comparison import Comparer
 from services.gateway.reference.service import ReferenceResult, ReferenceService
 from services.gateway.stage_run import StageLedger
 from services.gateway.stages import Stages, stage_timeout
@@ -112,7 +113,9 @@ class Assessor:
         verifier: ContentVerifier,
         max_audio_s: float,
         max_stream_audio_s: float,
+        comparer: Comparer | None = None,
     ) -> None:
+        self.comparer = comparer
         self.config = config
         self.stages = stages
         self.references = references
@@ -132,6 +135,10 @@ class Assessor:
         tracing.set_attributes(target=spec.key(), streamed=streamed)
         moshaf_mod.to_dict(request.moshaf if request.HasField("moshaf") else None)
         check_options(request.options)
+        if request.HasField("compare_to"):
+            if self.comparer is None:
+                raise InvalidArgument("compare_to: comparisons are off here (no prosody stage configured)")
+            self.comparer.check(request.target, request.compare_to)
 
         audio_started = time.perf_counter()
         limit = self.max_stream_audio_s if streamed else self.max_audio_s
@@ -173,6 +180,15 @@ class Assessor:
 
         asr_task = asyncio.create_task(ledger.run("asr", asr_call, timings=asr_timings))
         energy_task = asyncio.create_task(ledger.run("energy", energy_call))
+        # The learner's prosody needs only the audio: beside the asr, adding no latency.
+        prosody_task = None
+        if self.comparer is not None and request.HasField("compare_to"):
+            comparer = self.comparer
+            prosody_task = asyncio.create_task(
+                ledger.run(
+                    "prosody", lambda: comparer.analyze(audio, stage_timeout(reserve)), timings=lambda r: r.timings
+                )
+            )
         reference_result, transcription, energy = await asyncio.gather(reference_task, asr_task, energy_task)
         if reference_result is None:
             # Validation passed above, so the only way here is an internal failure: say it plainly.
@@ -215,6 +231,13 @@ class Assessor:
                     findings = list(validated.findings)
                     tempo = validated.tempo
 
+        comparison = None
+        if prosody_task is not None and self.comparer is not None:
+            version = await self.versions.current()
+            comparison = await self.comparer.run(
+                prosody_task, request, reference, alignment, ledger, version, stage_timeout(reserve)
+            )
+
         fusion_started = time.perf_counter()
         fused = fuse(
             FusionInput(
@@ -249,6 +272,8 @@ class Assessor:
             assessment.model_version.CopyFrom(self.versions.model)
         if tempo is not None:
             assessment.tempo.CopyFrom(tempo)
+        if comparison is not None:
+            assessment.comparison.CopyFrom(comparison)
         if options.include_details:
             assessment.reference.CopyFrom(reference)
             if transcription is not None:

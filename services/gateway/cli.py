@@ -91,6 +91,8 @@ def _assess(args: argparse.Namespace) -> int:
             run_rules_on_mismatch=args.run_rules_on_mismatch,
             include_details=args.details,
         )
+        if args.compare_to is not None:
+            request.compare_to = args.compare_to
         tls = client.ClientTls.resolve(
             ca=args.tls_ca, cert=args.tls_cert, key=args.tls_key, server_name=args.tls_server_name, enabled=args.tls
         )
@@ -156,6 +158,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     assess.add_argument("--json", action="store_true", help="print the proto3 JSON of the assessment")
     assess.add_argument("--timeout", type=float, default=120.0)
     add_connection_options(assess)
+    assess.add_argument(
+        "--compare-to", metavar="RECITER", help="compare with a registered reference recitation ('' for the default)"
+    )
     assess.set_defaults(handler=_assess)
 
     keys = subparsers.add_parser("keys", help="API keys")

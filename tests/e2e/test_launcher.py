@@ -28,7 +28,7 @@ def test_serve_reaches_serving_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         "PYTHONUNBUFFERED": "1",
     }
     ports = {}
-    for name in ("gateway", "asr", "alignment", "tajweed"):
+    for name in ("gateway", "asr", "alignment", "tajweed", "prosody"):
         ports[name] = free_port()
         env[f"MUAALEM_{name.upper()}_PORT"] = str(ports[name])
         env[f"MUAALEM_{name.upper()}_METRICS_PORT"] = str(free_port())

@@ -53,7 +53,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
             "MUAALEM_SHUTDOWN_DELAY_S": "0",
         }
     )
-    for name in ("gateway", "asr", "alignment", "tajweed"):
+    for name in ("gateway", "asr", "alignment", "tajweed", "prosody"):
         env[f"MUAALEM_{name.upper()}_PORT"] = str(free_port())
         env[f"MUAALEM_{name.upper()}_METRICS_PORT"] = str(free_port())
     env["MUAALEM_GATEWAY_HTTP_PORT"] = str(free_port())
@@ -202,7 +202,7 @@ def test_http_gives_the_same_json_as_grpc(mesh: Mesh) -> None:
 
 def test_metrics_endpoints_answer(mesh: Mesh) -> None:
     env: dict[str, str] = mesh.service_env()
-    for name in ("gateway", "asr", "alignment", "tajweed"):
+    for name in ("gateway", "asr", "alignment", "tajweed", "prosody"):
         port = env[f"MUAALEM_{name.upper()}_METRICS_PORT"]
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
         assert "muaalem_grpc_requests_total" in body

@@ -76,6 +76,7 @@ def test_values_round_trip_compressed() -> None:
         (MAGIC, "format None"),
         (MAGIC + b"\x09" + zlib.compress(b""), "format 9"),
         (MAGIC + b"\x01" + zlib.compress(b""), "format 1"),
+        (MAGIC + b"\x02" + zlib.compress(b""), "format 2"),
         (MAGIC + bytes([FORMAT_VERSION]) + b"not zlib", "decompress"),
         (MAGIC + bytes([FORMAT_VERSION]) + zlib.compress(b"\xff\xff\xff\xff")[:-3], "truncated"),
         (MAGIC + bytes([FORMAT_VERSION]) + zlib.compress(b"\xff\xff\xff\xff"), "parse"),
