@@ -40,8 +40,9 @@ IMAGE_EXTRAS = {
 IMAGE_ADDITIONS = {"asr": ("onnxruntime",)}
 # Imported when installed and skipped when not (`try: import ...  except ImportError`), so the
 # images do without them: grpc's `grpc.tools` shim, numba's file-based configuration, numba's
-# scipy integration (scipy comes with librosa, a test-only dependency of the prosody tests).
-OPTIONAL_IMPORTS = {"grpc_tools", "yaml", "scipy", "_cyutility"}
+# scipy integration (scipy comes with librosa, a test-only dependency of the prosody tests),
+# anyio's sniffio probe (sniffio comes with selenium's trio, a test-only dependency).
+OPTIONAL_IMPORTS = {"grpc_tools", "yaml", "scipy", "_cyutility", "sniffio"}
 
 
 @dataclass(frozen=True)

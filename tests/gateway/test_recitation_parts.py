@@ -1,6 +1,6 @@
 """The parts of the reference recitations that need no mesh: cutting a recording of several
 ayahs at the midpoints between their aligned words, the durable store's registry, and the
-cache value format 2 (read by the text path as its reference)."""
+cache value format 4 (read by the text path as its reference)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from services.common.errors import InvalidArgument
 from services.common.pb import common_pb2, prosody_pb2
-from services.gateway.reference.cache import InvalidValue, decode_value, encode_value
+from services.gateway.reference.cache import ENTRY_FORMAT_VERSION, MAGIC, InvalidValue, decode_value, encode_value
 from services.gateway.reference.recitation_entry import decode_entry, encode_entry
 from services.gateway.reference.recitation_store import RecitationStore
 from services.gateway.reference.recitations import EDGE_S, split_by_ayah
@@ -70,7 +70,7 @@ def test_store_registers_defaults_and_refuses_what_it_lacks(tmp_path: Path) -> N
         store.remove(1, 1, "sudais")
 
 
-def test_entry_format_2_holds_the_reference_and_the_recitations() -> None:
+def test_entry_format_holds_the_reference_and_the_recitations() -> None:
     reference = common_pb2.Reference(uthmani="بِسْمِ", phonemes="بسم")
     entry = prosody_pb2.ReferenceEntry(
         reference=reference,
@@ -78,10 +78,10 @@ def test_entry_format_2_holds_the_reference_and_the_recitations() -> None:
         model_version="m@1",
     )
     raw = encode_entry(entry)
-    assert raw[:4] == b"MQR\x02"
+    assert raw[:4] == MAGIC + bytes([ENTRY_FORMAT_VERSION])
     assert decode_entry(raw) == entry
     assert decode_value(raw) == reference  # the text path reads its reference out of it
     old = encode_value(reference.SerializeToString())
     assert decode_entry(old) == prosody_pb2.ReferenceEntry(reference=reference)
     with pytest.raises(InvalidValue):
-        decode_entry(b"MQR\x02" + b"not zlib")
+        decode_entry(MAGIC + bytes([ENTRY_FORMAT_VERSION]) + b"not zlib")

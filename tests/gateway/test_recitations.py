@@ -24,6 +24,7 @@ from services.gateway.app import GatewayApp
 from services.gateway.auth import hash_key, new_key
 from services.gateway.cli import build_request
 from services.gateway.prosody_stage import GrpcProsody
+from services.gateway.reference.cache import ENTRY_FORMAT_VERSION, MAGIC
 from services.gateway.reference.recitation_entry import decode_entry
 from services.gateway.server import build
 from tests.conftest import AUDIO_DIR, RedisServer, free_port, loopback_env, serving
@@ -103,7 +104,7 @@ async def test_reference_add_then_assess_with_compare_to(
     client = redis.Redis.from_url(redis_instance.url)
     key = f"{version}:8:75"
     raw = client.get(key)
-    assert raw is not None and raw[:4] == b"MQR\x02"
+    assert raw is not None and raw[:4] == MAGIC + bytes([ENTRY_FORMAT_VERSION])
     assert THIRTY_DAYS - 60 <= client.ttl(key) <= THIRTY_DAYS
     entry = decode_entry(raw)
     assert entry.reference.uthmani and entry.model_version == version

@@ -1,4 +1,4 @@
-"""The reference cache's value format 2: ``MQR`` + 0x02 + zlib(serialized ReferenceEntry), the text
+"""The reference cache's entry value: ``MQR`` + ENTRY_FORMAT_VERSION + zlib(serialized ReferenceEntry), the text
 reference of one ayah with the reference recitations' analyses, in one value under the ayah's
 key (``{model_version}:{surah}:{ayah}``). Never pickle. cache.decode_payload reads it as its
 reference, so the text path needs no change; a format-1 value reads here as an entry with no
