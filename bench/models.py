@@ -76,8 +76,9 @@ def prepare(checkpoint: str | None, size: str, cache_dir: Path, needed: list[Bac
     """The checkpoint (written when it is a dev one not made yet) and the ONNX graphs `needed`
     (exported when missing: minutes and several GB of memory for the full-size model)."""
     from services.asr.checkpoint import resolve_checkpoint
-    from services.asr.engine import ensure_dev_checkpoint
-    from services.asr.modeling import EncoderConfig, count_parameters
+    from services.asr.loading import ensure_dev_checkpoint
+    from services.asr.modeling import EncoderConfig
+    from services.asr.weights import count_parameters
 
     if checkpoint:
         files = resolve_checkpoint(checkpoint, "multi_level_ctc")

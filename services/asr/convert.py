@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from services.asr.decode import LOG_PROB_FLOOR, DecodeReference, DecodeResult
-from services.asr.engine import (
+from services.asr.results import (
     ModelInfo,
     ModelVersion,
     SegmentResult,

@@ -22,7 +22,8 @@ from torch import Tensor, nn
 from services.common.errors import FailedPrecondition
 
 from .checkpoint import CheckpointFiles
-from .modeling import MultiLevelCTC, load_multilevel_ctc
+from .modeling import MultiLevelCTC
+from .weights import load_multilevel_ctc
 
 INPUT_NAMES = ("features", "attention_mask", "input_frames")
 METADATA_KEY = "muaalem"

@@ -27,8 +27,9 @@ import torch
 from services.asr.checkpoint import CheckpointFiles, resolve_checkpoint
 from services.asr.decode import DecodeReference, greedy_decode
 from services.asr.features import FeatureExtractor
-from services.asr.modeling import MultiLevelCTC, load_multilevel_ctc
+from services.asr.modeling import MultiLevelCTC
 from services.asr.vocab import BLANK_ID, Vocabulary, build_vocab_table
+from services.asr.weights import load_multilevel_ctc
 from tests.asr.conftest import geometry, load_recording, output_lengths
 from tests.conftest import FIXTURES_DIR, REPO
 
