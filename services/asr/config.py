@@ -49,20 +49,30 @@ DEVICE = setting(
 PRECISION = setting(
     "MUAALEM_ASR_PRECISION",
     "auto",
-    "`auto` (float16 on CUDA, float32 on CPU, where bfloat16 measured ~1.7x slower), "
-    "`float32`, `bfloat16`, `float16` or `int8` (dynamic quantisation, CPU).",
+    "`auto` chooses by the hardware and logs why: float16 on CUDA; bfloat16 on a CPU with native "
+    "bfloat16 (avx512_bf16 or AMX), float32 on other CPUs. Or `float32`, `bfloat16`, `float16` "
+    "(CUDA) or `int8` (torch: dynamic quantisation on CPU; a graph backend: the graph's int8).",
     group=_GROUP,
 )
 BACKEND = setting(
     "MUAALEM_ASR_BACKEND",
     "torch",
-    "`torch`, or `onnxruntime` (runs MUAALEM_ASR_ONNX_PATH; made by `muaalem export-onnx`).",
+    "`torch`; `onnxruntime` (runs MUAALEM_ASR_ONNX_PATH, made by `muaalem export-onnx`); or "
+    "`openvino` (CPU: runs that graph compiled by OpenVINO, the compiled model cached in "
+    "MUAALEM_CACHE_DIR; with no MUAALEM_ASR_ONNX_PATH the checkpoint is exported there once).",
     group=_GROUP,
 )
 ONNX_PATH = setting(
     "MUAALEM_ASR_ONNX_PATH",
     "",
-    "The exported .onnx model the onnxruntime backend runs.",
+    "The exported .onnx model the onnxruntime and openvino backends run.",
+    group=_GROUP,
+)
+OPENVINO_BUCKET_FRAMES = setting(
+    "MUAALEM_ASR_OPENVINO_BUCKET_FRAMES",
+    0,
+    "openvino backend: pad each batch's feature frames up to a multiple of this (masked, outputs "
+    "unchanged) so the plugin sees few distinct shapes; 0 keeps shapes fully dynamic.",
     group=_GROUP,
 )
 MAX_BATCH_SIZE = setting(
@@ -125,7 +135,7 @@ TORCH_THREADS = setting(
 DEFAULT_CACHE_DIR = Path("~/.cache/muaalem")
 _DEVICES = ("auto", "cpu", "cuda")
 _PRECISIONS = ("auto", "float32", "bfloat16", "float16", "int8")
-_BACKENDS = ("torch", "onnxruntime")
+_BACKENDS = ("torch", "onnxruntime", "openvino")
 _DEV_SIZES = ("", "tiny", "full")
 
 
@@ -148,6 +158,7 @@ class AsrConfig:
     precision: str
     backend: str
     onnx_path: str
+    openvino_bucket_frames: int
     max_batch_size: int
     max_queue_delay_s: float
     max_queue_size: int
@@ -175,6 +186,7 @@ class AsrConfig:
             precision=_choice("MUAALEM_ASR_PRECISION", PRECISION.get(environ).strip(), _PRECISIONS),
             backend=_choice("MUAALEM_ASR_BACKEND", BACKEND.get(environ).strip(), _BACKENDS),
             onnx_path=ONNX_PATH.get(environ).strip(),
+            openvino_bucket_frames=OPENVINO_BUCKET_FRAMES.get(environ),
             max_batch_size=MAX_BATCH_SIZE.get(environ),
             max_queue_delay_s=MAX_QUEUE_DELAY_MS.get(environ) / 1000.0,
             max_queue_size=MAX_QUEUE_SIZE.get(environ),
@@ -195,6 +207,10 @@ class AsrConfig:
             raise ConfigError("MUAALEM_ASR_MODEL is empty: name a hub id or a checkpoint directory")
         if self.backend == "onnxruntime" and not self.onnx_path:
             raise ConfigError("MUAALEM_ASR_BACKEND=onnxruntime needs MUAALEM_ASR_ONNX_PATH")
+        if self.backend == "openvino" and self.device.startswith("cuda"):
+            raise ConfigError("MUAALEM_ASR_BACKEND=openvino runs on the CPU; set MUAALEM_ASR_DEVICE=cpu or auto")
+        if self.openvino_bucket_frames < 0:
+            raise ConfigError("MUAALEM_ASR_OPENVINO_BUCKET_FRAMES must be >= 0")
         if self.max_batch_size < 1:
             raise ConfigError(f"MUAALEM_ASR_MAX_BATCH_SIZE={self.max_batch_size}: must be >= 1")
         if self.max_queue_size < 1:

@@ -59,6 +59,7 @@ def model_version(version: ModelVersion | None) -> common_pb2.ModelVersion:
         dev_weights=version.dev_weights,
         backend=version.backend,
         precision=version.precision,
+        precision_reason=version.precision_reason,
         device=version.device,
     )
 

@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from services.asr import chunking
+from services.asr import chunking, metrics
 from services.asr.batching import DynamicBatcher
 from services.asr.config import AsrConfig
 from services.asr.decode import DecodeReference, DecodeResult, greedy_decode
+from services.asr.hardware import choose_precision
 from services.asr.loading import SegmenterParts, geometry_of, load_ctc, load_segmenter, resolve_device, resolve_files
 from services.asr.results import (
     LogProbs,
@@ -144,19 +145,20 @@ class AsrEngine:
         import torch
 
         from services.asr.features import FeatureExtractor
+        from services.asr.weights import resolve_precision
 
         cfg = self.config
         if cfg.torch_threads > 0:
             torch.set_num_threads(cfg.torch_threads)
-        device = resolve_device(cfg.device)
+        # OpenVINO serves on the CPU (config refuses it with a CUDA device).
+        device = "cpu" if cfg.backend == "openvino" else resolve_device(cfg.device)
         started = time.perf_counter()
         files = resolve_files(cfg, cfg.model, "multi_level_ctc")
         vocabulary = Vocabulary.from_checkpoint(files)
         geometry = geometry_of(files.config, files.preprocessor_config)
-        from services.asr.weights import resolve_precision
-
-        precision = resolve_precision(cfg.precision, device)
-        ctc = load_ctc(cfg, files, device, precision)
+        choice = choose_precision(cfg.precision, device)
+        precision = resolve_precision(choice.precision, device)
+        ctc = load_ctc(cfg, files, device, choice)
         extractor = FeatureExtractor(files.preprocessor_config, device)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr-model")
         runner = CtcRunner(ctc.model, geometry, extractor.padding_value, device)
@@ -207,10 +209,21 @@ class AsrEngine:
                 "backend": version.backend,
                 "precision": version.precision,
                 "device": version.device,
+                "precision_reason": version.precision_reason,
                 "segmenter": loaded.segmenter_version.name if loaded.segmenter_version else None,
                 "load_s": round(time.perf_counter() - started, 2),
             },
         )
+        metrics.MODEL.info(
+            {
+                "model": version.name,
+                "backend": version.backend,
+                "precision": version.precision,
+                "device": version.device,
+                "precision_reason": version.precision_reason,
+            }
+        )
+        metrics.STARTUP_SECONDS.set(time.perf_counter() - started)
         return loaded
 
     # ------------------------------------------------------------------ serving

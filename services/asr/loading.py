@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from services.asr import chunking
 from services.asr.config import AsrConfig
+from services.asr.hardware import PrecisionChoice
 from services.asr.results import ModelVersion
 from services.common.errors import FailedPrecondition, Unavailable
 
@@ -49,7 +50,13 @@ def geometry_of(config: Mapping[str, Any], preprocessor: Mapping[str, Any]) -> c
 
 
 def version_of(
-    files: CheckpointFiles, *, backend: str, precision: str, device: str, dev_weights: bool = False
+    files: CheckpointFiles,
+    *,
+    backend: str,
+    precision: str,
+    device: str,
+    dev_weights: bool = False,
+    reason: str = "",
 ) -> ModelVersion:
     """What serves: the checkpoint's name and digest, and how it runs. dev_weights: also set
     when a graph says its weights were random (it is ORed with the checkpoint's own flag)."""
@@ -60,6 +67,7 @@ def version_of(
         backend=backend,
         precision=precision,
         device=device,
+        precision_reason=reason,
     )
 
 
@@ -72,17 +80,39 @@ class LoadedCtc:
     parameters: int
 
 
-def load_ctc(cfg: AsrConfig, files: CheckpointFiles, device: str, precision: str) -> LoadedCtc:
+def load_ctc(cfg: AsrConfig, files: CheckpointFiles, device: str, choice: PrecisionChoice) -> LoadedCtc:
     """The configured backend, or an error that says what to change: never a silent fallback."""
+    precision, reason = choice.precision, choice.reason
+    if cfg.backend == "openvino":
+        from services.asr.openvino_backend import OpenVinoMultiLevelCTC
+
+        graph = Path(cfg.onnx_path).expanduser() if cfg.onnx_path else ensure_graph(cfg, files)
+        vino = OpenVinoMultiLevelCTC(
+            graph,
+            precision=precision,
+            cache_dir=cfg.cache_dir / "openvino",
+            threads=cfg.torch_threads,
+            bucket_frames=cfg.openvino_bucket_frames,
+        )
+        check_graph_digest(cfg, files, vino.weights_digest)
+        if vino.precision != precision:
+            reason = f"{reason}; the graph {graph.name} is {vino.precision}"
+        version = version_of(
+            files, backend="openvino", precision=vino.precision, device="cpu", dev_weights=vino.dev_weights,
+            reason=reason,
+        )
+        return LoadedCtc(vino, version, vino.num_parameters())
     if cfg.backend == "onnxruntime":
         from services.asr.onnx_backend import OnnxMultiLevelCTC, default_providers
 
         providers = default_providers() if device.startswith("cuda") else ["CPUExecutionProvider"]
         onnx = OnnxMultiLevelCTC(Path(cfg.onnx_path).expanduser(), providers, threads=cfg.torch_threads)
         check_graph_digest(cfg, files, onnx.weights_digest)
+        if onnx.precision != precision:
+            reason = f"{reason}; the graph runs as exported ({onnx.precision})"
         version = version_of(
             files, backend="onnxruntime", precision=onnx.precision, device=str(onnx.device),
-            dev_weights=onnx.dev_weights,
+            dev_weights=onnx.dev_weights, reason=reason,
         )
         return LoadedCtc(onnx, version, onnx.num_parameters())
     from services.asr.weights import load_multilevel_ctc, use_onednn_linears
@@ -90,8 +120,33 @@ def load_ctc(cfg: AsrConfig, files: CheckpointFiles, device: str, precision: str
     model = load_multilevel_ctc(files, device, precision)
     if device == "cpu" and precision == "float32":
         use_onednn_linears(model)
-    version = version_of(files, backend="torch", precision=precision, device=str(model.device))
+    version = version_of(files, backend="torch", precision=precision, device=str(model.device), reason=reason)
     return LoadedCtc(model, version, model.num_parameters())
+
+
+def ensure_graph(cfg: AsrConfig, files: CheckpointFiles) -> Path:
+    """The checkpoint's float32 graph in MUAALEM_CACHE_DIR/onnx/<digest>/, exported on the first
+    start that needs it (minutes and several GB of memory for the full-size model) and reused
+    after; written beside its place and renamed in, so a concurrent start never reads half."""
+    from services.asr.export import export_onnx
+
+    directory = cfg.cache_dir / "onnx" / files.weights_digest
+    graph = directory / "model.onnx"
+    if graph.is_file():
+        return graph
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    log.warning("exporting %s to %s for the openvino backend (once; reused on later starts)", files.name, graph)
+    staging = Path(tempfile.mkdtemp(prefix=f".{files.weights_digest}-", dir=directory.parent))
+    try:
+        export_onnx(files, staging / "model.onnx")
+        try:
+            os.replace(staging, directory)
+        except OSError:
+            if not graph.is_file():  # another start won the race: its graph is the same
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return graph
 
 
 def check_graph_digest(cfg: AsrConfig, files: CheckpointFiles, graph_digest: str) -> None:

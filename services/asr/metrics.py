@@ -7,7 +7,7 @@ The `queue` label names the batcher ("asr" for the CTC model, "segmenter").
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, Info
 
 from services.common.metrics import LATENCY_BUCKETS
 
@@ -43,4 +43,12 @@ GPU_PEAK_MEMORY = Gauge(
     "muaalem_asr_gpu_peak_memory_bytes",
     "torch.cuda.max_memory_allocated since start-up (only set on CUDA).",
     ["device"],
+)
+MODEL = Info(
+    "muaalem_asr_model",
+    "What serves: checkpoint, backend, precision, device, and why that precision (auto's choice).",
+)
+STARTUP_SECONDS = Gauge(
+    "muaalem_asr_startup_seconds",
+    "Model load time at start-up (the openvino backend's compile, or its cached blob's read, included).",
 )

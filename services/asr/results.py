@@ -25,6 +25,8 @@ class ModelVersion:
     backend: str
     precision: str
     device: str
+    # Why this backend and precision (auto's hardware choice, or the setting that asked for it).
+    precision_reason: str = ""
 
 
 @dataclass(frozen=True)
