@@ -37,7 +37,8 @@ DEV_FALLBACK = setting(
 CACHE_DIR = setting(
     "MUAALEM_CACHE_DIR",
     "",
-    "Where development checkpoints are written and reused (default ~/.cache/muaalem).",
+    "Where development checkpoints, the openvino backend's ONNX export and its compiled model are "
+    "written and reused (default ~/.cache/muaalem).",
     group=_GROUP,
 )
 DEVICE = setting(
@@ -59,7 +60,8 @@ BACKEND = setting(
     "torch",
     "`torch`; `onnxruntime` (runs MUAALEM_ASR_ONNX_PATH, made by `muaalem export-onnx`); or "
     "`openvino` (CPU: runs that graph compiled by OpenVINO, the compiled model cached in "
-    "MUAALEM_CACHE_DIR; with no MUAALEM_ASR_ONNX_PATH the checkpoint is exported there once).",
+    "MUAALEM_CACHE_DIR; with no MUAALEM_ASR_ONNX_PATH the checkpoint is exported there once); "
+    "or `auto`: openvino when the model runs on the CPU, torch on CUDA (the images' default).",
     group=_GROUP,
 )
 ONNX_PATH = setting(
@@ -128,14 +130,14 @@ SEGMENTER_BATCH_SIZE = setting(
 TORCH_THREADS = setting(
     "MUAALEM_ASR_TORCH_THREADS",
     0,
-    "torch (and ONNX Runtime) intra-op threads on CPU (0 keeps the default: one per core).",
+    "torch (and ONNX Runtime, OpenVINO) intra-op threads on CPU (0 keeps the default: one per core).",
     group=_GROUP,
 )
 
 DEFAULT_CACHE_DIR = Path("~/.cache/muaalem")
 _DEVICES = ("auto", "cpu", "cuda")
 _PRECISIONS = ("auto", "float32", "bfloat16", "float16", "int8")
-_BACKENDS = ("torch", "onnxruntime", "openvino")
+_BACKENDS = ("torch", "onnxruntime", "openvino", "auto")
 _DEV_SIZES = ("", "tiny", "full")
 
 

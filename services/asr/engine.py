@@ -13,6 +13,7 @@ stitching by frame, greedy decode (off the event loop).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -152,11 +153,15 @@ class AsrEngine:
             torch.set_num_threads(cfg.torch_threads)
         # OpenVINO serves on the CPU (config refuses it with a CUDA device).
         device = "cpu" if cfg.backend == "openvino" else resolve_device(cfg.device)
+        if cfg.backend == "auto":
+            cfg = dataclasses.replace(cfg, backend="openvino" if device == "cpu" else "torch")
         started = time.perf_counter()
         files = resolve_files(cfg, cfg.model, "multi_level_ctc")
         vocabulary = Vocabulary.from_checkpoint(files)
         geometry = geometry_of(files.config, files.preprocessor_config)
         choice = choose_precision(cfg.precision, device)
+        if self.config.backend == "auto":
+            choice = dataclasses.replace(choice, reason=f"backend auto: {cfg.backend} on {device}; {choice.reason}")
         precision = resolve_precision(choice.precision, device)
         ctc = load_ctc(cfg, files, device, choice)
         extractor = FeatureExtractor(files.preprocessor_config, device)
@@ -214,15 +219,9 @@ class AsrEngine:
                 "load_s": round(time.perf_counter() - started, 2),
             },
         )
-        metrics.MODEL.info(
-            {
-                "model": version.name,
-                "backend": version.backend,
-                "precision": version.precision,
-                "device": version.device,
-                "precision_reason": version.precision_reason,
-            }
-        )
+        metrics.MODEL.labels(
+            version.name, version.backend, version.precision, version.device, version.precision_reason
+        ).set(1)
         metrics.STARTUP_SECONDS.set(time.perf_counter() - started)
         return loaded
 

@@ -7,7 +7,7 @@ The `queue` label names the batcher ("asr" for the CTC model, "segmenter").
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, Info
+from prometheus_client import Counter, Gauge, Histogram
 
 from services.common.metrics import LATENCY_BUCKETS
 
@@ -44,9 +44,10 @@ GPU_PEAK_MEMORY = Gauge(
     "torch.cuda.max_memory_allocated since start-up (only set on CUDA).",
     ["device"],
 )
-MODEL = Info(
-    "muaalem_asr_model",
-    "What serves: checkpoint, backend, precision, device, and why that precision (auto's choice).",
+MODEL = Gauge(
+    "muaalem_asr_model_info",
+    "1 for what serves: checkpoint, backend, precision, device, and why that precision (auto's choice).",
+    ["model", "backend", "precision", "device", "precision_reason"],
 )
 STARTUP_SECONDS = Gauge(
     "muaalem_asr_startup_seconds",

@@ -153,16 +153,23 @@ async def test_auto_is_logged_and_exposed(tmp_path: Path) -> None:
 
     from services.asr.hardware import cpu_flags
 
-    engine = AsrEngine(support.config(MUAALEM_SEGMENTER_MODEL="", MUAALEM_ASR_PRECISION="auto"))
+    engine = AsrEngine(
+        support.config(
+            MUAALEM_SEGMENTER_MODEL="", MUAALEM_ASR_PRECISION="auto", MUAALEM_ASR_BACKEND="auto",
+            MUAALEM_CACHE_DIR=str(tmp_path),
+        )
+    )
     await engine.start()
     try:
         expected = choose_precision("auto", "cpu", cpu_flags())
-        assert engine.version.precision == expected.precision
-        assert engine.version.precision_reason == expected.reason
+        reason = f"backend auto: openvino on cpu; {expected.reason}"
+        assert engine.version.backend == "openvino" and engine.version.precision == expected.precision
+        assert engine.version.precision_reason == reason
+        assert engine.model_info().model_version.precision_reason == reason
         assert REGISTRY.get_sample_value(
             "muaalem_asr_model_info",
-            {"model": engine.version.name, "backend": "torch", "precision": expected.precision, "device": "cpu",
-             "precision_reason": expected.reason},
+            {"model": engine.version.name, "backend": "openvino", "precision": expected.precision, "device": "cpu",
+             "precision_reason": reason},
         ) == 1.0
     finally:
         await engine.close()
