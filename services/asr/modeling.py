@@ -32,94 +32,24 @@ numbers are the reference's.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from services.common.errors import FailedPrecondition
-
 from .chunking import strided_frames
+from .encoder_config import ACTIVATIONS, EncoderConfig
 
 AttentionImpl = Literal["fast", "reference"]
-
-_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
-    "swish": F.silu,
-    "silu": F.silu,
-    "relu": F.relu,
-    "gelu": F.gelu,
-}
-
-
-@dataclass(frozen=True)
-class EncoderConfig:
-    """The architecture facts read from config.json (defaults are Wav2Vec2BertConfig's)."""
-
-    hidden_size: int = 1024
-    num_hidden_layers: int = 24
-    num_attention_heads: int = 16
-    intermediate_size: int = 4096
-    feature_projection_input_dim: int = 160
-    hidden_act: str = "swish"
-    layer_norm_eps: float = 1e-5
-    position_embeddings_type: str | None = "relative_key"
-    left_max_position_embeddings: int = 64
-    right_max_position_embeddings: int = 8
-    conv_depthwise_kernel_size: int = 31
-    add_adapter: bool = False
-    adapter_kernel_size: int = 3
-    adapter_stride: int = 2
-    num_adapter_layers: int = 1
-    adapter_act: str = "relu"
-    output_hidden_size: int = 1024
-    use_intermediate_ffn_before_adapter: bool = False
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> EncoderConfig:
-        defaults = cls()
-        values: dict[str, Any] = {}
-        for name in cls.__dataclass_fields__:
-            values[name] = config.get(name, getattr(defaults, name))
-        if config.get("output_hidden_size") is None:
-            values["output_hidden_size"] = values["hidden_size"]
-        built = cls(**values)
-        built.validate()
-        return built
-
-    def validate(self) -> None:
-        problems = []
-        if self.position_embeddings_type not in ("relative_key", None):
-            problems.append(
-                f"position_embeddings_type {self.position_embeddings_type!r} (only 'relative_key' "
-                "or none is implemented; the Muaalem checkpoints use 'relative_key')"
-            )
-        for name in ("hidden_act", "adapter_act"):
-            if getattr(self, name) not in _ACTIVATIONS:
-                problems.append(f"{name} {getattr(self, name)!r}")
-        if self.hidden_size % self.num_attention_heads or (
-            self.output_hidden_size % self.num_attention_heads
-        ):
-            problems.append("hidden sizes not divisible by num_attention_heads")
-        if self.conv_depthwise_kernel_size % 2 == 0:
-            problems.append("conv_depthwise_kernel_size must be odd")
-        if problems:
-            raise FailedPrecondition("unsupported encoder config: " + "; ".join(problems))
-
-    @property
-    def frame_stride(self) -> int:
-        """Feature frames per output frame."""
-        return self.adapter_stride**self.num_adapter_layers if self.add_adapter else 1
-
 
 class FeedForward(nn.Module):
     def __init__(self, size: int, intermediate: int, act: str) -> None:
         super().__init__()
         self.intermediate_dense = nn.Linear(size, intermediate)
         self.output_dense = nn.Linear(intermediate, size)
-        self.act = _ACTIVATIONS[act]
+        self.act = ACTIVATIONS[act]
 
     def forward(self, x: Tensor) -> Tensor:
         return self.output_dense(self.act(self.intermediate_dense(x)))
@@ -226,7 +156,7 @@ class ConvolutionModule(nn.Module):
         self.depthwise_conv = nn.Conv1d(size, size, kernel, groups=size, bias=False)
         self.depthwise_layer_norm = nn.LayerNorm(size, eps=config.layer_norm_eps)
         self.pointwise_conv2 = nn.Linear(size, size, bias=False)
-        self.act = _ACTIVATIONS[config.hidden_act]
+        self.act = ACTIVATIONS[config.hidden_act]
         self.kernel = kernel
         self.register_load_state_dict_pre_hook(_squeeze_pointwise)
         self.register_state_dict_post_hook(_unsqueeze_pointwise)

@@ -16,7 +16,8 @@ from torch import Tensor, nn
 from services.common.errors import FailedPrecondition
 
 from .checkpoint import CheckpointFiles
-from .modeling import EncoderConfig, FrameClassifier, MultiLevelCTC, _EncoderModel
+from .encoder_config import EncoderConfig
+from .modeling import FrameClassifier, MultiLevelCTC, _EncoderModel
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16", "int8")
 
