@@ -63,12 +63,13 @@ class OpenVinoMultiLevelCTC:
         self.dev_weights: bool = bool(self.metadata["dev_weights"])
         graph_precision = str(self.metadata["precision"])
         if graph_precision != "float32":
-            # A quantised graph: its integer ops run as written, the rest in float32.
-            if precision not in ("auto", "float32", graph_precision):
+            # A quantised graph: its integer ops run as written, the others at the precision
+            # asked for (auto's bfloat16 included) where that is a float one.
+            if precision not in ("auto", "float32", "bfloat16", "int8", graph_precision):
                 raise FailedPrecondition(
                     f"{self.path} is a {graph_precision} graph; it cannot run at MUAALEM_ASR_PRECISION={precision}"
                 )
-            precision, hint = graph_precision, "f32"
+            precision, hint = graph_precision, _HINTS.get(precision, "f32")
         elif precision in _HINTS:
             hint = _HINTS[precision]
         else:

@@ -98,8 +98,10 @@ def test_static_int8_calibrated_on_recitations(
     features, mask, frames = _batch(tiny_files)
     expected = tiny_model(features, mask, frames)["phonemes"][0]
     ort = OnnxMultiLevelCTC(out, ["CPUExecutionProvider"])
-    vino = OpenVinoMultiLevelCTC(out, cache_dir=tmp_path / "cache")
+    vino = OpenVinoMultiLevelCTC(out, precision="bfloat16", cache_dir=tmp_path / "cache")
     assert ort.precision == vino.precision == STATIC_INT8
+    with pytest.raises(FailedPrecondition, match="cannot run at"):
+        OpenVinoMultiLevelCTC(out, precision="float16", cache_dir=tmp_path / "cache")
     for backend in (ort, vino):
         got = backend(features, mask, frames)["phonemes"][0]
         assert (got.argmax(-1) == expected.argmax(-1)).float().mean() > 0.8
