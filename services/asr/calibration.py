@@ -63,6 +63,14 @@ class _Reader:
         }
 
 
+# Graphs past this (with their external data) are quantised with external data.
+_EXTERNAL_ABOVE = 1 << 30
+
+
+def _size(graph: Path) -> int:
+    return sum(p.stat().st_size for p in graph.parent.iterdir() if p.name.startswith(graph.name))
+
+
 def quantize_static_int8(source: Path, target: Path, files: CheckpointFiles, paths: Sequence[Path]) -> int:
     """Writes the static int8 graph of `source` at `target`; returns the windows calibrated on."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -80,6 +88,9 @@ def quantize_static_int8(source: Path, target: Path, files: CheckpointFiles, pat
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
         calibrate_method=CalibrationMethod.MinMax,
+        # Over protobuf's 2 GB (the full model in float32, and the calibration copy of it): the
+        # weights go to a side file, as the float32 export's do.
+        use_external_data_format=_size(source) > _EXTERNAL_ABOVE,
         # MinMax keeps only each tensor's reduced min and max per window (small even for the
         # full model). Not CalibMaxIntermediateOutputs: onnxruntime drops the windows it clears.
         extra_options={"MatMulConstBOnly": True},
