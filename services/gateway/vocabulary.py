@@ -52,10 +52,11 @@ def first_difference(named: Mapping[str, Sequence[str]]) -> str | None:
 
 
 def asr_phonemes(info: asr_pb2.GetModelInfoResponse) -> tuple[str, ...]:
+    """The asr's phoneme labels by id; empty when it publishes none (an older asr, or a stand-in)."""
     for level in info.vocabularies:
         if level.level == PHONEMES:
             return tuple(level.tokens)
-    raise Unavailable("the asr stage published no phoneme vocabulary in GetModelInfo")
+    return ()
 
 
 @dataclass
@@ -78,17 +79,17 @@ class VocabularyContract:
         return cls(reference=reference_labels(phoneme_vocabulary()), alignment=default_vocabulary())
 
     async def check(self, version: str, info: asr_pb2.GetModelInfoResponse) -> None:
-        """Compares the asr model `version`'s vocabulary with the other two."""
-        try:
-            labels = asr_phonemes(info)
-        except Unavailable as exc:
-            problem: str | None = exc.message
-            labels = ()
-        else:
-            problem = first_difference(
-                {"the asr checkpoint's vocab.json": labels, "the reference builder (quran-transcript)": self.reference,
-                 "alignment's phoneme_vocab.json": self.alignment}
-            )
+        """Compares the asr model `version`'s vocabulary with the other two. An asr that publishes
+        none cannot be checked: that is logged, and alignment keeps its own labels, as before the
+        contract existed."""
+        labels = asr_phonemes(info)
+        if not labels:
+            log.warning("asr model %s publishes no phoneme vocabulary: its label order is not checked", version)
+        problem = first_difference(
+            {"the asr checkpoint's vocab.json": labels or self.alignment,
+             "the reference builder (quran-transcript)": self.reference,
+             "alignment's phoneme_vocab.json": self.alignment}
+        )
         was_ok = self.problem is None
         self.checked, self.labels = version, labels
         self.problem = f"vocabulary mismatch with asr model {version}: {problem}" if problem else None
