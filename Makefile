@@ -13,16 +13,17 @@ TORCH_INDEX ?=
 # The peer environment's setup script (bench/peer/setup_env.sh) reads it too.
 export TORCH_INDEX
 PYTEST_ARGS ?=
-DEBIAN_PACKAGES := redis-server espeak-ng
+DEBIAN_PACKAGES := redis-server espeak-ng prometheus
 
-.PHONY: setup system-deps protos serve demo test test-fast bench lint images reliability clean help
+.PHONY: setup system-deps protos serve demo test test-fast bench lint images reliability monitoring clean help
 
 help:
 	@echo "make demo   - set up, start the four services, assess a sample recitation, stop"
-	@echo "make test   - set up (incl. redis-server, espeak-ng) and run the test suite"
+	@echo "make test   - set up (incl. redis-server, espeak-ng, prometheus) and run the test suite"
 	@echo "make serve  - run the mesh on loopback until Ctrl-C"
 	@echo "make bench  - benchmarks; writes docs/benchmarks.md"
 	@echo "make lint   - ruff, mypy, buf lint, generated-code freshness"
+	@echo "make monitoring - regenerate the alerts, rules and dashboard in deploy/k8s/monitoring"
 	@echo "make protos - regenerate services/common/pb from protos/"
 	@echo "make images - build the container images (needs a Docker engine)"
 	@echo "make reliability - fault, load and bad-input runs; writes docs/reliability.md"
@@ -36,8 +37,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[all,dev]"
 	@touch $(STAMP)
 
-# Debian packages the tests use for real: redis-server (the cache) and espeak-ng (synthetic
-# recitations for the energy checks). Installed only when missing.
+# Debian packages the tests use for real: redis-server (the cache), espeak-ng (synthetic
+# recitations for the energy checks) and prometheus (promtool and a real Prometheus for the
+# rules and alerts). Installed only when missing.
 system-deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do \
 		dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -49,7 +51,7 @@ system-deps:
 
 protos: setup
 	$(PY) -m services.common.protogen
-	cd protos && ../$(VENV)/bin/buf lint
+	cd protos && $(abspath $(VENV))/bin/buf lint
 
 serve: setup
 	$(PY) -m services.launcher
@@ -69,8 +71,13 @@ bench: setup system-deps
 lint: setup
 	$(VENV)/bin/ruff check services tests bench deploy
 	$(VENV)/bin/mypy services
-	cd protos && ../$(VENV)/bin/buf lint
+	cd protos && $(abspath $(VENV))/bin/buf lint
 	$(PY) -m services.common.protogen --check
+	$(PY) -m deploy.k8s.monitoring.generate --check
+
+# Rewrites deploy/k8s/monitoring (rules, PrometheusRule, promtool tests, Grafana dashboard).
+monitoring: setup
+	$(PY) -m deploy.k8s.monitoring.generate
 
 images:
 	deploy/docker/build.sh

@@ -20,6 +20,7 @@ ORDER = (
     "gpu",
     "alignment",
     "tajweed",
+    "prosody",
 )
 _BLOCK = re.compile(r"<!-- bench:(?P<key>[a-z-]+) -->\n(?P<body>.*?)<!-- /bench:(?P=key) -->", re.S)
 

@@ -7,8 +7,8 @@
 
 Sections: latency (per stage, in process and through the mesh, with memory per process), peer
 (quran-muaalem 0.2.2 side by side), throughput (1/4/16 clients, batching off and on),
-cpu-options (ONNX Runtime and INT8 against torch fp32), gpu (FP16, VRAM; needs CUDA), alignment
-and tajweed (the stage engineers' own benchmarks). The targets table follows from latency and
+cpu-options (ONNX Runtime and INT8 against torch fp32), gpu (FP16, VRAM; needs CUDA), alignment,
+tajweed and prosody (the stage engineers' own benchmarks). The targets table follows from latency and
 peer. Before measuring, the run waits (up to --max-wait-s) for the machine's load average to
 fall under --quiet-load, and records it either way.
 """
@@ -36,6 +36,7 @@ SECTIONS: dict[str, Callable[[Context], Awaitable[list[Section]]]] = {
     "gpu": gpu.run,
     "alignment": scripts.alignment,
     "tajweed": scripts.tajweed,
+    "prosody": scripts.prosody,
 }
 # --quick: what a smoke check needs, small enough for a test.
 QUICK = {

@@ -49,3 +49,22 @@ async def tajweed(ctx: Context) -> list[Section]:
         "",
     ]
     return [Section("tajweed", "Tajweed verdicts on a synthetic sweep", intro + lines, provenance)]
+
+
+async def prosody(ctx: Context) -> list[Section]:
+    provenance = ctx.provenance()
+    args = ["--runs", str(ctx.runs), "--durations", str(ctx.args.durations)]
+    lines = await asyncio.to_thread(_run_module, "bench.prosody_bench", args)
+    durations = ",".join(d for d in str(ctx.args.durations).split(",") if float(d) >= 10) or "10"
+    assess_args = ["--runs", str(ctx.runs), "--durations", durations, "--checkpoint", str(ctx.assets.checkpoint)]
+    lines += ["", *await asyncio.to_thread(_run_module, "bench.prosody_assess", assess_args)]
+    provenance.finish()
+    intro = [
+        "The prosody stage (`python -m bench.prosody_bench`): each feature of Analyze on real recitation, "
+        "the Analyze and Compare servicers in process; a comparison reads the reference's features from "
+        "protobuf, as a cached reference recitation is read. Then Assess with and without compare_to "
+        "(`python -m bench.prosody_assess`: the gateway in local mode with this run's checkpoint, every stage "
+        "in one process on the same cores, so the prosody stage competes with the asr for CPU).",
+        "",
+    ]
+    return [Section("prosody", "Prosody and the comparison", intro + lines, provenance)]

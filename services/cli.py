@@ -13,6 +13,7 @@ _AREAS = (
     "services.asr.cli",
     "services.gateway.cli",
     "services.gateway.cache_cli",
+    "services.gateway.reference_cli",
 )
 
 
@@ -20,12 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="muaalem", description="Quran recitation assessment mesh")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module_name in _AREAS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not exc.name.startswith("services."):
-                raise
-            continue
+        module = importlib.import_module(module_name)
         register: Callable[[argparse._SubParsersAction], None] = module.register
         register(subparsers)
     return parser

@@ -1,4 +1,4 @@
-"""`make serve`: the four services as separate processes on loopback, until Ctrl-C.
+"""`make serve`: the services as separate processes on loopback, until Ctrl-C.
 
 Embedded defaults so that it runs on a bare machine: no Redis (in-process cache), CPU when
 there is no GPU, a random-weight development checkpoint when the real weights cannot be
@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from services.asr.config import CACHE_DIR, DEFAULT_CACHE_DIR
 from services.common.healthcheck import check
 from services.common.settings import SERVICES
+from services.gateway import client
 from services.gateway.config import HTTP_PORT
 
-ORDER = ("asr", "alignment", "tajweed", "gateway")
+ORDER = ("asr", "alignment", "tajweed", "prosody", "gateway")
 # A bind-all address is reached on loopback.
 _ANY_HOST = {"", "0.0.0.0", "::"}
 
@@ -33,7 +33,8 @@ def dev_api_key(cache_dir: Path) -> tuple[str, Path]:
     from services.gateway.auth import hash_key, new_key
 
     cache_dir.mkdir(parents=True, exist_ok=True)
-    key_path = cache_dir / "dev-api-key"
+    # The CLI reads it from there (services.gateway.client) when it calls a loopback gateway.
+    key_path = cache_dir / client.DEV_KEY_FILE
     if not key_path.exists():
         key_path.write_text(new_key() + "\n")
         key_path.chmod(0o600)
@@ -45,7 +46,7 @@ def dev_api_key(cache_dir: Path) -> tuple[str, Path]:
 
 @dataclass
 class Mesh:
-    """The four processes. `ports` overrides any service's gRPC/metrics/HTTP port."""
+    """The mesh's processes. `ports` overrides any service's gRPC/metrics/HTTP port."""
 
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     log_dir: Path | None = None
@@ -69,10 +70,9 @@ class Mesh:
         env.setdefault("MUAALEM_ASR_DEV_FALLBACK", "tiny")
         env.setdefault("PYTHONUNBUFFERED", "1")
         if not env.get("MUAALEM_API_KEYS_FILE") and not env.get("MUAALEM_API_KEYS"):
-            cache_dir = Path(CACHE_DIR.get(env) or DEFAULT_CACHE_DIR).expanduser()
-            self.api_key, keys_file = dev_api_key(cache_dir)
+            self.api_key, keys_file = dev_api_key(client.cache_dir(env))
             env["MUAALEM_API_KEYS_FILE"] = str(keys_file)
-        for name in ("asr", "alignment", "tajweed"):
+        for name in ("asr", "alignment", "tajweed", "prosody"):
             env.setdefault(f"MUAALEM_{name.upper()}_TARGET", _address(env, name))
         return env
 
@@ -160,13 +160,13 @@ def _banner(mesh: Mesh) -> str:
     if http_port >= 0:
         lines.append(f"  {'gateway':<10} HTTP http://127.0.0.1:{http_port}  (OpenAPI: /openapi.json)")
     if mesh.api_key:
-        lines.append(f"  dev API key: {mesh.api_key}   (export MUAALEM_API_KEY=...)")
+        lines.append(f"  dev API key: {mesh.api_key}   (`muaalem assess` on loopback uses it by itself)")
     lines.append("press Ctrl-C to stop")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="run the four services on loopback")
+    parser = argparse.ArgumentParser(description="run the mesh's services on loopback")
     parser.add_argument("--log-dir", type=Path, help="write each service's log to DIR/<service>.log")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for SERVING")
     args = parser.parse_args(argv)

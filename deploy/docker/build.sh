@@ -8,7 +8,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-all=(gateway asr alignment tajweed)
+all=(gateway asr alignment tajweed prosody)
 
 die() {
     echo "deploy/docker/build.sh: $*" >&2

@@ -2,7 +2,7 @@
 
 `.venv/bin/python deploy/docker/lock.py` rewrites deploy/docker/constraints.txt from the
 packages installed in the running environment: everything the images' extras pull in
-(pyproject.toml's asr, alignment, tajweed and gateway extras, followed through each installed
+(pyproject.toml's asr, alignment, tajweed, prosody and gateway extras, followed through each installed
 package's own requirements), the dependencies of onnxruntime (the asr image installs
 onnxruntime-gpu, which has the same ones) and the build tools. Local version labels are
 dropped: the CPU build `torch 2.13.0+cpu` tested here pins the CUDA build `torch==2.13.0`.
@@ -22,7 +22,7 @@ from packaging.version import Version
 REPO = Path(__file__).resolve().parents[2]
 CONSTRAINTS = Path(__file__).with_name("constraints.txt")
 PROJECT = "muaalem-mesh"
-IMAGE_EXTRAS = ("asr", "alignment", "tajweed", "gateway")
+IMAGE_EXTRAS = ("asr", "alignment", "tajweed", "prosody", "gateway")
 # onnxruntime-gpu is not installed here; onnxruntime's requirements stand in for its own.
 EXTRA_ROOTS = ("onnxruntime",)
 BUILD_TOOLS = ("pip", "setuptools")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.common.config import ConfigError, setting
+from services.common.config import setting
 
 THRESHOLDS = setting(
     "MUAALEM_ALIGNMENT_THRESHOLDS",
@@ -29,6 +28,7 @@ BAND_FRAMES = setting(
     "0: automatic (the whole lattice up to 40 s of audio; beyond, 500 frames, doubled while the "
     "best path runs along the band's edge, within MUAALEM_ALIGNMENT_MAX_TABLE_MB).",
     group="alignment",
+    ge=0,
 )
 MAX_TABLE_MB = setting(
     "MUAALEM_ALIGNMENT_MAX_TABLE_MB",
@@ -36,6 +36,7 @@ MAX_TABLE_MB = setting(
     "Memory bound of one alignment's Viterbi backpointer table (1 byte per frame x state in the band), "
     "in MiB; bands are narrowed to fit it.",
     group="alignment",
+    gt=0,
 )
 
 
@@ -48,18 +49,9 @@ class AlignmentConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AlignmentConfig:
-        default_threshold = DEFAULT_THRESHOLD.get(environ)
-        if not math.isfinite(default_threshold):
-            raise ConfigError(f"{DEFAULT_THRESHOLD.name} must be finite, got {default_threshold}")
-        band = BAND_FRAMES.get(environ)
-        if band < 0:
-            raise ConfigError(f"{BAND_FRAMES.name} must be >= 0, got {band}")
-        table_mb = MAX_TABLE_MB.get(environ)
-        if not (math.isfinite(table_mb) and table_mb > 0):
-            raise ConfigError(f"{MAX_TABLE_MB.name} must be > 0, got {table_mb}")
         return cls(
             thresholds_path=THRESHOLDS.get(environ),
-            default_threshold=default_threshold,
-            band_frames=band,
-            max_table_bytes=int(table_mb * 1024 * 1024),
+            default_threshold=DEFAULT_THRESHOLD.get(environ),
+            band_frames=BAND_FRAMES.get(environ),
+            max_table_bytes=int(MAX_TABLE_MB.get(environ) * 1024 * 1024),
         )

@@ -10,7 +10,7 @@ import grpc
 
 from services.alignment.convert import alignment_to_proto, options_from_proto, reference_from_proto
 from services.alignment.core import Aligner
-from services.common import tensors
+from services.common import tensors, tracing
 from services.common.pb import alignment_pb2, alignment_pb2_grpc, common_pb2
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,13 @@ class AlignmentServicer(alignment_pb2_grpc.AlignmentServiceServicer):
                 "alignment path ran along the edge of its band",
                 extra={"band_frames": result.band_frames, "frames": result.num_frames},
             )
+        tracing.set_attributes(
+            **{
+                "muaalem.alignment.frames": result.num_frames,
+                "muaalem.alignment.band_frames": result.band_frames,
+                "muaalem.alignment.band_edge": result.touched_band_edge,
+            }
+        )
         alignment = alignment_to_proto(result)
         timings = [
             common_pb2.StageTiming(stage=stage, duration_ms=ms) for stage, ms in result.timings_ms.items()

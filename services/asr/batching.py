@@ -91,6 +91,7 @@ class DynamicBatcher(Generic[I, R]):
         self._closed = False
         self._batches = 0
         metrics.QUEUE_DEPTH.labels(name).set(0)
+        metrics.QUEUE_CAPACITY.labels(name).set(max_queue_size)
 
     @property
     def depth(self) -> int:

@@ -18,6 +18,8 @@ MODEL = setting(
     "Multi-level CTC checkpoint: a Hugging Face hub id (read from the local hub cache) or a "
     "local directory with config.json, safetensors, vocab.json and preprocessor_config.json.",
     group=_GROUP,
+    pattern=r"\s*\S.*",
+    pattern_doc="a hub id or a checkpoint directory (not empty)",
 )
 SEGMENTER_MODEL = setting(
     "MUAALEM_SEGMENTER_MODEL",
@@ -33,6 +35,7 @@ DEV_FALLBACK = setting(
     "development checkpoint of that size in MUAALEM_CACHE_DIR and serve it, marked dev_weights "
     "(outputs are noise). Empty (production): start-up fails with instructions instead.",
     group=_GROUP,
+    choices=("", "tiny", "full"),
 )
 CACHE_DIR = setting(
     "MUAALEM_CACHE_DIR",
@@ -46,6 +49,8 @@ DEVICE = setting(
     "auto",
     "`auto` (CUDA when available, else CPU), `cpu`, `cuda` or `cuda:N`.",
     group=_GROUP,
+    pattern=r"auto|cpu|cuda(:\d+)?",
+    pattern_doc="`auto`, `cpu`, `cuda` or `cuda:N`",
 )
 PRECISION = setting(
     "MUAALEM_ASR_PRECISION",
@@ -54,6 +59,7 @@ PRECISION = setting(
     "bfloat16 (avx512_bf16 or AMX), float32 on other CPUs. Or `float32`, `bfloat16`, `float16` "
     "(CUDA) or `int8` (torch: dynamic quantisation on CPU; a graph backend: the graph's int8).",
     group=_GROUP,
+    choices=("auto", "float32", "bfloat16", "float16", "int8"),
 )
 BACKEND = setting(
     "MUAALEM_ASR_BACKEND",
@@ -63,6 +69,7 @@ BACKEND = setting(
     "MUAALEM_CACHE_DIR; with no MUAALEM_ASR_ONNX_PATH the checkpoint is exported there once); "
     "or `auto`: openvino when the model runs on the CPU, torch on CUDA (the images' default).",
     group=_GROUP,
+    choices=("torch", "onnxruntime", "openvino", "auto"),
 )
 ONNX_PATH = setting(
     "MUAALEM_ASR_ONNX_PATH",
@@ -76,12 +83,14 @@ OPENVINO_BUCKET_FRAMES = setting(
     "openvino backend: pad each batch's feature frames up to a multiple of this (masked, outputs "
     "unchanged) so the plugin sees few distinct shapes; 0 keeps shapes fully dynamic.",
     group=_GROUP,
+    ge=0,
 )
 MAX_BATCH_SIZE = setting(
     "MUAALEM_ASR_MAX_BATCH_SIZE",
     8,
     "Most model inputs (clips or 20 s windows) run in one forward pass; 1 turns batching off.",
     group=_GROUP,
+    ge=1,
 )
 MAX_QUEUE_DELAY_MS = setting(
     "MUAALEM_ASR_MAX_QUEUE_DELAY_MS",
@@ -89,12 +98,14 @@ MAX_QUEUE_DELAY_MS = setting(
     "Longest an input waits for others to join its batch while the model is idle. 0: a lone input runs at"
     " once; inputs that arrive while the model is busy are still batched together.",
     group=_GROUP,
+    ge=0,
 )
 MAX_QUEUE_SIZE = setting(
     "MUAALEM_ASR_MAX_QUEUE_SIZE",
     64,
     "Model inputs allowed to wait at once; past it calls get RESOURCE_EXHAUSTED.",
     group=_GROUP,
+    ge=1,
 )
 BUCKET_WIDTH_S = setting(
     "MUAALEM_ASR_BUCKET_WIDTH_S",
@@ -102,50 +113,46 @@ BUCKET_WIDTH_S = setting(
     "Inputs are batched only with inputs of a similar length (same bucket of this many seconds), "
     "so little compute is spent on padding; 0 puts every length in one bucket.",
     group=_GROUP,
+    ge=0,
 )
 WINDOW_S = setting(
     "MUAALEM_ASR_WINDOW_S",
     20.0,
     "Audio longer than this runs as windows of this length (the model was trained on <= 20 s).",
     group=_GROUP,
+    ge=2.0,
+    le=20.0,
 )
 WINDOW_OVERLAP_S = setting(
     "MUAALEM_ASR_WINDOW_OVERLAP_S",
     0.4,
     "Overlap between consecutive windows; each output frame comes from the window where it is farthest from an edge.",
     group=_GROUP,
+    ge=0,
 )
 SEGMENT_ABOVE_S = setting(
     "MUAALEM_ASR_SEGMENT_ABOVE_S",
     60.0,
     "Audio longer than this is first cut at pauses by the segmenter (when one is loaded).",
     group=_GROUP,
+    gt=0,
 )
 SEGMENTER_BATCH_SIZE = setting(
     "MUAALEM_SEGMENTER_BATCH_SIZE",
     8,
     "19.995 s chunks the segmenter runs in one forward pass.",
     group=_GROUP,
+    ge=1,
 )
 TORCH_THREADS = setting(
     "MUAALEM_ASR_TORCH_THREADS",
     0,
     "torch (and ONNX Runtime, OpenVINO) intra-op threads on CPU (0 keeps the default: one per core).",
     group=_GROUP,
+    ge=0,
 )
 
 DEFAULT_CACHE_DIR = Path("~/.cache/muaalem")
-_DEVICES = ("auto", "cpu", "cuda")
-_PRECISIONS = ("auto", "float32", "bfloat16", "float16", "int8")
-_BACKENDS = ("torch", "onnxruntime", "openvino", "auto")
-_DEV_SIZES = ("", "tiny", "full")
-
-
-def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        shown = ", ".join(repr(a) for a in allowed)
-        raise ConfigError(f"{name}={value!r}: expected one of {shown}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -175,18 +182,16 @@ class AsrConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AsrConfig:
-        device = DEVICE.get(environ).strip().lower()
-        if not (device in _DEVICES or device.startswith("cuda:")):
-            raise ConfigError(f"MUAALEM_ASR_DEVICE={device!r}: expected auto, cpu, cuda or cuda:N")
+        device = DEVICE.get(environ).lower()
         cache = CACHE_DIR.get(environ) or str(DEFAULT_CACHE_DIR)
         config = cls(
             model=MODEL.get(environ).strip(),
             segmenter_model=SEGMENTER_MODEL.get(environ).strip(),
-            dev_fallback=_choice("MUAALEM_ASR_DEV_FALLBACK", DEV_FALLBACK.get(environ).strip(), _DEV_SIZES),
+            dev_fallback=DEV_FALLBACK.get(environ),
             cache_dir=Path(os.path.expanduser(cache)),
             device=device,
-            precision=_choice("MUAALEM_ASR_PRECISION", PRECISION.get(environ).strip(), _PRECISIONS),
-            backend=_choice("MUAALEM_ASR_BACKEND", BACKEND.get(environ).strip(), _BACKENDS),
+            precision=PRECISION.get(environ),
+            backend=BACKEND.get(environ),
             onnx_path=ONNX_PATH.get(environ).strip(),
             openvino_bucket_frames=OPENVINO_BUCKET_FRAMES.get(environ),
             max_batch_size=MAX_BATCH_SIZE.get(environ),
@@ -205,31 +210,19 @@ class AsrConfig:
         return config
 
     def validate(self) -> None:
-        if not self.model:
-            raise ConfigError("MUAALEM_ASR_MODEL is empty: name a hub id or a checkpoint directory")
+        """What no single variable's range can say: the settings that depend on one another.
+        Each variable's own range was checked when it was read (see the declarations above)."""
         if self.backend == "onnxruntime" and not self.onnx_path:
             raise ConfigError("MUAALEM_ASR_BACKEND=onnxruntime needs MUAALEM_ASR_ONNX_PATH")
         if self.backend == "openvino" and self.device.startswith("cuda"):
             raise ConfigError("MUAALEM_ASR_BACKEND=openvino runs on the CPU; set MUAALEM_ASR_DEVICE=cpu or auto")
-        if self.openvino_bucket_frames < 0:
-            raise ConfigError("MUAALEM_ASR_OPENVINO_BUCKET_FRAMES must be >= 0")
-        if self.max_batch_size < 1:
-            raise ConfigError(f"MUAALEM_ASR_MAX_BATCH_SIZE={self.max_batch_size}: must be >= 1")
-        if self.max_queue_size < 1:
-            raise ConfigError(f"MUAALEM_ASR_MAX_QUEUE_SIZE={self.max_queue_size}: must be >= 1")
-        if self.max_queue_delay_s < 0:
-            raise ConfigError("MUAALEM_ASR_MAX_QUEUE_DELAY_MS must be >= 0")
-        if self.bucket_width_s < 0:
-            raise ConfigError("MUAALEM_ASR_BUCKET_WIDTH_S must be >= 0")
-        if not 2.0 <= self.window_s <= 20.0:
-            raise ConfigError(f"MUAALEM_ASR_WINDOW_S={self.window_s}: must be within 2..20 s")
-        if not 0.0 <= self.window_overlap_s <= self.window_s / 4:
-            raise ConfigError(f"MUAALEM_ASR_WINDOW_OVERLAP_S={self.window_overlap_s}: must be within 0..window/4")
+        if self.window_overlap_s > self.window_s / 4:
+            raise ConfigError(
+                f"MUAALEM_ASR_WINDOW_OVERLAP_S={self.window_overlap_s}: must be within 0..MUAALEM_ASR_WINDOW_S/4"
+                f" (0..{self.window_s / 4:g})"
+            )
         if self.segment_above_s < self.window_s:
-            raise ConfigError("MUAALEM_ASR_SEGMENT_ABOVE_S must be >= MUAALEM_ASR_WINDOW_S")
-        if self.segmenter_batch_size < 1:
-            raise ConfigError("MUAALEM_SEGMENTER_BATCH_SIZE must be >= 1")
-        if self.max_audio_s <= 0 or self.max_stream_audio_s <= 0:
-            raise ConfigError("MUAALEM_MAX_AUDIO_S and MUAALEM_MAX_STREAM_AUDIO_S must be > 0")
-        if self.torch_threads < 0:
-            raise ConfigError("MUAALEM_ASR_TORCH_THREADS must be >= 0")
+            raise ConfigError(
+                f"MUAALEM_ASR_SEGMENT_ABOVE_S={self.segment_above_s}: must be >= MUAALEM_ASR_WINDOW_S"
+                f" ({self.window_s:g})"
+            )

@@ -43,6 +43,7 @@ from services.asr.results import (
 from services.asr.runners import CtcRunner, ModelInput, SegmenterRunner, model_inputs
 from services.asr.segmenter import SAMPLE_RATE, Segmentation, SegmentOptions, chunk_bounds, segmentation_from_labels
 from services.asr.vocab import Vocabulary
+from services.common import tracing
 from services.common.errors import FailedPrecondition, InvalidArgument, Unavailable
 
 if TYPE_CHECKING:
@@ -344,8 +345,15 @@ class AsrEngine:
         inputs = await asyncio.to_thread(self._features, state, samples, plan.pieces)
         features_ms = _ms(mark)
         mark = time.perf_counter()
-        results = await state.asr.infer(inputs)
-        waited_ms = _ms(mark)
+        with tracing.span("asr batcher", **{"muaalem.asr.inputs": len(inputs)}):
+            results = await state.asr.infer(inputs)
+            waited_ms = _ms(mark)
+            # Its inputs may have run in several batches: model time is theirs, the rest was waiting.
+            batches = {r.batch_id: r for r in results}.values()
+            model_ms = sum(r.compute_s for r in batches) * 1000.0
+            largest = max(r.batch_size for r in batches)
+            queue_ms = max(0.0, waited_ms - model_ms)
+            tracing.set_attributes(batch_size=largest, queue_ms=round(queue_ms, 3), model_ms=round(model_ms, 3))
         outputs = [r.value for r in results]
         if len(plan.pieces) == 1 and plan.pieces[0] == chunking.Piece(0, plan.num_samples):
             log_probs = dict(outputs[0])
@@ -353,11 +361,7 @@ class AsrEngine:
             log_probs = await asyncio.to_thread(
                 chunking.stitch, plan.pieces, outputs, num_samples=plan.num_samples, geometry=state.geometry
             )
-        # Its inputs may have run in several batches: model time is theirs, the rest was waiting.
-        batches = {r.batch_id: r for r in results}.values()
-        model_ms = sum(r.compute_s for r in batches) * 1000.0
-        largest = max(r.batch_size for r in batches)
-        return log_probs, PlanRun(features_ms, max(0.0, waited_ms - model_ms), model_ms, largest)
+        return log_probs, PlanRun(features_ms, queue_ms, model_ms, largest)
 
     def model_inputs(self, samples: Samples, pieces: Sequence[chunking.Piece]) -> list[ModelInput]:
         """Features of `pieces` of a recording, as the batcher receives them (benchmarks)."""

@@ -29,6 +29,11 @@ COMPUTE_TIME = Histogram(
     ["queue"],
     buckets=LATENCY_BUCKETS,
 )
+QUEUE_CAPACITY = Gauge(
+    "muaalem_asr_queue_capacity",
+    "Model inputs the batching queue holds at most (MUAALEM_ASR_MAX_QUEUE_SIZE); past it calls are refused.",
+    ["queue"],
+)
 QUEUE_DEPTH = Gauge(
     "muaalem_asr_queue_depth",
     "Model inputs waiting in the batching queue (the autoscaling signal).",
@@ -38,6 +43,11 @@ DROPPED = Counter(
     "muaalem_asr_dropped_total",
     "Inputs removed before reaching the model: caller cancelled, deadline passed, or queue full.",
     ["queue", "reason"],
+)
+GPU_MEMORY_TOTAL = Gauge(
+    "muaalem_asr_gpu_memory_total_bytes",
+    "Memory of the GPU the model runs on (only set on CUDA).",
+    ["device"],
 )
 GPU_PEAK_MEMORY = Gauge(
     "muaalem_asr_gpu_peak_memory_bytes",

@@ -126,3 +126,4 @@ def record_gpu_peak(device: str) -> None:
     import torch
 
     metrics.GPU_PEAK_MEMORY.labels(device).set(torch.cuda.max_memory_allocated(device))
+    metrics.GPU_MEMORY_TOTAL.labels(device).set(torch.cuda.get_device_properties(device).total_memory)

@@ -14,8 +14,8 @@ import grpc
 
 from services.asr import convert
 from services.asr.config import AsrConfig
-from services.asr.engine import AsrEngine
-from services.common import audio
+from services.asr.engine import AsrEngine, Transcription
+from services.common import audio, tracing
 from services.common.errors import InvalidArgument
 from services.common.pb import asr_pb2, asr_pb2_grpc
 from services.common.server import MeshServer, ServiceBinding
@@ -48,6 +48,7 @@ class AsrServicer(asr_pb2_grpc.AsrServiceServicer):
         )
         decode_ms = (time.perf_counter() - mark) * 1000.0
         result = await self.engine.transcribe(decoded.samples, options)
+        _trace_transcription(result)
         return asr_pb2.TranscribeResponse(
             transcription=convert.transcription(result, before=[("decode_audio", decode_ms)])
         )
@@ -87,6 +88,7 @@ class AsrServicer(asr_pb2_grpc.AsrServiceServicer):
         decoded = await asyncio.to_thread(self._decode_stream, header, bytes(payload), limit_s, minimum)
         decode_ms = (time.perf_counter() - mark) * 1000.0
         result = await self.engine.transcribe(decoded.samples, options, max_duration_s=limit_s)
+        _trace_transcription(result)
         return asr_pb2.TranscribeStreamResponse(
             transcription=convert.transcription(result, before=[("decode_audio", decode_ms)])
         )
@@ -128,6 +130,15 @@ class AsrServicer(asr_pb2_grpc.AsrServiceServicer):
         self, request: asr_pb2.GetModelInfoRequest, context: grpc.aio.ServicerContext | None
     ) -> asr_pb2.GetModelInfoResponse:
         return convert.model_info(self.engine.model_info())
+
+
+def _trace_transcription(result: Transcription) -> None:
+    tracing.set_attributes(
+        audio_seconds=round(result.audio_duration_s, 3),
+        batch_size=result.batch_size,
+        queue_ms=round(result.queue_ms, 3),
+        **{"muaalem.asr.chunking": result.chunking, "muaalem.asr.frames": result.num_frames},
+    )
 
 
 def binding(servicer: AsrServicer) -> ServiceBinding:

@@ -21,7 +21,9 @@ from services.common.pb import common_pb2
 log = logging.getLogger(__name__)
 
 TARGET_RATE = 16_000
-MIN_RATE = 1_000
+# Telephone speech: below 8 kHz the fricatives and the bursts that tell letters apart are gone,
+# so the model's answer would be noise that looks like an assessment.
+MIN_RATE = 8_000
 MAX_RATE = 768_000
 MAX_CHANNELS = 64
 _BUFFER_REPR = re.compile(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>")
@@ -71,8 +73,11 @@ def _check_duration(seconds: float, max_duration_s: float, name_hint: str) -> No
 
 def _check_rate(rate: int, name_hint: str) -> None:
     if rate < MIN_RATE or rate > MAX_RATE:
+        low = rate < MIN_RATE
+        advice = " (below 8 kHz the sounds that tell letters apart are lost: record at 16 kHz)" if low else ""
         raise InvalidArgument(
-            f"audio{_describe(name_hint)} has a sample rate of {rate} Hz; supported rates are {MIN_RATE}..{MAX_RATE} Hz"
+            f"audio{_describe(name_hint)} has a sample rate of {rate} Hz; supported rates are "
+            f"{MIN_RATE}..{MAX_RATE} Hz{advice}"
         )
 
 

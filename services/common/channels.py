@@ -1,5 +1,6 @@
 """Client channels to the stages: round-robin over every resolved address, TLS when
-configured, and an interceptor that forwards the request id and the caller's deadline."""
+configured, and an interceptor that forwards the request id, the trace context (W3C traceparent)
+and the caller's deadline."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import grpc
 
-from services.common import context
+from services.common import context, tracing
 from services.common.settings import TlsFiles
 from services.common.tls import channel_credentials
 
@@ -42,6 +43,7 @@ def _with_context(details: Any) -> Any:
     rid = context.request_id()
     if rid and not any(key == context.REQUEST_ID_HEADER for key, _ in metadata):
         metadata.append((context.REQUEST_ID_HEADER, rid))
+    tracing.inject(metadata)
     return details._replace(
         metadata=grpc.aio.Metadata(*metadata),
         timeout=context.bound_timeout(details.timeout),
@@ -55,6 +57,16 @@ class _UnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):
 
 class _StreamUnary(grpc.aio.StreamUnaryClientInterceptor):
     async def intercept_stream_unary(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
+        return await continuation(_with_context(client_call_details), request_iterator)
+
+
+class _UnaryStream(grpc.aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return await continuation(_with_context(client_call_details), request)
+
+
+class _StreamStream(grpc.aio.StreamStreamClientInterceptor):
+    async def intercept_stream_stream(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
         return await continuation(_with_context(client_call_details), request_iterator)
 
 
@@ -87,7 +99,7 @@ def create_channel(
     credentials = channel_credentials(tls) if tls is not None else None
     if credentials is not None and tls is not None and tls.server_name:
         options.append(("grpc.ssl_target_name_override", tls.server_name))
-    interceptors: list[Any] = [_UnaryUnary(), _StreamUnary()]
+    interceptors: list[Any] = [_UnaryUnary(), _StreamUnary(), _UnaryStream(), _StreamStream()]
     target = normalise_target(address)
     if credentials is None:
         return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)

@@ -20,7 +20,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from services.common import logs, metrics
+from services.common import logs, metrics, tracing
 from services.common.interceptors import MeshServerInterceptor
 from services.common.settings import LOG_FORMAT, LOG_LEVEL, ServerSettings
 from services.common.tls import server_credentials
@@ -231,7 +231,12 @@ def configure_logging(service: str) -> None:
 def run(service: str, build: Callable[[], MeshServer]) -> None:
     """Entry point of `python -m services.<name>`: logs, server, signals, exit status."""
     configure_logging(service)
-    status = asyncio.run(_main(build))
+    tracing.configure(service)
+    try:
+        status = asyncio.run(_main(build))
+    finally:
+        # Spans still batched in memory are sent before the process ends.
+        tracing.shutdown()
     raise SystemExit(status)
 
 

@@ -13,35 +13,54 @@ from services.common.config import Setting, setting
 # 120 s of 16 kHz mono float32 is 7.68 MB; 10 MiB leaves room for the rest of a request.
 _DEFAULT_MAX_MESSAGE_MB = 10.0
 
-LOG_LEVEL = setting("MUAALEM_LOG_LEVEL", "INFO", "Log level of every service.")
-LOG_FORMAT = setting("MUAALEM_LOG_FORMAT", "json", "`json` (one object per line) or `text`.")
+LOG_LEVEL = setting(
+    "MUAALEM_LOG_LEVEL",
+    "INFO",
+    "Log level of every service.",
+    pattern="debug|info|warning|error|critical",
+    pattern_doc="DEBUG, INFO, WARNING, ERROR or CRITICAL",
+)
+LOG_FORMAT = setting(
+    "MUAALEM_LOG_FORMAT", "json", "`json` (one object per line) or `text`.", choices=("json", "text")
+)
 MAX_MESSAGE_MB = setting(
     "MUAALEM_MAX_MESSAGE_MB",
     _DEFAULT_MAX_MESSAGE_MB,
     "Largest gRPC message a server accepts or sends, in MiB (sized for 120 s of 16 kHz audio).",
+    gt=0,
 )
-MAX_AUDIO_S = setting("MUAALEM_MAX_AUDIO_S", 120.0, "Longest audio accepted in one unary request, in seconds.")
-MAX_STREAM_AUDIO_S = setting("MUAALEM_MAX_STREAM_AUDIO_S", 1200.0, "Longest audio accepted through a streaming upload.")
-KEEPALIVE_TIME_S = setting("MUAALEM_KEEPALIVE_TIME_S", 30.0, "Interval of HTTP/2 keepalive pings on idle connections.")
+MAX_AUDIO_S = setting(
+    "MUAALEM_MAX_AUDIO_S", 120.0, "Longest audio accepted in one unary request, in seconds.", gt=0
+)
+MAX_STREAM_AUDIO_S = setting(
+    "MUAALEM_MAX_STREAM_AUDIO_S", 1200.0, "Longest audio accepted through a streaming upload.", gt=0
+)
+KEEPALIVE_TIME_S = setting(
+    "MUAALEM_KEEPALIVE_TIME_S", 30.0, "Interval of HTTP/2 keepalive pings on idle connections.", gt=0
+)
 KEEPALIVE_TIMEOUT_S = setting(
-    "MUAALEM_KEEPALIVE_TIMEOUT_S", 10.0, "A keepalive ping unanswered this long closes the connection."
+    "MUAALEM_KEEPALIVE_TIMEOUT_S", 10.0, "A keepalive ping unanswered this long closes the connection.", gt=0
 )
 MAX_CONNECTION_AGE_S = setting(
     "MUAALEM_MAX_CONNECTION_AGE_S",
     300.0,
     "Servers close connections older than this so clients re-resolve and reach new replicas.",
+    gt=0,
 )
 MAX_CONNECTION_AGE_GRACE_S = setting(
-    "MUAALEM_MAX_CONNECTION_AGE_GRACE_S", 30.0, "Time given to calls on a connection closed for age."
+    "MUAALEM_MAX_CONNECTION_AGE_GRACE_S", 30.0, "Time given to calls on a connection closed for age.", ge=0
 )
-SHUTDOWN_GRACE_S = setting("MUAALEM_SHUTDOWN_GRACE_S", 20.0, "On SIGTERM, in-flight calls get this long to finish.")
+SHUTDOWN_GRACE_S = setting(
+    "MUAALEM_SHUTDOWN_GRACE_S", 20.0, "On SIGTERM, in-flight calls get this long to finish.", ge=0
+)
 SHUTDOWN_DELAY_S = setting(
     "MUAALEM_SHUTDOWN_DELAY_S",
     1.0,
     "On SIGTERM, report NOT_SERVING this long before refusing new calls (Kubernetes: ~5 s).",
+    ge=0,
 )
 MAX_CONCURRENT_RPCS = setting(
-    "MUAALEM_MAX_CONCURRENT_RPCS", 256, "Calls a server runs at once; more are refused (RESOURCE_EXHAUSTED)."
+    "MUAALEM_MAX_CONCURRENT_RPCS", 256, "Calls a server runs at once; more are refused (RESOURCE_EXHAUSTED).", ge=1
 )
 TLS_CERT = setting("MUAALEM_TLS_CERT", "", "PEM certificate of this service; enables TLS with MUAALEM_TLS_KEY.")
 TLS_KEY = setting("MUAALEM_TLS_KEY", "", "PEM private key of MUAALEM_TLS_CERT.")
@@ -65,6 +84,10 @@ class ServiceAddress:
     health_port: Setting[int]
 
 
+# Ports: 0 asks the system for a free one (tests); -1 turns an optional listener off.
+MAX_PORT = 65535
+
+
 def service_address(service: str, *, port: int, metrics_port: int) -> ServiceAddress:
     upper = service.upper()
     return ServiceAddress(
@@ -74,12 +97,16 @@ def service_address(service: str, *, port: int, metrics_port: int) -> ServiceAdd
             f"Interface the {service} server binds (`0.0.0.0` in containers).",
             group=service,
         ),
-        port=setting(f"MUAALEM_{upper}_PORT", port, f"gRPC port of the {service} server.", group=service),
+        port=setting(
+            f"MUAALEM_{upper}_PORT", port, f"gRPC port of the {service} server.", group=service, ge=0, le=MAX_PORT
+        ),
         metrics_port=setting(
             f"MUAALEM_{upper}_METRICS_PORT",
             metrics_port,
             f"Prometheus `/metrics` port of the {service} process (-1 disables it).",
             group=service,
+            ge=-1,
+            le=MAX_PORT,
         ),
         health_port=setting(
             f"MUAALEM_{upper}_HEALTH_PORT",
@@ -87,6 +114,8 @@ def service_address(service: str, *, port: int, metrics_port: int) -> ServiceAdd
             f"Plaintext port where the {service} server answers grpc.health.v1 and nothing else, for "
             "probes that cannot present a client certificate when mTLS is on (-1 disables it).",
             group=service,
+            ge=-1,
+            le=MAX_PORT,
         ),
     )
 
@@ -95,11 +124,13 @@ GATEWAY = service_address("gateway", port=50051, metrics_port=9091)
 ASR = service_address("asr", port=50052, metrics_port=9092)
 ALIGNMENT = service_address("alignment", port=50053, metrics_port=9093)
 TAJWEED = service_address("tajweed", port=50054, metrics_port=9094)
+PROSODY = service_address("prosody", port=50055, metrics_port=9095)
 SERVICES: dict[str, ServiceAddress] = {
     "gateway": GATEWAY,
     "asr": ASR,
     "alignment": ALIGNMENT,
     "tajweed": TAJWEED,
+    "prosody": PROSODY,
 }
 
 

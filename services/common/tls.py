@@ -10,7 +10,7 @@ from services.common.config import ConfigError
 from services.common.settings import TlsFiles
 
 
-def _read(path: str, what: str) -> bytes:
+def read_pem(path: str, what: str) -> bytes:
     try:
         return Path(path).read_bytes()
     except OSError as exc:
@@ -26,9 +26,9 @@ def server_credentials(tls: TlsFiles) -> grpc.ServerCredentials | None:
         return None
     if not (tls.cert and tls.key):
         raise ConfigError("MUAALEM_TLS_CERT and MUAALEM_TLS_KEY must be set together")
-    ca = _read(tls.ca, "CA bundle") if tls.ca else None
+    ca = read_pem(tls.ca, "CA bundle") if tls.ca else None
     return grpc.ssl_server_credentials(
-        [(_read(tls.key, "key"), _read(tls.cert, "certificate"))],
+        [(read_pem(tls.key, "key"), read_pem(tls.cert, "certificate"))],
         root_certificates=ca,
         require_client_auth=ca is not None,
     )
@@ -40,7 +40,7 @@ def channel_credentials(tls: TlsFiles) -> grpc.ChannelCredentials | None:
     if not tls.ca:
         return None
     return grpc.ssl_channel_credentials(
-        root_certificates=_read(tls.ca, "CA bundle"),
-        private_key=_read(tls.key, "key") if tls.key else None,
-        certificate_chain=_read(tls.cert, "certificate") if tls.cert else None,
+        root_certificates=read_pem(tls.ca, "CA bundle"),
+        private_key=read_pem(tls.key, "key") if tls.key else None,
+        certificate_chain=read_pem(tls.cert, "certificate") if tls.cert else None,
     )

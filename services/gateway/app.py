@@ -12,6 +12,12 @@ from services.common.settings import MAX_AUDIO_S, MAX_MESSAGE_MB, MAX_STREAM_AUD
 from services.gateway.assess import Assessor
 from services.gateway.auth import ConcurrencyLimiter, Guard, KeyStore, RateLimiter
 from services.gateway.config import GatewayConfig
+from services.gateway.prosody_stage import GrpcProsody, ProsodyStage
+from services.gateway.reference.comparison import Comparer
+from services.gateway.reference.recitation_api import RecitationApi
+from services.gateway.reference.recitation_settings import RecitationConfig
+from services.gateway.reference.recitation_store import RecitationStore
+from services.gateway.reference.recitations import RecitationService
 from services.gateway.reference.service import ReferenceService
 from services.gateway.reference.settings import ContentSearchConfig
 from services.gateway.stages import GrpcStages, Stages
@@ -26,10 +32,18 @@ class GatewayApp:
     references: ReferenceService
     assessor: Assessor
     guard: Guard
+    recitations: RecitationService | None = None
+    prosody: ProsodyStage | None = None
+    environ: Mapping[str, str] | None = None
 
     @classmethod
     def build(
-        cls, config: GatewayConfig, stages: Stages | None = None, environ: Mapping[str, str] | None = None
+        cls,
+        config: GatewayConfig,
+        stages: Stages | None = None,
+        environ: Mapping[str, str] | None = None,
+        *,
+        prosody: ProsodyStage | None = None,
     ) -> GatewayApp:
         """The gateway's parts; the settings GatewayConfig does not hold are read from environ too."""
         if stages is None:
@@ -43,6 +57,14 @@ class GatewayApp:
         references = ReferenceService.from_env(environ)
         finder = PassageFinder.from_config(ContentSearchConfig.from_env(environ))
         verifier = ContentVerifier(threshold=config.content_threshold, finder=finder)
+        recitation_config = RecitationConfig.from_env(environ)
+        if prosody is None and recitation_config.prosody_target:
+            prosody = GrpcProsody(
+                recitation_config.prosody_target,
+                tls=config.tls if config.tls.enabled else None,
+                max_message_bytes=int(MAX_MESSAGE_MB.get(environ) * 1024 * 1024),
+            )
+        recitations = RecitationService(RecitationStore(recitation_config.directory), references, stages, prosody)
         assessor = Assessor(
             config,
             stages,
@@ -50,6 +72,7 @@ class GatewayApp:
             verifier,
             max_audio_s=MAX_AUDIO_S.get(environ),
             max_stream_audio_s=MAX_STREAM_AUDIO_S.get(environ),
+            comparer=Comparer(recitations, prosody) if prosody is not None else None,
         )
         keys = KeyStore.load(config.api_keys_file, config.api_keys)
         guard = Guard(
@@ -57,7 +80,16 @@ class GatewayApp:
             RateLimiter(config.rate_limit_rps, config.rate_limit_burst, references.redis_client()),
             ConcurrencyLimiter(config.max_concurrent_per_key),
         )
-        return cls(config=config, stages=stages, references=references, assessor=assessor, guard=guard)
+        return cls(
+            config=config,
+            stages=stages,
+            references=references,
+            assessor=assessor,
+            guard=guard,
+            recitations=recitations,
+            prosody=prosody,
+            environ=environ,
+        )
 
     # The handlers below are what both front ends (gRPC and HTTP) call: API key and limits
     # first, then the deadline, then the transport-free work.
@@ -116,6 +148,13 @@ class GatewayApp:
         builder.build_reference(targets.ayah_target(1, 1), moshaf.default_values())
         self.assessor.verifier.finder.load()
 
+    def recitation_api(self) -> RecitationApi:
+        """The admin-only reference-recitation calls (key names from MUAALEM_ADMIN_KEY_NAMES)."""
+        admins = RecitationConfig.from_env(self.environ).admin_key_names
+        return RecitationApi(self, admins, self.guard.identify)
+
     async def close(self) -> None:
         await self.stages.close()
+        if self.prosody is not None:
+            await self.prosody.close()
         await self.references.close()

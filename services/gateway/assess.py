@@ -18,16 +18,18 @@ import numpy as np
 
 from services.alignment.thresholds import problems as threshold_problems
 from services.alignment.vocabulary import default_vocabulary
-from services.common import context
+from services.common import context, tracing
 from services.common.audio import DecodedAudio, decode_message, peak_dbfs
 from services.common.errors import FailedPrecondition, InvalidArgument, MeshError
 from services.common.pb import alignment_pb2, asr_pb2, common_pb2, gateway_pb2, tajweed_pb2
 from services.common.tensors import to_proto
+from services.gateway import metrics
 from services.gateway.config import GatewayConfig
 from services.gateway.fusion import FusionInput, fuse
 from services.gateway.reference import moshaf as moshaf_mod
 from services.gateway.reference import targets
 from services.gateway.reference.cache import model_namespace
+from services.gateway.reference.comparison import Comparer
 from services.gateway.reference.service import ReferenceResult, ReferenceService
 from services.gateway.stage_run import StageLedger
 from services.gateway.stages import Stages, stage_timeout
@@ -127,7 +129,9 @@ class Assessor:
         verifier: ContentVerifier,
         max_audio_s: float,
         max_stream_audio_s: float,
+        comparer: Comparer | None = None,
     ) -> None:
+        self.comparer = comparer
         self.config = config
         self.stages = stages
         self.references = references
@@ -143,9 +147,14 @@ class Assessor:
         started = time.perf_counter()
         ledger = StageLedger()
         # Validation first: a bad target, attribute or option costs nothing downstream.
-        targets.target_from_proto(request.target)
+        spec = targets.target_from_proto(request.target)
+        tracing.set_attributes(target=spec.key(), streamed=streamed)
         moshaf_mod.to_dict(request.moshaf if request.HasField("moshaf") else None)
         check_options(request.options)
+        if request.HasField("compare_to"):
+            if self.comparer is None:
+                raise InvalidArgument("compare_to: comparisons are off here (no prosody stage configured)")
+            self.comparer.check(request.target, request.compare_to)
 
         audio_started = time.perf_counter()
         limit = self.max_stream_audio_s if streamed else self.max_audio_s
@@ -157,6 +166,7 @@ class Assessor:
                 f"below {self.config.min_peak_dbfs:.0f} dBFS"
             )
         ledger.record("audio", common_pb2.STAGE_STATUS_OK, (time.perf_counter() - audio_started) * 1000)
+        tracing.set_attributes(audio_seconds=round(audio.duration_s, 3))
         return await self._assess_decoded(request, audio, ledger, started)
 
     async def _assess_decoded(
@@ -186,6 +196,15 @@ class Assessor:
 
         asr_task = asyncio.create_task(ledger.run("asr", asr_call, timings=asr_timings))
         energy_task = asyncio.create_task(ledger.run("energy", energy_call))
+        # The learner's prosody needs only the audio: beside the asr, adding no latency.
+        prosody_task = None
+        if self.comparer is not None and request.HasField("compare_to"):
+            comparer = self.comparer
+            prosody_task = asyncio.create_task(
+                ledger.run(
+                    "prosody", lambda: comparer.analyze(audio, stage_timeout(reserve)), timings=lambda r: r.timings
+                )
+            )
         reference_result, transcription, energy = await asyncio.gather(reference_task, asr_task, energy_task)
         if reference_result is None:
             # Validation passed above, so the only way here is an internal failure: say it plainly.
@@ -229,6 +248,13 @@ class Assessor:
                     findings = list(validated.findings)
                     tempo = validated.tempo
 
+        comparison = None
+        if prosody_task is not None and self.comparer is not None:
+            version = await self.versions.current()
+            comparison = await self.comparer.run(
+                prosody_task, request, reference, alignment, ledger, version, stage_timeout(reserve)
+            )
+
         fusion_started = time.perf_counter()
         fused = fuse(
             FusionInput(
@@ -263,6 +289,8 @@ class Assessor:
             assessment.model_version.CopyFrom(self.versions.model)
         if tempo is not None:
             assessment.tempo.CopyFrom(tempo)
+        if comparison is not None:
+            assessment.comparison.CopyFrom(comparison)
         if options.include_details:
             assessment.reference.CopyFrom(reference)
             if transcription is not None:
@@ -270,6 +298,12 @@ class Assessor:
             if alignment is not None:
                 assessment.alignment.CopyFrom(alignment)
         assessment.total_ms = (time.perf_counter() - started) * 1000
+        metrics.record_assessment(list(assessment.degraded))
+        tracing.set_attributes(
+            cache_hit=reference_result.cache_hit,
+            degraded=list(assessment.degraded),
+            **{"muaalem.content_status": gateway_pb2.ContentStatus.Name(content.status)},
+        )
         return assessment
 
     async def _transcribe(

@@ -164,6 +164,9 @@ class ConcurrencyLimiter:
         self.limit = limit
         self._in_flight: dict[str, int] = {}
 
+    def in_flight(self, name: str) -> int:
+        return self._in_flight.get(name, 0)
+
     @asynccontextmanager
     async def hold(self, name: str) -> AsyncIterator[None]:
         if self.limit > 0 and self._in_flight.get(name, 0) >= self.limit:

@@ -278,7 +278,12 @@ def _run_warm(args: argparse.Namespace) -> int:
     finally:
         client.close()
     _print_report(console, report, quran.total_ayahs())
-    return 1 if report.failures else 0
+    status = 1 if report.failures else 0
+    if args.recitations:
+        from services.gateway.reference_cli import warm_recitations
+
+        status = max(status, warm_recitations(namespace, environ))
+    return status
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -304,4 +309,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--workers", type=int, default=os.cpu_count() or 1, help="phonetizer processes (default: one per core)"
     )
     warm_parser.add_argument("--force", action="store_true", help="rebuild keys that are already present")
+    warm_parser.add_argument(
+        "--recitations",
+        action="store_true",
+        help="then analyse the registered reference recitations into their ayahs' entries "
+        "(through the mesh: asr, alignment, prosody)",
+    )
     warm_parser.set_defaults(handler=_run_warm)

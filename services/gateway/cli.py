@@ -13,22 +13,25 @@ DEFAULT_ADDRESS = "127.0.0.1:50051"
 
 
 def parse_words(text: str) -> tuple[int, int]:
-    start, sep, count = text.partition(":")
-    if not sep:
-        start, sep, count = text.partition("+")
-    if not sep or not start.isdigit() or not count.isdigit():
-        raise argparse.ArgumentTypeError(f"--words takes FROM:COUNT (0-based imlaey word, count), got {text!r}")
-    return int(start), int(count)
+    """--words: the HTTP API's grammar (services.gateway.parsing), as an argparse type."""
+    from services.common.errors import InvalidArgument
+    from services.gateway import parsing
+
+    try:
+        return parsing.parse_words(text)
+    except InvalidArgument as exc:
+        raise argparse.ArgumentTypeError(exc.message) from exc
 
 
 def parse_moshaf(pairs: list[str]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise argparse.ArgumentTypeError(f"--moshaf takes NAME=VALUE, got {pair!r}")
-        values[key.strip()] = int(value) if value.strip().lstrip("-").isdigit() else value.strip()
-    return values
+    """Repeated --moshaf NAME=VALUE, typed by the MoshafAttributes field (as the HTTP query is)."""
+    from services.common.errors import InvalidArgument
+    from services.gateway import parsing
+
+    try:
+        return parsing.moshaf_values(parsing.name_value_pairs(pairs))
+    except InvalidArgument as exc:
+        raise argparse.ArgumentTypeError(f"--moshaf: {exc.message}") from exc
 
 
 def build_request(
@@ -45,21 +48,13 @@ def build_request(
 ) -> Any:
     from services.common.errors import InvalidArgument
     from services.common.pb import common_pb2, gateway_pb2
+    from services.gateway.parsing import build_target
 
     request = gateway_pb2.AssessRequest(
         audio=common_pb2.Audio(content=audio, name_hint=name_hint),
+        target=build_target(surah, ayah, words=words, last_ayah=last_ayah),
         options=gateway_pb2.AssessOptions(run_rules_on_mismatch=run_rules_on_mismatch, include_details=include_details),
     )
-    if words is not None:
-        request.target.words.CopyFrom(
-            common_pb2.WordRangeTarget(surah=surah, ayah=ayah, start_word=words[0], word_count=words[1])
-        )
-    elif last_ayah is not None:
-        request.target.ayah_range.CopyFrom(
-            common_pb2.AyahRangeTarget(surah=surah, first_ayah=ayah, last_ayah=last_ayah)
-        )
-    else:
-        request.target.ayah.CopyFrom(common_pb2.AyahTarget(surah=surah, ayah=ayah))
     if moshaf:
         try:
             request.moshaf.CopyFrom(common_pb2.MoshafAttributes(**moshaf))
@@ -72,7 +67,10 @@ def _assess(args: argparse.Namespace) -> int:
     import grpc
     from google.protobuf import json_format
 
+    from services.common.config import ConfigError
+    from services.common.errors import InvalidArgument
     from services.common.pb import gateway_pb2_grpc
+    from services.gateway import client
     from services.gateway.report import render
 
     path = Path(args.file)
@@ -81,20 +79,30 @@ def _assess(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"cannot read {path}: {exc.strerror}", file=sys.stderr)
         return 2
-    request = build_request(
-        audio,
-        surah=args.surah,
-        ayah=args.ayah,
-        words=args.words,
-        last_ayah=args.last_ayah,
-        moshaf=parse_moshaf(args.moshaf),
-        name_hint=path.name,
-        run_rules_on_mismatch=args.run_rules_on_mismatch,
-        include_details=args.details,
-    )
-    key = args.api_key or os.environ.get("MUAALEM_API_KEY", "")
+    try:
+        request = build_request(
+            audio,
+            surah=args.surah,
+            ayah=args.ayah,
+            words=args.words,
+            last_ayah=args.last_ayah,
+            moshaf=parse_moshaf(args.moshaf),
+            name_hint=path.name,
+            run_rules_on_mismatch=args.run_rules_on_mismatch,
+            include_details=args.details,
+        )
+        if args.compare_to is not None:
+            request.compare_to = args.compare_to
+        tls = client.ClientTls.resolve(
+            ca=args.tls_ca, cert=args.tls_cert, key=args.tls_key, server_name=args.tls_server_name, enabled=args.tls
+        )
+        channel = client.open_channel(args.address, tls)
+    except (InvalidArgument, argparse.ArgumentTypeError, ConfigError, ValueError) as exc:
+        print(f"muaalem assess: {exc}", file=sys.stderr)
+        return 2
+    key = client.api_key(args.api_key, args.address, os.environ)
     metadata = [("authorization", f"Bearer {key}")] if key else []
-    with grpc.insecure_channel(args.address, options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
+    with channel:
         stub = gateway_pb2_grpc.GatewayServiceStub(channel)
         try:
             reply = stub.Assess(request, timeout=args.timeout, metadata=metadata)
@@ -106,6 +114,24 @@ def _assess(args: argparse.Namespace) -> int:
     else:
         render(reply.assessment)
     return 0
+
+
+def add_connection_options(parser: argparse.ArgumentParser) -> None:
+    """--address, --api-key and TLS: how any command that calls the gateway reaches it."""
+    parser.add_argument("--address", default=os.environ.get("MUAALEM_GATEWAY_ADDRESS", DEFAULT_ADDRESS))
+    parser.add_argument(
+        "--api-key",
+        default="",
+        help="defaults to $MUAALEM_API_KEY; on a loopback address, to the dev key `make serve` wrote",
+    )
+    tls = parser.add_argument_group("TLS (each defaults to its MUAALEM_TLS_* variable)")
+    tls.add_argument("--tls-ca", default="", help="PEM CA bundle that verifies the gateway (MUAALEM_TLS_CA)")
+    tls.add_argument("--tls-cert", default="", help="PEM client certificate, for mTLS (MUAALEM_TLS_CERT)")
+    tls.add_argument("--tls-key", default="", help="PEM private key of --tls-cert (MUAALEM_TLS_KEY)")
+    tls.add_argument(
+        "--tls-server-name", default="", help="name expected in the gateway's certificate (MUAALEM_TLS_SERVER_NAME)"
+    )
+    tls.add_argument("--tls", action="store_true", help="TLS verified by the system's CA roots (no --tls-ca)")
 
 
 def _new_key(args: argparse.Namespace) -> int:
@@ -130,9 +156,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     assess.add_argument("--details", action="store_true", help="include reference, decode and alignment (with --json)")
     assess.add_argument("--json", action="store_true", help="print the proto3 JSON of the assessment")
-    assess.add_argument("--address", default=os.environ.get("MUAALEM_GATEWAY_ADDRESS", DEFAULT_ADDRESS))
-    assess.add_argument("--api-key", default="", help="defaults to $MUAALEM_API_KEY")
     assess.add_argument("--timeout", type=float, default=120.0)
+    add_connection_options(assess)
+    assess.add_argument(
+        "--compare-to", metavar="RECITER", help="compare with a registered reference recitation ('' for the default)"
+    )
     assess.set_defaults(handler=_assess)
 
     keys = subparsers.add_parser("keys", help="API keys")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.common.config import ConfigError, setting
-from services.common.settings import ALIGNMENT, ASR, TAJWEED, TlsFiles, tls_from_env
+from services.common.config import setting
+from services.common.settings import ALIGNMENT, ASR, MAX_PORT, TAJWEED, TlsFiles, tls_from_env
 
 # Importing the reference settings registers them with the configuration table.
 from services.gateway.reference import settings as reference_settings  # noqa: F401
@@ -27,31 +27,41 @@ TAJWEED_TARGET = setting(
     "MUAALEM_TAJWEED_TARGET", f"127.0.0.1:{TAJWEED.port.default}", "Address of the tajweed stage.", group="gateway"
 )
 HTTP_PORT = setting(
-    "MUAALEM_GATEWAY_HTTP_PORT", 8080, "Port of the partner HTTP/JSON API (-1 disables it).", group="gateway"
+    "MUAALEM_GATEWAY_HTTP_PORT",
+    8080,
+    "Port of the partner HTTP/JSON API (-1 disables it).",
+    group="gateway",
+    ge=-1,
+    le=MAX_PORT,
 )
 MODE = setting(
     "MUAALEM_GATEWAY_MODE",
     "mesh",
     "`mesh`: call the stages over gRPC; `local`: run every stage inside the gateway process (one-box setups).",
     group="gateway",
+    choices=("mesh", "local"),
 )
 ASSESS_TIMEOUT_S = setting(
     "MUAALEM_ASSESS_TIMEOUT_S",
     60.0,
     "Deadline of an assessment when the caller sets none (the caller's own deadline wins when shorter).",
     group="gateway",
+    gt=0,
 )
 FUSION_RESERVE_S = setting(
     "MUAALEM_FUSION_RESERVE_S",
     0.05,
     "Time kept back from the deadline to fuse a partial answer when a stage is late.",
     group="gateway",
+    ge=0,
 )
 CONTENT_THRESHOLD = setting(
     "MUAALEM_CONTENT_THRESHOLD",
     0.6,
     "Similarity (0..1) of decoded to reference phonemes under which the content is a mismatch.",
     group="gateway",
+    ge=0,
+    le=1,
 )
 MIN_PEAK_DBFS = setting(
     "MUAALEM_MIN_PEAK_DBFS",
@@ -79,16 +89,28 @@ API_KEYS = setting(
     group="gateway",
 )
 RATE_LIMIT_RPS = setting(
-    "MUAALEM_RATE_LIMIT_RPS", 5.0, "Sustained assessments per second allowed per API key (0 disables).", group="gateway"
+    "MUAALEM_RATE_LIMIT_RPS",
+    5.0,
+    "Sustained assessments per second allowed per API key (0 disables).",
+    group="gateway",
+    ge=0,
 )
 RATE_LIMIT_BURST = setting(
-    "MUAALEM_RATE_LIMIT_BURST", 20, "Assessments an API key may send at once above its rate.", group="gateway"
+    "MUAALEM_RATE_LIMIT_BURST", 20, "Assessments an API key may send at once above its rate.", group="gateway", ge=1
 )
 MAX_CONCURRENT_PER_KEY = setting(
-    "MUAALEM_MAX_CONCURRENT_PER_KEY", 8, "Assessments one API key may have in flight on one gateway.", group="gateway"
+    "MUAALEM_MAX_CONCURRENT_PER_KEY",
+    8,
+    "Assessments one API key may have in flight on one gateway (0: no cap).",
+    group="gateway",
+    ge=0,
 )
 MAX_HTTP_BODY_MB = setting(
-    "MUAALEM_MAX_HTTP_BODY_MB", 24.0, "Largest HTTP request body (base64 audio is 4/3 of the audio).", group="gateway"
+    "MUAALEM_MAX_HTTP_BODY_MB",
+    24.0,
+    "Largest HTTP request body (base64 audio is 4/3 of the audio).",
+    group="gateway",
+    gt=0,
 )
 STAGE_TLS_CERT = setting(
     "MUAALEM_STAGE_TLS_CERT",
@@ -117,6 +139,7 @@ MAX_STREAM_MB = setting(
     "Largest audio upload through AssessStream, in MiB (held in memory until assessed: 20 min of 16 kHz WAV"
     " is 37 MiB; send long recitations compressed).",
     group="gateway",
+    gt=0,
 )
 
 
@@ -144,21 +167,15 @@ class GatewayConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewayConfig:
-        mode = MODE.get(environ)
-        if mode not in {"mesh", "local"}:
-            raise ConfigError(f"MUAALEM_GATEWAY_MODE must be `mesh` or `local`, got {mode!r}")
-        threshold = CONTENT_THRESHOLD.get(environ)
-        if not 0.0 <= threshold <= 1.0:
-            raise ConfigError(f"MUAALEM_CONTENT_THRESHOLD must be within 0..1, got {threshold}")
         return cls(
             asr_target=ASR_TARGET.get(environ),
             alignment_target=ALIGNMENT_TARGET.get(environ),
             tajweed_target=TAJWEED_TARGET.get(environ),
             http_port=HTTP_PORT.get(environ),
-            mode=mode,
+            mode=MODE.get(environ),
             assess_timeout_s=ASSESS_TIMEOUT_S.get(environ),
             fusion_reserve_s=FUSION_RESERVE_S.get(environ),
-            content_threshold=threshold,
+            content_threshold=CONTENT_THRESHOLD.get(environ),
             min_peak_dbfs=MIN_PEAK_DBFS.get(environ),
             completeness_check=COMPLETENESS_CHECK.get(environ),
             api_keys_file=API_KEYS_FILE.get(environ),

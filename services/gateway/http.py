@@ -16,10 +16,11 @@ from google.protobuf.message import Message
 from prometheus_client import Counter, Histogram
 
 from services.common import context as call_context
-from services.common.errors import InvalidArgument, MeshError, TooLarge
+from services.common import tracing
+from services.common.errors import InvalidArgument, TooLarge
 from services.common.metrics import LATENCY_BUCKETS
-from services.common.pb import common_pb2, gateway_pb2
-from services.gateway import openapi
+from services.common.pb import gateway_pb2
+from services.gateway import http_errors, openapi, parsing
 from services.gateway.app import GatewayApp
 
 log = logging.getLogger("muaalem.http")
@@ -33,13 +34,6 @@ HTTP_LATENCY = Histogram(
 def to_json(message: Message) -> dict[str, Any]:
     """The proto3 JSON mapping (the same the gRPC JSON transcoders use)."""
     return json_format.MessageToDict(message)
-
-
-def _error(exc: MeshError) -> JSONResponse:
-    return JSONResponse(
-        status_code=exc.http_status,
-        content={"error": {"code": exc.code, "message": exc.message, "requestId": call_context.request_id() or ""}},
-    )
 
 
 def _check_declared_length(request: Request, limit: int) -> None:
@@ -65,13 +59,6 @@ def _parse(message: Message, payload: Any, what: str) -> None:
         raise InvalidArgument(f"{what}: {exc}") from exc
 
 
-def _words(text: str) -> tuple[int, int]:
-    start, sep, count = text.partition(":")
-    if not sep or not start.strip().isdigit() or not count.strip().isdigit():
-        raise InvalidArgument(f"words must be FROM:COUNT (e.g. 17:9), got {text!r}")
-    return int(start), int(count)
-
-
 async def _assess_request(request: Request, limit: int) -> gateway_pb2.AssessRequest:
     content_type = request.headers.get("content-type", "")
     message = gateway_pb2.AssessRequest()
@@ -87,17 +74,12 @@ async def _assess_request(request: Request, limit: int) -> gateway_pb2.AssessReq
                 _parse(message, json.loads(raw), "request")
             except json.JSONDecodeError as exc:
                 raise InvalidArgument(f"request: not JSON ({exc.msg} at {exc.pos})") from exc
-        surah, ayah, words = form.get("surah"), form.get("ayah"), form.get("words")
-        if isinstance(surah, str) and isinstance(ayah, str):
-            if not surah.strip().isdigit() or not ayah.strip().isdigit():
-                raise InvalidArgument(f"surah and ayah must be integers, got {surah!r} and {ayah!r}")
-            if isinstance(words, str) and words.strip():
-                start, count = _words(words)
-                message.target.words.CopyFrom(
-                    common_pb2.WordRangeTarget(surah=int(surah), ayah=int(ayah), start_word=start, word_count=count)
-                )
-            else:
-                message.target.ayah.CopyFrom(common_pb2.AyahTarget(surah=int(surah), ayah=int(ayah)))
+        fields = {name: form.get(name) for name in ("surah", "ayah", "words", "last_ayah")}
+        text = {name: value for name, value in fields.items() if isinstance(value, str)}
+        if "surah" in text and "ayah" in text:
+            message.target.CopyFrom(
+                parsing.target_from_strings(text["surah"], text["ayah"], text.get("words"), text.get("last_ayah"))
+            )
         message.audio.content = await upload.read()
         message.audio.name_hint = upload.filename or ""
         return message
@@ -120,11 +102,15 @@ def create_http_app(app: GatewayApp) -> FastAPI:
     async def scope(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         route = request.url.path if not request.url.path.startswith("/v1/reference/") else "/v1/reference"
         started = time.perf_counter()
-        with call_context.call_scope(request.headers.get(call_context.REQUEST_ID_HEADER), None) as rid:
+        with (
+            call_context.call_scope(request.headers.get(call_context.REQUEST_ID_HEADER), None) as rid,
+            tracing.http_server_span(request.method, route, request.headers.items(), rid) as span,
+        ):
             try:
                 response = await call_next(request)
-            except MeshError as exc:
-                response = _error(exc)
+            except Exception as exc:  # the one error path: whatever failed, the same error body
+                response = http_errors.error_response(exc)
+            span.set_attribute("http.response.status_code", response.status_code)
             response.headers[call_context.REQUEST_ID_HEADER] = rid
             elapsed = time.perf_counter() - started
             HTTP_REQUESTS.labels(route, str(response.status_code)).inc()
@@ -141,9 +127,7 @@ def create_http_app(app: GatewayApp) -> FastAPI:
             )
             return response
 
-    @api.exception_handler(MeshError)
-    async def mesh_error(request: Request, exc: MeshError) -> JSONResponse:
-        return _error(exc)
+    http_errors.install(api)
 
     @api.get("/openapi.json", include_in_schema=False)
     async def openapi_document() -> JSONResponse:
@@ -165,32 +149,27 @@ def create_http_app(app: GatewayApp) -> FastAPI:
 
     @api.post("/v1/assess")
     async def assess(request: Request) -> JSONResponse:
+        authorization = request.headers.get("authorization")
+        # The key first: a caller without one learns that (401), not what is wrong with its body.
+        app.guard.identify(authorization)
         message = await _assess_request(request, app.config.max_http_body_bytes)
-        reply = await app.assess(message, request.headers.get("authorization"))
+        reply = await app.assess(message, authorization)
         return JSONResponse(to_json(reply))
 
     @api.get("/v1/reference/{surah}/{ayah}")
     async def reference(surah: str, ayah: str, request: Request) -> JSONResponse:
-        if not surah.isdigit() or not ayah.isdigit():
-            raise InvalidArgument(f"surah and ayah must be integers, got {surah!r} and {ayah!r}")
-        message = gateway_pb2.GetReferenceRequest()
-        message.target.ayah.CopyFrom(common_pb2.AyahTarget(surah=int(surah), ayah=int(ayah)))
-        moshaf: dict[str, Any] = {}
-        for field in common_pb2.MoshafAttributes.DESCRIPTOR.fields:
-            if field.name in request.query_params:
-                raw = request.query_params[field.name]
-                if field.type == field.TYPE_INT32:
-                    if not raw.lstrip("-").isdigit():
-                        raise InvalidArgument(f"{field.name} must be an integer, got {raw!r}")
-                    moshaf[field.name] = int(raw)
-                else:
-                    moshaf[field.name] = raw
-        unknown = set(request.query_params) - {f.name for f in common_pb2.MoshafAttributes.DESCRIPTOR.fields}
+        authorization = request.headers.get("authorization")
+        app.guard.identify(authorization)
+        unknown = set(request.query_params) - set(parsing.MOSHAF_FIELDS)
         if unknown:
-            raise InvalidArgument(f"unknown query parameters: {', '.join(sorted(unknown))}")
-        if moshaf:
-            message.moshaf.CopyFrom(common_pb2.MoshafAttributes(**moshaf))
-        reply = await app.get_reference(message, request.headers.get("authorization"))
+            raise InvalidArgument(
+                f"unknown query parameters: {', '.join(sorted(unknown))} (the query takes moshaf attributes)"
+            )
+        message = gateway_pb2.GetReferenceRequest(target=parsing.target_from_strings(surah, ayah))
+        moshaf = parsing.moshaf_from_strings(dict(request.query_params))
+        if moshaf is not None:
+            message.moshaf.CopyFrom(moshaf)
+        reply = await app.get_reference(message, authorization)
         return JSONResponse(to_json(reply))
 
     @api.get("/v1/info")

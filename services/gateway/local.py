@@ -13,7 +13,10 @@ from services.alignment.servicer import AlignmentServicer
 from services.asr.config import AsrConfig
 from services.asr.engine import AsrEngine
 from services.asr.servicer import AsrServicer
+from services.gateway.prosody_stage import LocalProsody
 from services.gateway.stages import LocalStages
+from services.prosody.config import ProsodyConfig
+from services.prosody.servicer import ProsodyServicer
 from services.tajweed.config import TajweedConfig
 from services.tajweed.core import TajweedValidator
 from services.tajweed.servicer import TajweedServicer
@@ -27,6 +30,7 @@ class LocalMesh:
     stages: LocalStages
     engine: AsrEngine
     aligner: Aligner
+    prosody: LocalProsody | None = None
 
     @classmethod
     def build(cls, environ: Mapping[str, str] | None = None) -> LocalMesh:
@@ -34,7 +38,8 @@ class LocalMesh:
         aligner = Aligner.from_config(AlignmentConfig.from_env(environ))
         validator = TajweedValidator(TajweedConfig.from_env(environ))
         stages = LocalStages(AsrServicer(engine), AlignmentServicer(aligner), TajweedServicer(validator))
-        return cls(stages=stages, engine=engine, aligner=aligner)
+        prosody = LocalProsody(ProsodyServicer(ProsodyConfig.from_env(environ)))
+        return cls(stages=stages, engine=engine, aligner=aligner, prosody=prosody)
 
     async def start(self) -> None:
         await asyncio.gather(

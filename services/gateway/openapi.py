@@ -9,6 +9,7 @@ from typing import Any
 from google.protobuf.descriptor import FieldDescriptor
 
 from services.common.pb import gateway_pb2
+from services.gateway.parsing import WORDS_FORM
 
 _SCALARS: dict[int, dict[str, Any]] = {
     FieldDescriptor.TYPE_DOUBLE: {"type": "number", "format": "double"},
@@ -96,7 +97,9 @@ def build() -> dict[str, Any]:
         str(status): _json_response("Error", text)
         for status, text in (
             (400, "invalid request: the message names the problem"),
-            (401, "missing or wrong API key"),
+            (401, "missing or wrong API key (checked before the body is read)"),
+            (404, "no such route"),
+            (405, "the route does not take this method"),
             (413, "request body too large"),
             (422, "the request cannot be served as is"),
             (429, "rate limit or concurrency limit"),
@@ -139,7 +142,11 @@ def build() -> dict[str, Any]:
                                         },
                                         "surah": {"type": "integer"},
                                         "ayah": {"type": "integer"},
-                                        "words": {"type": "string", "description": "FROM:COUNT (imlaey words)"},
+                                        "words": {"type": "string", "description": WORDS_FORM},
+                                        "last_ayah": {
+                                            "type": "integer",
+                                            "description": "assess ayah..last_ayah (instead of words)",
+                                        },
                                     },
                                     "required": ["audio"],
                                 }

@@ -147,6 +147,11 @@ def render(assessment: gateway_pb2.Assessment, console: Console | None = None, m
         if len(rule_findings) > max_rows:
             parts.append(Text(f"... and {len(rule_findings) - max_rows} more rule checks", style="grey50"))
 
+    if assessment.HasField("comparison"):
+        from services.gateway.comparison_report import comparison_parts
+
+        parts.extend(comparison_parts(assessment.comparison, max_rows))
+
     scores = assessment.scores
     parts.append(
         Text(

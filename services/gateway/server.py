@@ -62,7 +62,7 @@ def build(
 
         local = LocalMesh.build(environ)
         stages = local.stages
-    app = GatewayApp.build(config, stages=stages, environ=environ)
+    app = GatewayApp.build(config, stages=stages, environ=environ, prosody=local.prosody if local else None)
     http = HttpFrontEnd(app, settings.host, config.http_port) if config.http_port >= 0 else None
     servicer = GatewayServicer(app)
 

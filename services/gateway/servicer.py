@@ -39,3 +39,18 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         self, request: gateway_pb2.GetServerInfoRequest, context: Any
     ) -> gateway_pb2.GetServerInfoResponse:
         return await self.app.get_server_info(_authorization(context))
+
+    async def AddReferenceRecitation(
+        self, request: gateway_pb2.AddReferenceRecitationRequest, context: Any
+    ) -> gateway_pb2.AddReferenceRecitationResponse:
+        return await self.app.recitation_api().add(request, _authorization(context))
+
+    async def ListReferenceRecitations(
+        self, request: gateway_pb2.ListReferenceRecitationsRequest, context: Any
+    ) -> gateway_pb2.ListReferenceRecitationsResponse:
+        return await self.app.recitation_api().list(request, _authorization(context))
+
+    async def RemoveReferenceRecitation(
+        self, request: gateway_pb2.RemoveReferenceRecitationRequest, context: Any
+    ) -> gateway_pb2.RemoveReferenceRecitationResponse:
+        return await self.app.recitation_api().remove(request, _authorization(context))

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from services.common import tracing
 from services.common.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, MeshError
 from services.common.pb import common_pb2
 
@@ -51,17 +52,22 @@ class StageLedger:
         report = common_pb2.StageReport(stage=stage)
         self.reports.append(report)
         started = time.perf_counter()
-        try:
-            result = await call()
-        except MeshError as exc:
-            if isinstance(exc, raises):
-                self.reports.remove(report)
-                raise
-            report.status = _status_for(exc)  # type: ignore[assignment]
-            report.duration_ms = (time.perf_counter() - started) * 1000
-            report.message = exc.message
-            log.warning("stage degraded", extra={"stage": stage, "error": exc.message, "code": exc.code})
-            return None
+        # The stage's span is current during the call: a remote stage's server span is its child.
+        with tracing.span(f"stage {stage}", stage=stage) as span:
+            try:
+                result = await call()
+            except MeshError as exc:
+                if isinstance(exc, raises):
+                    self.reports.remove(report)
+                    raise
+                report.status = _status_for(exc)  # type: ignore[assignment]
+                report.duration_ms = (time.perf_counter() - started) * 1000
+                report.message = exc.message
+                span.set_attribute(tracing.STAGE_STATUS, common_pb2.StageStatus.Name(report.status))
+                tracing.set_error(span, exc.code, exc.message)
+                log.warning("stage degraded", extra={"stage": stage, "error": exc.message, "code": exc.code})
+                return None
+            span.set_attribute(tracing.STAGE_STATUS, "STAGE_STATUS_OK")
         report.status = common_pb2.STAGE_STATUS_OK
         report.duration_ms = (time.perf_counter() - started) * 1000
         if timings is not None:

@@ -7,6 +7,7 @@ import time
 
 import grpc
 
+from services.common import tracing
 from services.common.pb import common_pb2, tajweed_pb2, tajweed_pb2_grpc
 from services.tajweed.convert import request_from_proto, response_to_proto
 from services.tajweed.core import TajweedValidator
@@ -33,4 +34,12 @@ class TajweedServicer(tajweed_pb2_grpc.TajweedServiceServicer):
         context: grpc.aio.ServicerContext | None = None,
     ) -> tajweed_pb2.ValidateResponse:
         # Conversion (the energy tensor, the checks) and validation are CPU work: off the loop.
-        return await asyncio.to_thread(self._validate, request)
+        response = await asyncio.to_thread(self._validate, request)
+        tracing.set_attributes(
+            audio_seconds=round(request.audio_duration_s, 3),
+            **{
+                "muaalem.tajweed.validators": list(request.options.validators) or ["all"],
+                "muaalem.tajweed.findings": len(response.findings),
+            },
+        )
+        return response

@@ -12,6 +12,7 @@ import pytest
 from services.asr.batching import DynamicBatcher
 from services.common import context
 from services.common.errors import DeadlineExceeded, ResourceExhausted
+from tests.polling import eventually
 
 
 class RecordingModel:
@@ -80,8 +81,7 @@ async def test_batches_grow_while_the_model_is_busy(model: RecordingModel) -> No
     try:
         first = await hold(model, batcher)
         waiting = [asyncio.create_task(batcher.infer([i])) for i in range(1, 6)]
-        await asyncio.sleep(0.05)
-        assert batcher.depth == 5
+        await eventually(lambda: batcher.depth == 5, what="five inputs queued")
         model.gate.set()
         await first
         await asyncio.gather(*waiting)
@@ -126,7 +126,7 @@ async def test_full_queue_is_resource_exhausted(model: RecordingModel) -> None:
     try:
         first = await hold(model, batcher)
         waiting = [asyncio.create_task(batcher.infer([i])) for i in (1, 2, 3)]
-        await asyncio.sleep(0.02)
+        await eventually(lambda: batcher.depth == 3, what="the queue full")
         with pytest.raises(ResourceExhausted) as caught:
             await batcher.infer([4])
         assert caught.value.code == "RESOURCE_EXHAUSTED"
@@ -146,8 +146,7 @@ async def test_cancelled_caller_never_reaches_the_model(model: RecordingModel) -
         first = await hold(model, batcher)
         doomed = asyncio.create_task(batcher.infer([7, 8]))
         kept = asyncio.create_task(batcher.infer([9]))
-        await asyncio.sleep(0.02)
-        assert batcher.depth == 3
+        await eventually(lambda: batcher.depth == 3, what="three inputs queued")
         doomed.cancel()
         await asyncio.sleep(0)
         model.gate.set()
@@ -171,6 +170,8 @@ async def test_expired_deadline_never_reaches_the_model(model: RecordingModel) -
                 return await batcher.infer([42])
 
         late = asyncio.create_task(late_call())
+        # Time itself is under test here (not a guess at how long something takes): the caller's
+        # 50 ms deadline passes while its input waits behind the held batch.
         await asyncio.sleep(0.15)
         model.gate.set()
         await first

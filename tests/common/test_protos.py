@@ -30,16 +30,17 @@ def test_generated_code_is_up_to_date() -> None:
 
 
 def test_every_service_is_in_package_muaalem_v1() -> None:
-    from services.common.pb import alignment_pb2, asr_pb2, gateway_pb2, tajweed_pb2
+    from services.common.pb import alignment_pb2, asr_pb2, gateway_pb2, prosody_pb2, tajweed_pb2
 
     names = {
         service.full_name
-        for module in (asr_pb2, alignment_pb2, tajweed_pb2, gateway_pb2)
+        for module in (asr_pb2, alignment_pb2, tajweed_pb2, prosody_pb2, gateway_pb2)
         for service in module.DESCRIPTOR.services_by_name.values()
     }
     assert names == {
         "muaalem.v1.AsrService",
         "muaalem.v1.AlignmentService",
         "muaalem.v1.TajweedService",
+        "muaalem.v1.ProsodyService",
         "muaalem.v1.GatewayService",
     }

@@ -21,6 +21,7 @@ from services.common import context
 from services.common.channels import create_channel
 from services.common.pb import tajweed_pb2, tajweed_pb2_grpc
 from tests.conftest import REPO, free_port
+from tests.polling import eventually
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -78,6 +79,15 @@ class ServerProcess:
         self._log.close()
 
 
+def _in_flight(server: ServerProcess) -> float:
+    """The server's own count of calls it is handling (its Prometheus gauge)."""
+    body = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5).read().decode()
+    for line in body.splitlines():
+        if line.startswith("muaalem_grpc_in_flight_requests{") and "TajweedService/Validate" in line:
+            return float(line.rpartition(" ")[2])
+    return 0.0
+
+
 @pytest.fixture
 def sleepy(tmp_path: Path) -> Iterator[ServerProcess]:
     server = ServerProcess(tmp_path / "server.log", MUAALEM_SHUTDOWN_DELAY_S="1.5", MUAALEM_SHUTDOWN_GRACE_S="10")
@@ -91,11 +101,14 @@ async def test_sigterm_reports_not_serving_and_finishes_in_flight_calls(sleepy: 
     stub = tajweed_pb2_grpc.TajweedServiceStub(channel)
     health = health_pb2_grpc.HealthStub(channel)
     in_flight = asyncio.ensure_future(stub.Validate(tajweed_pb2.ValidateRequest(audio_duration_s=2.5), timeout=20))
-    await asyncio.sleep(0.3)
+    await eventually(lambda: _in_flight(sleepy) == 1, what="the call in flight on the server")
     sleepy.process.send_signal(signal.SIGTERM)
-    await asyncio.sleep(0.3)
-    status = await health.Check(health_pb2.HealthCheckRequest(service="muaalem.v1.TajweedService"), timeout=2)
-    assert status.status == NOT_SERVING
+
+    async def reported() -> bool:
+        reply = await health.Check(health_pb2.HealthCheckRequest(service="muaalem.v1.TajweedService"), timeout=2)
+        return reply.status == NOT_SERVING
+
+    await eventually(reported, what="NOT_SERVING after SIGTERM")
     overall = await health.Check(health_pb2.HealthCheckRequest(), timeout=2)
     assert overall.status == NOT_SERVING
     reply = await in_flight  # completes although the server is shutting down
@@ -130,10 +143,13 @@ async def test_deadline_and_request_id_travel_downstream(sleepy: ServerProcess) 
         assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         assert time.monotonic() - started < 1.0
     await channel.close()
-    await asyncio.sleep(0.2)
-    lines = [json.loads(line) for line in sleepy.log_path.read_text().splitlines() if line.startswith("{")]
-    rpc_lines = [line for line in lines if line.get("msg") == "rpc"]
-    assert any(line.get("request_id") == "rid-travels-1" and line["code"] == "CANCELLED" for line in rpc_lines)
+
+    def logged() -> bool:
+        lines = [json.loads(line) for line in sleepy.log_path.read_text().splitlines() if line.startswith("{")]
+        rpc_lines = [line for line in lines if line.get("msg") == "rpc"]
+        return any(line.get("request_id") == "rid-travels-1" and line["code"] == "CANCELLED" for line in rpc_lines)
+
+    await eventually(logged, what="the cancelled call logged with its request id")
 
 
 def test_metrics_endpoint_counts_calls_by_method_and_code(sleepy: ServerProcess) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from services.common.healthcheck import check
-from tests.conftest import REPO, free_port
+from tests.conftest import AUDIO_DIR, REPO, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ def test_serve_reaches_serving_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         "PYTHONUNBUFFERED": "1",
     }
     ports = {}
-    for name in ("gateway", "asr", "alignment", "tajweed"):
+    for name in ("gateway", "asr", "alignment", "tajweed", "prosody"):
         ports[name] = free_port()
         env[f"MUAALEM_{name.upper()}_PORT"] = str(ports[name])
         env[f"MUAALEM_{name.upper()}_METRICS_PORT"] = str(free_port())
@@ -53,6 +53,20 @@ def test_serve_reaches_serving_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         for name, port in ports.items():
             assert check(f"127.0.0.1:{port}") == "SERVING", name
             assert f"127.0.0.1:{port}" in banner
+        # `make serve` then `muaalem assess`: no key is given, the CLI finds the dev key.
+        command = [sys.executable, "-m", "services.cli", "assess", str(AUDIO_DIR / "test.wav"), "--surah", "8"]
+        command += ["--ayah", "75", "--words", "17:9", "--json", "--address", f"127.0.0.1:{ports['gateway']}"]
+        assess = subprocess.run(
+            command,
+            check=False,
+            cwd=REPO,
+            env={k: v for k, v in env.items() if k != "MUAALEM_API_KEY"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert assess.returncode == 0, assess.stderr
+        assert '"target"' in assess.stdout
         launcher.send_signal(signal.SIGINT)
         assert launcher.wait(timeout=60) == 0
         for name, port in ports.items():

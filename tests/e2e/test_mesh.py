@@ -21,6 +21,7 @@ from services.common.pb import common_pb2, gateway_pb2, gateway_pb2_grpc
 from services.gateway.cli import build_request
 from services.launcher import Mesh
 from tests.conftest import AUDIO_DIR, FIXTURES_DIR, free_port
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +53,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
             "MUAALEM_SHUTDOWN_DELAY_S": "0",
         }
     )
-    for name in ("gateway", "asr", "alignment", "tajweed"):
+    for name in ("gateway", "asr", "alignment", "tajweed", "prosody"):
         env[f"MUAALEM_{name.upper()}_PORT"] = str(free_port())
         env[f"MUAALEM_{name.upper()}_METRICS_PORT"] = str(free_port())
     env["MUAALEM_GATEWAY_HTTP_PORT"] = str(free_port())
@@ -170,17 +171,18 @@ def test_request_id_appears_in_every_stage_log(mesh: Mesh) -> None:
         gateway_pb2_grpc.GatewayServiceStub(channel).Assess(
             _request(), metadata=_metadata(mesh, REQUEST_ID + "-logs"), timeout=120
         )
-    time.sleep(0.5)
     assert mesh.log_dir is not None
-    for service in ("gateway", "asr", "alignment", "tajweed"):
+    log_dir = mesh.log_dir
+
+    def tagged(service: str) -> list[dict[str, Any]]:
         lines = [
-            json.loads(line)
-            for line in (mesh.log_dir / f"{service}.log").read_text().splitlines()
-            if line.startswith("{")
+            json.loads(line) for line in (log_dir / f"{service}.log").read_text().splitlines() if line.startswith("{")
         ]
-        tagged = [line for line in lines if line.get("request_id") == REQUEST_ID + "-logs"]
-        assert tagged, f"{service}: no log line carries the request id"
-        assert all(line["service"] == service for line in tagged)
+        return [line for line in lines if line.get("request_id") == REQUEST_ID + "-logs"]
+
+    for service in ("gateway", "asr", "alignment", "tajweed"):
+        lines = wait_until(lambda: tagged(service), what=f"{service}: a log line with the request id")  # noqa: B023
+        assert all(line["service"] == service for line in lines)
 
 
 def test_http_gives_the_same_json_as_grpc(mesh: Mesh) -> None:
@@ -200,7 +202,7 @@ def test_http_gives_the_same_json_as_grpc(mesh: Mesh) -> None:
 
 def test_metrics_endpoints_answer(mesh: Mesh) -> None:
     env: dict[str, str] = mesh.service_env()
-    for name in ("gateway", "asr", "alignment", "tajweed"):
+    for name in ("gateway", "asr", "alignment", "tajweed", "prosody"):
         port = env[f"MUAALEM_{name.upper()}_METRICS_PORT"]
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
         assert "muaalem_grpc_requests_total" in body
@@ -315,6 +317,27 @@ def test_cli_assess_prints_json_for_machines(mesh: Mesh) -> None:
     assert "DEVELOPMENT WEIGHTS" in text.stdout and "stages" in text.stdout
     wrong_key = _cli(mesh, api_key="mua_wrong", timeout=60)
     assert wrong_key.returncode == 1 and "UNAUTHENTICATED" in wrong_key.stderr
+
+
+def test_the_default_flow_stops_at_a_content_mismatch(mesh: Mesh) -> None:
+    """Without run_rules_on_mismatch (the default), a recitation that is not the target is
+    reported as such and not judged. The tiny random-weight model's decode matches nothing."""
+    with grpc.insecure_channel(mesh.address("gateway")) as channel:
+        reply = gateway_pb2_grpc.GatewayServiceStub(channel).Assess(
+            _request(run_rules_on_mismatch=False), metadata=_metadata(mesh), timeout=60
+        )
+    assessment = reply.assessment
+    assert assessment.content.status == gateway_pb2.CONTENT_STATUS_MISMATCH
+    assert assessment.content.similarity < assessment.content.threshold
+    stages = {s.stage: s for s in assessment.stages}
+    for skipped in ("alignment", "tajweed"):
+        assert stages[skipped].status == common_pb2.STAGE_STATUS_SKIPPED
+        assert stages[skipped].message == "content mismatch"
+    assert stages["asr"].status == common_pb2.STAGE_STATUS_OK
+    assert list(assessment.degraded) == []
+    assert not assessment.findings and not assessment.errors
+    assert len(assessment.words) == 9
+    assert all(w.verdict == gateway_pb2.WORD_VERDICT_NOT_ASSESSED for w in assessment.words)
 
 
 # Stops a stage: kept last so the tests above see the whole mesh.

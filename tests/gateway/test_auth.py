@@ -21,6 +21,7 @@ from services.gateway.auth import (
     parse_entries,
 )
 from tests.conftest import RedisServer
+from tests.polling import eventually
 
 
 def test_keys_are_stored_as_digests_and_identified(tmp_path: Path) -> None:
@@ -106,7 +107,7 @@ async def test_concurrency_cap_per_key() -> None:
             await release.wait()
 
     tasks = [asyncio.create_task(hold()) for _ in range(2)]
-    await asyncio.sleep(0.01)
+    await eventually(lambda: limiter.in_flight("k") == 2, what="two assessments in flight")
     with pytest.raises(ResourceExhausted, match="in flight"):
         async with limiter.hold("k"):
             pass

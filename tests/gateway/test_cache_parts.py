@@ -12,6 +12,7 @@ from services.gateway.reference import builder, targets
 from services.gateway.reference import moshaf as moshaf_mod
 from services.gateway.reference.breaker import BreakerState, CircuitBreaker
 from services.gateway.reference.cache import (
+    FORMAT_VERSION,
     MAGIC,
     InvalidValue,
     MemoryStore,
@@ -62,7 +63,7 @@ def test_values_round_trip_compressed() -> None:
     reference = builder.build_reference(targets.ayah_target(2, 282), moshaf_mod.default_values())
     payload = reference.SerializeToString()
     value = encode_value(payload)
-    assert value.startswith(MAGIC + b"\x01")
+    assert value.startswith(MAGIC + bytes([FORMAT_VERSION]))
     assert len(value) < len(payload) / 4
     assert decode_value(value) == reference
 
@@ -73,10 +74,12 @@ def test_values_round_trip_compressed() -> None:
         (b"", "magic"),
         (b"\x80\x04pickle", "magic"),
         (MAGIC, "format None"),
+        (MAGIC + b"\x09" + zlib.compress(b""), "format 9"),
+        (MAGIC + b"\x01" + zlib.compress(b""), "format 1"),
         (MAGIC + b"\x02" + zlib.compress(b""), "format 2"),
-        (MAGIC + b"\x01not zlib", "decompress"),
-        (MAGIC + b"\x01" + zlib.compress(b"\xff\xff\xff\xff")[:-3], "truncated"),
-        (MAGIC + b"\x01" + zlib.compress(b"\xff\xff\xff\xff"), "parse"),
+        (MAGIC + bytes([FORMAT_VERSION]) + b"not zlib", "decompress"),
+        (MAGIC + bytes([FORMAT_VERSION]) + zlib.compress(b"\xff\xff\xff\xff")[:-3], "truncated"),
+        (MAGIC + bytes([FORMAT_VERSION]) + zlib.compress(b"\xff\xff\xff\xff"), "parse"),
     ],
 )
 def test_unreadable_values_are_rejected(raw: bytes, reason: str) -> None:

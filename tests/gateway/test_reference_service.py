@@ -23,7 +23,7 @@ from services.common.errors import InvalidArgument
 from services.common.pb import common_pb2
 from services.gateway.reference import builder
 from services.gateway.reference.breaker import BreakerState
-from services.gateway.reference.cache import MAGIC, RedisStore, encode_value
+from services.gateway.reference.cache import FORMAT_VERSION, MAGIC, RedisStore, encode_value
 from services.gateway.reference.service import ReferenceService
 from services.gateway.reference.settings import ReferenceCacheConfig
 from services.gateway.reference.targets import TargetSpec
@@ -71,6 +71,9 @@ async def raw_client(redis_server: RedisServer) -> AsyncIterator[redis_async.Red
 
 
 def service_for(url: str, build: CountingBuilder, **options: Any) -> ReferenceService:
+    # The 40 ms production budget is for a dedicated Redis; on a loaded test machine a healthy
+    # Redis can miss it, and a test of hits would become a test of timeouts (fail open, rebuild).
+    options.setdefault("timeout_s", 1.0)
     return ReferenceService.from_config(ReferenceCacheConfig(redis_url=url, **options), build=build)
 
 
@@ -177,7 +180,7 @@ async def test_unreadable_values_are_recomputed_and_overwritten(
         result = await service.get(ayah(112, 1), None, version)
         assert not result.cache_hit and counter.calls == 1
         stored = await raw_client.get(result.key)
-        assert isinstance(stored, bytes) and stored.startswith(MAGIC + b"\x01")
+        assert isinstance(stored, bytes) and stored.startswith(MAGIC + bytes([FORMAT_VERSION]))
         assert (await service.get(ayah(112, 1), None, version)).cache_hit
     finally:
         await service.close()
@@ -248,6 +251,7 @@ async def test_redis_down_mid_test_fails_open_and_the_cache_returns_with_redis(
         assert counter.calls == 1 + 1 + 11
 
         redis_instance.start()  # empty: it kept nothing
+        # The breaker's cooldown is the behaviour under test: it must pass before Redis is probed.
         await asyncio.sleep(cooldown)
         probe = await service.get(ayah(109, 1), None, version)
         assert not probe.cache_hit

@@ -20,6 +20,7 @@ import pytest
 from bench.common import cpu_model, memory_gib, now_utc
 from tests.conftest import RedisServer
 from tests.reliability.cluster import Cluster
+from tests.reliability.pki import Pki, make_pki
 from tests.reliability.report import FULL, SHORT, Profile, Report
 
 REPORT_KEY = pytest.StashKey[Report]()
@@ -119,3 +120,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, mesh_redis: RedisServer, r
     )
     yield mesh
     mesh.stop()
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"))

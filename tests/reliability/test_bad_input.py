@@ -19,6 +19,9 @@ from tests.reliability.http_client import http_call
 from tests.reliability.inputs import STREAM_LIMIT_MB
 from tests.reliability.report import Report
 
+# Each run brings up a mesh and drives it for a while: part of `make test`, not `make test-fast`.
+pytestmark = pytest.mark.slow
+
 # The gateway buffers an upload up to MUAALEM_MAX_STREAM_MB before refusing it, and glibc keeps
 # freed heap for reuse rather than returning it: after the barrage a process may hold about its
 # largest upload once more. A leak shows as growth while the refusals are repeated: two more

@@ -22,6 +22,9 @@ from tests.reliability.load import Outcome, grpc_load, http_load, summarize
 from tests.reliability.proxy import LatencyProxy
 from tests.reliability.report import Profile, Report
 
+# Each run brings up a mesh and drives it for a while: part of `make test`, not `make test-fast`.
+pytestmark = pytest.mark.slow
+
 # A request's own deadline during the fault runs: answers (full, partial or UNAVAILABLE) must
 # all come back within it.
 FAULT_DEADLINE_S = 10.0

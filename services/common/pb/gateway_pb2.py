@@ -25,51 +25,66 @@ _sym_db = _symbol_database.Default()
 
 from services.common.pb import alignment_pb2 as muaalem_dot_v1_dot_alignment__pb2
 from services.common.pb import common_pb2 as muaalem_dot_v1_dot_common__pb2
+from services.common.pb import prosody_pb2 as muaalem_dot_v1_dot_prosody__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18muaalem/v1/gateway.proto\x12\nmuaalem.v1\x1a\x1amuaalem/v1/alignment.proto\x1a\x17muaalem/v1/common.proto\"\xef\x01\n\rAssessOptions\x12\x1d\n\x15run_rules_on_mismatch\x18\x01 \x01(\x08\x12\x1e\n\x11\x63ontent_threshold\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x17\n\x0finclude_details\x18\x03 \x01(\x08\x12\x12\n\nvalidators\x18\x04 \x03(\t\x12\'\n\x05\x61lign\x18\x05 \x01(\x0b\x32\x18.muaalem.v1.AlignOptions\x12\x17\n\x0finclude_correct\x18\x06 \x01(\x08\x12\x1a\n\x12\x66orce_segmentation\x18\x07 \x01(\x08\x42\x14\n\x12_content_threshold\"\xaf\x01\n\rAssessRequest\x12 \n\x05\x61udio\x18\x01 \x01(\x0b\x32\x11.muaalem.v1.Audio\x12\"\n\x06target\x18\x02 \x01(\x0b\x32\x12.muaalem.v1.Target\x12,\n\x06moshaf\x18\x03 \x01(\x0b\x32\x1c.muaalem.v1.MoshafAttributes\x12*\n\x07options\x18\x04 \x01(\x0b\x32\x19.muaalem.v1.AssessOptions\"[\n\x13\x41ssessStreamRequest\x12+\n\x06header\x18\x01 \x01(\x0b\x32\x19.muaalem.v1.AssessRequestH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\xa0\x01\n\x11RecognizedPassage\x12\r\n\x05surah\x18\x01 \x01(\x05\x12\x0c\n\x04\x61yah\x18\x02 \x01(\x05\x12\x12\n\nstart_word\x18\x03 \x01(\x05\x12\x11\n\tend_surah\x18\x04 \x01(\x05\x12\x10\n\x08\x65nd_ayah\x18\x05 \x01(\x05\x12\x10\n\x08\x65nd_word\x18\x06 \x01(\x05\x12\x0f\n\x07uthmani\x18\x07 \x01(\t\x12\x12\n\nsimilarity\x18\x08 \x01(\x01\"\x97\x01\n\x0c\x43ontentCheck\x12)\n\x06status\x18\x01 \x01(\x0e\x32\x19.muaalem.v1.ContentStatus\x12\x12\n\nsimilarity\x18\x02 \x01(\x01\x12\x11\n\tthreshold\x18\x03 \x01(\x01\x12\x35\n\x0elikely_recited\x18\x04 \x03(\x0b\x32\x1d.muaalem.v1.RecognizedPassage\"\xd2\x01\n\x0eWordAssessment\x12\x12\n\nword_index\x18\x01 \x01(\x05\x12\x0f\n\x07uthmani\x18\x02 \x01(\t\x12\r\n\x05surah\x18\x03 \x01(\x05\x12\x0c\n\x04\x61yah\x18\x04 \x01(\x05\x12(\n\x07verdict\x18\x05 \x01(\x0e\x32\x17.muaalem.v1.WordVerdict\x12\'\n\ttime_span\x18\x06 \x01(\x0b\x32\x14.muaalem.v1.TimeSpan\x12\x12\n\nconfidence\x18\x07 \x01(\x02\x12\x17\n\x0f\x66inding_indexes\x18\x08 \x03(\x05\"\xe4\x01\n\tErrorItem\x12\x12\n\nword_index\x18\x01 \x01(\x05\x12\x0c\n\x04word\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x1e\n\x04rule\x18\x04 \x01(\x0e\x32\x10.muaalem.v1.Rule\x12\x10\n\x08\x65xpected\x18\x05 \x01(\t\x12\r\n\x05heard\x18\x06 \x01(\t\x12\'\n\ttime_span\x18\x07 \x01(\x0b\x32\x14.muaalem.v1.TimeSpan\x12\x12\n\nmessage_ar\x18\x08 \x01(\t\x12\x12\n\nmessage_en\x18\t \x01(\t\x12\x15\n\rfinding_index\x18\n \x01(\x05\"P\n\x06Scores\x12\x10\n\x08\x61\x63\x63uracy\x18\x01 \x01(\x01\x12\x0f\n\x07tajweed\x18\x02 \x01(\x01\x12\x12\n\nconfidence\x18\x03 \x01(\x01\x12\x0f\n\x07overall\x18\x04 \x01(\x01\"<\n\x0e\x41ssessResponse\x12*\n\nassessment\x18\x01 \x01(\x0b\x32\x16.muaalem.v1.Assessment\"B\n\x14\x41ssessStreamResponse\x12*\n\nassessment\x18\x01 \x01(\x0b\x32\x16.muaalem.v1.Assessment\"\xe2\x04\n\nAssessment\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\"\n\x06target\x18\x02 \x01(\x0b\x32\x12.muaalem.v1.Target\x12)\n\x07\x63ontent\x18\x03 \x01(\x0b\x32\x18.muaalem.v1.ContentCheck\x12)\n\x05words\x18\x04 \x03(\x0b\x32\x1a.muaalem.v1.WordAssessment\x12%\n\x06\x65rrors\x18\x05 \x03(\x0b\x32\x15.muaalem.v1.ErrorItem\x12%\n\x08\x66indings\x18\x06 \x03(\x0b\x32\x13.muaalem.v1.Finding\x12\"\n\x06scores\x18\x07 \x01(\x0b\x32\x12.muaalem.v1.Scores\x12/\n\rmodel_version\x18\x08 \x01(\x0b\x32\x18.muaalem.v1.ModelVersion\x12 \n\x05tempo\x18\t \x01(\x0b\x32\x11.muaalem.v1.Tempo\x12\'\n\x06stages\x18\n \x03(\x0b\x32\x17.muaalem.v1.StageReport\x12\x11\n\tcache_hit\x18\x0b \x01(\x08\x12\x10\n\x08\x64\x65graded\x18\x0c \x03(\t\x12\x18\n\x10\x61udio_duration_s\x18\r \x01(\x01\x12\x10\n\x08total_ms\x18\x0e \x01(\x01\x12(\n\treference\x18\x0f \x01(\x0b\x32\x15.muaalem.v1.Reference\x12\"\n\x06\x64\x65\x63ode\x18\x10 \x01(\x0b\x32\x12.muaalem.v1.Decode\x12(\n\talignment\x18\x11 \x01(\x0b\x32\x15.muaalem.v1.Alignment\x12\x0f\n\x07uthmani\x18\x12 \x01(\t\"g\n\x13GetReferenceRequest\x12\"\n\x06target\x18\x01 \x01(\x0b\x32\x12.muaalem.v1.Target\x12,\n\x06moshaf\x18\x02 \x01(\x0b\x32\x1c.muaalem.v1.MoshafAttributes\"f\n\x14GetReferenceResponse\x12(\n\treference\x18\x01 \x01(\x0b\x32\x15.muaalem.v1.Reference\x12\x11\n\tcache_hit\x18\x02 \x01(\x08\x12\x11\n\tcache_key\x18\x03 \x01(\t\"\x16\n\x14GetServerInfoRequest\";\n\tStageInfo\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0e\n\x06health\x18\x03 \x01(\t\"\x97\x01\n\x15GetServerInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12/\n\rmodel_version\x18\x02 \x01(\x0b\x32\x18.muaalem.v1.ModelVersion\x12%\n\x06stages\x18\x03 \x03(\x0b\x32\x15.muaalem.v1.StageInfo\x12\x15\n\rcache_backend\x18\x04 \x01(\t*\x82\x01\n\rContentStatus\x12\x1e\n\x1a\x43ONTENT_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43ONTENT_STATUS_MATCH\x10\x01\x12\x1b\n\x17\x43ONTENT_STATUS_MISMATCH\x10\x02\x12\x1a\n\x16\x43ONTENT_STATUS_UNKNOWN\x10\x03*\x9e\x01\n\x0bWordVerdict\x12\x1c\n\x18WORD_VERDICT_UNSPECIFIED\x10\x00\x12\x18\n\x14WORD_VERDICT_CORRECT\x10\x01\x12\x18\n\x14WORD_VERDICT_MISTAKE\x10\x02\x12\x1e\n\x1aWORD_VERDICT_TAJWEED_ISSUE\x10\x03\x12\x1d\n\x19WORD_VERDICT_NOT_ASSESSED\x10\x04\x32\xcf\x02\n\x0eGatewayService\x12?\n\x06\x41ssess\x12\x19.muaalem.v1.AssessRequest\x1a\x1a.muaalem.v1.AssessResponse\x12S\n\x0c\x41ssessStream\x12\x1f.muaalem.v1.AssessStreamRequest\x1a .muaalem.v1.AssessStreamResponse(\x01\x12Q\n\x0cGetReference\x12\x1f.muaalem.v1.GetReferenceRequest\x1a .muaalem.v1.GetReferenceResponse\x12T\n\rGetServerInfo\x12 .muaalem.v1.GetServerInfoRequest\x1a!.muaalem.v1.GetServerInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18muaalem/v1/gateway.proto\x12\nmuaalem.v1\x1a\x1amuaalem/v1/alignment.proto\x1a\x17muaalem/v1/common.proto\x1a\x18muaalem/v1/prosody.proto\"\xef\x01\n\rAssessOptions\x12\x1d\n\x15run_rules_on_mismatch\x18\x01 \x01(\x08\x12\x1e\n\x11\x63ontent_threshold\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x17\n\x0finclude_details\x18\x03 \x01(\x08\x12\x12\n\nvalidators\x18\x04 \x03(\t\x12\'\n\x05\x61lign\x18\x05 \x01(\x0b\x32\x18.muaalem.v1.AlignOptions\x12\x17\n\x0finclude_correct\x18\x06 \x01(\x08\x12\x1a\n\x12\x66orce_segmentation\x18\x07 \x01(\x08\x42\x14\n\x12_content_threshold\"\xd7\x01\n\rAssessRequest\x12 \n\x05\x61udio\x18\x01 \x01(\x0b\x32\x11.muaalem.v1.Audio\x12\"\n\x06target\x18\x02 \x01(\x0b\x32\x12.muaalem.v1.Target\x12,\n\x06moshaf\x18\x03 \x01(\x0b\x32\x1c.muaalem.v1.MoshafAttributes\x12*\n\x07options\x18\x04 \x01(\x0b\x32\x19.muaalem.v1.AssessOptions\x12\x17\n\ncompare_to\x18\x05 \x01(\tH\x00\x88\x01\x01\x42\r\n\x0b_compare_to\"[\n\x13\x41ssessStreamRequest\x12+\n\x06header\x18\x01 \x01(\x0b\x32\x19.muaalem.v1.AssessRequestH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\xa0\x01\n\x11RecognizedPassage\x12\r\n\x05surah\x18\x01 \x01(\x05\x12\x0c\n\x04\x61yah\x18\x02 \x01(\x05\x12\x12\n\nstart_word\x18\x03 \x01(\x05\x12\x11\n\tend_surah\x18\x04 \x01(\x05\x12\x10\n\x08\x65nd_ayah\x18\x05 \x01(\x05\x12\x10\n\x08\x65nd_word\x18\x06 \x01(\x05\x12\x0f\n\x07uthmani\x18\x07 \x01(\t\x12\x12\n\nsimilarity\x18\x08 \x01(\x01\"\x97\x01\n\x0c\x43ontentCheck\x12)\n\x06status\x18\x01 \x01(\x0e\x32\x19.muaalem.v1.ContentStatus\x12\x12\n\nsimilarity\x18\x02 \x01(\x01\x12\x11\n\tthreshold\x18\x03 \x01(\x01\x12\x35\n\x0elikely_recited\x18\x04 \x03(\x0b\x32\x1d.muaalem.v1.RecognizedPassage\"\xd2\x01\n\x0eWordAssessment\x12\x12\n\nword_index\x18\x01 \x01(\x05\x12\x0f\n\x07uthmani\x18\x02 \x01(\t\x12\r\n\x05surah\x18\x03 \x01(\x05\x12\x0c\n\x04\x61yah\x18\x04 \x01(\x05\x12(\n\x07verdict\x18\x05 \x01(\x0e\x32\x17.muaalem.v1.WordVerdict\x12\'\n\ttime_span\x18\x06 \x01(\x0b\x32\x14.muaalem.v1.TimeSpan\x12\x12\n\nconfidence\x18\x07 \x01(\x02\x12\x17\n\x0f\x66inding_indexes\x18\x08 \x03(\x05\"\xe4\x01\n\tErrorItem\x12\x12\n\nword_index\x18\x01 \x01(\x05\x12\x0c\n\x04word\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x1e\n\x04rule\x18\x04 \x01(\x0e\x32\x10.muaalem.v1.Rule\x12\x10\n\x08\x65xpected\x18\x05 \x01(\t\x12\r\n\x05heard\x18\x06 \x01(\t\x12\'\n\ttime_span\x18\x07 \x01(\x0b\x32\x14.muaalem.v1.TimeSpan\x12\x12\n\nmessage_ar\x18\x08 \x01(\t\x12\x12\n\nmessage_en\x18\t \x01(\t\x12\x15\n\rfinding_index\x18\n \x01(\x05\"P\n\x06Scores\x12\x10\n\x08\x61\x63\x63uracy\x18\x01 \x01(\x01\x12\x0f\n\x07tajweed\x18\x02 \x01(\x01\x12\x12\n\nconfidence\x18\x03 \x01(\x01\x12\x0f\n\x07overall\x18\x04 \x01(\x01\"<\n\x0e\x41ssessResponse\x12*\n\nassessment\x18\x01 \x01(\x0b\x32\x16.muaalem.v1.Assessment\"B\n\x14\x41ssessStreamResponse\x12*\n\nassessment\x18\x01 \x01(\x0b\x32\x16.muaalem.v1.Assessment\"\x8e\x05\n\nAssessment\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\"\n\x06target\x18\x02 \x01(\x0b\x32\x12.muaalem.v1.Target\x12)\n\x07\x63ontent\x18\x03 \x01(\x0b\x32\x18.muaalem.v1.ContentCheck\x12)\n\x05words\x18\x04 \x03(\x0b\x32\x1a.muaalem.v1.WordAssessment\x12%\n\x06\x65rrors\x18\x05 \x03(\x0b\x32\x15.muaalem.v1.ErrorItem\x12%\n\x08\x66indings\x18\x06 \x03(\x0b\x32\x13.muaalem.v1.Finding\x12\"\n\x06scores\x18\x07 \x01(\x0b\x32\x12.muaalem.v1.Scores\x12/\n\rmodel_version\x18\x08 \x01(\x0b\x32\x18.muaalem.v1.ModelVersion\x12 \n\x05tempo\x18\t \x01(\x0b\x32\x11.muaalem.v1.Tempo\x12\'\n\x06stages\x18\n \x03(\x0b\x32\x17.muaalem.v1.StageReport\x12\x11\n\tcache_hit\x18\x0b \x01(\x08\x12\x10\n\x08\x64\x65graded\x18\x0c \x03(\t\x12\x18\n\x10\x61udio_duration_s\x18\r \x01(\x01\x12\x10\n\x08total_ms\x18\x0e \x01(\x01\x12(\n\treference\x18\x0f \x01(\x0b\x32\x15.muaalem.v1.Reference\x12\"\n\x06\x64\x65\x63ode\x18\x10 \x01(\x0b\x32\x12.muaalem.v1.Decode\x12(\n\talignment\x18\x11 \x01(\x0b\x32\x15.muaalem.v1.Alignment\x12\x0f\n\x07uthmani\x18\x12 \x01(\t\x12*\n\ncomparison\x18\x13 \x01(\x0b\x32\x16.muaalem.v1.Comparison\"g\n\x13GetReferenceRequest\x12\"\n\x06target\x18\x01 \x01(\x0b\x32\x12.muaalem.v1.Target\x12,\n\x06moshaf\x18\x02 \x01(\x0b\x32\x1c.muaalem.v1.MoshafAttributes\"f\n\x14GetReferenceResponse\x12(\n\treference\x18\x01 \x01(\x0b\x32\x15.muaalem.v1.Reference\x12\x11\n\tcache_hit\x18\x02 \x01(\x08\x12\x11\n\tcache_key\x18\x03 \x01(\t\"\x16\n\x14GetServerInfoRequest\";\n\tStageInfo\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0e\n\x06health\x18\x03 \x01(\t\"\x97\x01\n\x15GetServerInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12/\n\rmodel_version\x18\x02 \x01(\x0b\x32\x18.muaalem.v1.ModelVersion\x12%\n\x06stages\x18\x03 \x03(\x0b\x32\x15.muaalem.v1.StageInfo\x12\x15\n\rcache_backend\x18\x04 \x01(\t\"\x81\x01\n\x13ReferenceRecitation\x12\r\n\x05surah\x18\x01 \x01(\x05\x12\x0c\n\x04\x61yah\x18\x02 \x01(\x05\x12\x0f\n\x07reciter\x18\x03 \x01(\t\x12\x12\n\nis_default\x18\x04 \x01(\x08\x12\x14\n\x0c\x61udio_sha256\x18\x05 \x01(\t\x12\x12\n\nduration_s\x18\x06 \x01(\x01\"\x98\x01\n\x1d\x41\x64\x64ReferenceRecitationRequest\x12 \n\x05\x61udio\x18\x01 \x01(\x0b\x32\x11.muaalem.v1.Audio\x12\r\n\x05surah\x18\x02 \x01(\x05\x12\x0c\n\x04\x61yah\x18\x03 \x01(\x05\x12\x11\n\tlast_ayah\x18\x04 \x01(\x05\x12\x0f\n\x07reciter\x18\x05 \x01(\t\x12\x14\n\x0cmake_default\x18\x06 \x01(\x08\"P\n\x1e\x41\x64\x64ReferenceRecitationResponse\x12.\n\x05\x61\x64\x64\x65\x64\x18\x01 \x03(\x0b\x32\x1f.muaalem.v1.ReferenceRecitation\"!\n\x1fListReferenceRecitationsRequest\"X\n ListReferenceRecitationsResponse\x12\x34\n\x0brecitations\x18\x01 \x03(\x0b\x32\x1f.muaalem.v1.ReferenceRecitation\"P\n RemoveReferenceRecitationRequest\x12\r\n\x05surah\x18\x01 \x01(\x05\x12\x0c\n\x04\x61yah\x18\x02 \x01(\x05\x12\x0f\n\x07reciter\x18\x03 \x01(\t\"#\n!RemoveReferenceRecitationResponse*\x82\x01\n\rContentStatus\x12\x1e\n\x1a\x43ONTENT_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43ONTENT_STATUS_MATCH\x10\x01\x12\x1b\n\x17\x43ONTENT_STATUS_MISMATCH\x10\x02\x12\x1a\n\x16\x43ONTENT_STATUS_UNKNOWN\x10\x03*\x9e\x01\n\x0bWordVerdict\x12\x1c\n\x18WORD_VERDICT_UNSPECIFIED\x10\x00\x12\x18\n\x14WORD_VERDICT_CORRECT\x10\x01\x12\x18\n\x14WORD_VERDICT_MISTAKE\x10\x02\x12\x1e\n\x1aWORD_VERDICT_TAJWEED_ISSUE\x10\x03\x12\x1d\n\x19WORD_VERDICT_NOT_ASSESSED\x10\x04\x32\xb1\x05\n\x0eGatewayService\x12?\n\x06\x41ssess\x12\x19.muaalem.v1.AssessRequest\x1a\x1a.muaalem.v1.AssessResponse\x12S\n\x0c\x41ssessStream\x12\x1f.muaalem.v1.AssessStreamRequest\x1a .muaalem.v1.AssessStreamResponse(\x01\x12Q\n\x0cGetReference\x12\x1f.muaalem.v1.GetReferenceRequest\x1a .muaalem.v1.GetReferenceResponse\x12T\n\rGetServerInfo\x12 .muaalem.v1.GetServerInfoRequest\x1a!.muaalem.v1.GetServerInfoResponse\x12o\n\x16\x41\x64\x64ReferenceRecitation\x12).muaalem.v1.AddReferenceRecitationRequest\x1a*.muaalem.v1.AddReferenceRecitationResponse\x12u\n\x18ListReferenceRecitations\x12+.muaalem.v1.ListReferenceRecitationsRequest\x1a,.muaalem.v1.ListReferenceRecitationsResponse\x12x\n\x19RemoveReferenceRecitation\x12,.muaalem.v1.RemoveReferenceRecitationRequest\x1a-.muaalem.v1.RemoveReferenceRecitationResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'muaalem.v1.gateway_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CONTENTSTATUS']._serialized_start=2641
-  _globals['_CONTENTSTATUS']._serialized_end=2771
-  _globals['_WORDVERDICT']._serialized_start=2774
-  _globals['_WORDVERDICT']._serialized_end=2932
-  _globals['_ASSESSOPTIONS']._serialized_start=94
-  _globals['_ASSESSOPTIONS']._serialized_end=333
-  _globals['_ASSESSREQUEST']._serialized_start=336
-  _globals['_ASSESSREQUEST']._serialized_end=511
-  _globals['_ASSESSSTREAMREQUEST']._serialized_start=513
-  _globals['_ASSESSSTREAMREQUEST']._serialized_end=604
-  _globals['_RECOGNIZEDPASSAGE']._serialized_start=607
-  _globals['_RECOGNIZEDPASSAGE']._serialized_end=767
-  _globals['_CONTENTCHECK']._serialized_start=770
-  _globals['_CONTENTCHECK']._serialized_end=921
-  _globals['_WORDASSESSMENT']._serialized_start=924
-  _globals['_WORDASSESSMENT']._serialized_end=1134
-  _globals['_ERRORITEM']._serialized_start=1137
-  _globals['_ERRORITEM']._serialized_end=1365
-  _globals['_SCORES']._serialized_start=1367
-  _globals['_SCORES']._serialized_end=1447
-  _globals['_ASSESSRESPONSE']._serialized_start=1449
-  _globals['_ASSESSRESPONSE']._serialized_end=1509
-  _globals['_ASSESSSTREAMRESPONSE']._serialized_start=1511
-  _globals['_ASSESSSTREAMRESPONSE']._serialized_end=1577
-  _globals['_ASSESSMENT']._serialized_start=1580
-  _globals['_ASSESSMENT']._serialized_end=2190
-  _globals['_GETREFERENCEREQUEST']._serialized_start=2192
-  _globals['_GETREFERENCEREQUEST']._serialized_end=2295
-  _globals['_GETREFERENCERESPONSE']._serialized_start=2297
-  _globals['_GETREFERENCERESPONSE']._serialized_end=2399
-  _globals['_GETSERVERINFOREQUEST']._serialized_start=2401
-  _globals['_GETSERVERINFOREQUEST']._serialized_end=2423
-  _globals['_STAGEINFO']._serialized_start=2425
-  _globals['_STAGEINFO']._serialized_end=2484
-  _globals['_GETSERVERINFORESPONSE']._serialized_start=2487
-  _globals['_GETSERVERINFORESPONSE']._serialized_end=2638
-  _globals['_GATEWAYSERVICE']._serialized_start=2935
-  _globals['_GATEWAYSERVICE']._serialized_end=3270
+  _globals['_CONTENTSTATUS']._serialized_start=3364
+  _globals['_CONTENTSTATUS']._serialized_end=3494
+  _globals['_WORDVERDICT']._serialized_start=3497
+  _globals['_WORDVERDICT']._serialized_end=3655
+  _globals['_ASSESSOPTIONS']._serialized_start=120
+  _globals['_ASSESSOPTIONS']._serialized_end=359
+  _globals['_ASSESSREQUEST']._serialized_start=362
+  _globals['_ASSESSREQUEST']._serialized_end=577
+  _globals['_ASSESSSTREAMREQUEST']._serialized_start=579
+  _globals['_ASSESSSTREAMREQUEST']._serialized_end=670
+  _globals['_RECOGNIZEDPASSAGE']._serialized_start=673
+  _globals['_RECOGNIZEDPASSAGE']._serialized_end=833
+  _globals['_CONTENTCHECK']._serialized_start=836
+  _globals['_CONTENTCHECK']._serialized_end=987
+  _globals['_WORDASSESSMENT']._serialized_start=990
+  _globals['_WORDASSESSMENT']._serialized_end=1200
+  _globals['_ERRORITEM']._serialized_start=1203
+  _globals['_ERRORITEM']._serialized_end=1431
+  _globals['_SCORES']._serialized_start=1433
+  _globals['_SCORES']._serialized_end=1513
+  _globals['_ASSESSRESPONSE']._serialized_start=1515
+  _globals['_ASSESSRESPONSE']._serialized_end=1575
+  _globals['_ASSESSSTREAMRESPONSE']._serialized_start=1577
+  _globals['_ASSESSSTREAMRESPONSE']._serialized_end=1643
+  _globals['_ASSESSMENT']._serialized_start=1646
+  _globals['_ASSESSMENT']._serialized_end=2300
+  _globals['_GETREFERENCEREQUEST']._serialized_start=2302
+  _globals['_GETREFERENCEREQUEST']._serialized_end=2405
+  _globals['_GETREFERENCERESPONSE']._serialized_start=2407
+  _globals['_GETREFERENCERESPONSE']._serialized_end=2509
+  _globals['_GETSERVERINFOREQUEST']._serialized_start=2511
+  _globals['_GETSERVERINFOREQUEST']._serialized_end=2533
+  _globals['_STAGEINFO']._serialized_start=2535
+  _globals['_STAGEINFO']._serialized_end=2594
+  _globals['_GETSERVERINFORESPONSE']._serialized_start=2597
+  _globals['_GETSERVERINFORESPONSE']._serialized_end=2748
+  _globals['_REFERENCERECITATION']._serialized_start=2751
+  _globals['_REFERENCERECITATION']._serialized_end=2880
+  _globals['_ADDREFERENCERECITATIONREQUEST']._serialized_start=2883
+  _globals['_ADDREFERENCERECITATIONREQUEST']._serialized_end=3035
+  _globals['_ADDREFERENCERECITATIONRESPONSE']._serialized_start=3037
+  _globals['_ADDREFERENCERECITATIONRESPONSE']._serialized_end=3117
+  _globals['_LISTREFERENCERECITATIONSREQUEST']._serialized_start=3119
+  _globals['_LISTREFERENCERECITATIONSREQUEST']._serialized_end=3152
+  _globals['_LISTREFERENCERECITATIONSRESPONSE']._serialized_start=3154
+  _globals['_LISTREFERENCERECITATIONSRESPONSE']._serialized_end=3242
+  _globals['_REMOVEREFERENCERECITATIONREQUEST']._serialized_start=3244
+  _globals['_REMOVEREFERENCERECITATIONREQUEST']._serialized_end=3324
+  _globals['_REMOVEREFERENCERECITATIONRESPONSE']._serialized_start=3326
+  _globals['_REMOVEREFERENCERECITATIONRESPONSE']._serialized_end=3361
+  _globals['_GATEWAYSERVICE']._serialized_start=3658
+  _globals['_GATEWAYSERVICE']._serialized_end=4347
 # @@protoc_insertion_point(module_scope)

@@ -56,6 +56,21 @@ class GatewayServiceStub:
                 request_serializer=muaalem_dot_v1_dot_gateway__pb2.GetServerInfoRequest.SerializeToString,
                 response_deserializer=muaalem_dot_v1_dot_gateway__pb2.GetServerInfoResponse.FromString,
                 _registered_method=True)
+        self.AddReferenceRecitation = channel.unary_unary(
+                '/muaalem.v1.GatewayService/AddReferenceRecitation',
+                request_serializer=muaalem_dot_v1_dot_gateway__pb2.AddReferenceRecitationRequest.SerializeToString,
+                response_deserializer=muaalem_dot_v1_dot_gateway__pb2.AddReferenceRecitationResponse.FromString,
+                _registered_method=True)
+        self.ListReferenceRecitations = channel.unary_unary(
+                '/muaalem.v1.GatewayService/ListReferenceRecitations',
+                request_serializer=muaalem_dot_v1_dot_gateway__pb2.ListReferenceRecitationsRequest.SerializeToString,
+                response_deserializer=muaalem_dot_v1_dot_gateway__pb2.ListReferenceRecitationsResponse.FromString,
+                _registered_method=True)
+        self.RemoveReferenceRecitation = channel.unary_unary(
+                '/muaalem.v1.GatewayService/RemoveReferenceRecitation',
+                request_serializer=muaalem_dot_v1_dot_gateway__pb2.RemoveReferenceRecitationRequest.SerializeToString,
+                response_deserializer=muaalem_dot_v1_dot_gateway__pb2.RemoveReferenceRecitationResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -91,6 +106,26 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddReferenceRecitation(self, request, context):
+        """Reference recitations (a teacher's audio per ayah, compared with by Assess's compare_to).
+        Admin keys only (MUAALEM_ADMIN_KEY_NAMES); the others get PERMISSION_DENIED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReferenceRecitations(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveReferenceRecitation(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -113,6 +148,21 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.GetServerInfo,
                     request_deserializer=muaalem_dot_v1_dot_gateway__pb2.GetServerInfoRequest.FromString,
                     response_serializer=muaalem_dot_v1_dot_gateway__pb2.GetServerInfoResponse.SerializeToString,
+            ),
+            'AddReferenceRecitation': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddReferenceRecitation,
+                    request_deserializer=muaalem_dot_v1_dot_gateway__pb2.AddReferenceRecitationRequest.FromString,
+                    response_serializer=muaalem_dot_v1_dot_gateway__pb2.AddReferenceRecitationResponse.SerializeToString,
+            ),
+            'ListReferenceRecitations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReferenceRecitations,
+                    request_deserializer=muaalem_dot_v1_dot_gateway__pb2.ListReferenceRecitationsRequest.FromString,
+                    response_serializer=muaalem_dot_v1_dot_gateway__pb2.ListReferenceRecitationsResponse.SerializeToString,
+            ),
+            'RemoveReferenceRecitation': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveReferenceRecitation,
+                    request_deserializer=muaalem_dot_v1_dot_gateway__pb2.RemoveReferenceRecitationRequest.FromString,
+                    response_serializer=muaalem_dot_v1_dot_gateway__pb2.RemoveReferenceRecitationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -224,6 +274,87 @@ class GatewayService:
             '/muaalem.v1.GatewayService/GetServerInfo',
             muaalem_dot_v1_dot_gateway__pb2.GetServerInfoRequest.SerializeToString,
             muaalem_dot_v1_dot_gateway__pb2.GetServerInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddReferenceRecitation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/muaalem.v1.GatewayService/AddReferenceRecitation',
+            muaalem_dot_v1_dot_gateway__pb2.AddReferenceRecitationRequest.SerializeToString,
+            muaalem_dot_v1_dot_gateway__pb2.AddReferenceRecitationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReferenceRecitations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/muaalem.v1.GatewayService/ListReferenceRecitations',
+            muaalem_dot_v1_dot_gateway__pb2.ListReferenceRecitationsRequest.SerializeToString,
+            muaalem_dot_v1_dot_gateway__pb2.ListReferenceRecitationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveReferenceRecitation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/muaalem.v1.GatewayService/RemoveReferenceRecitation',
+            muaalem_dot_v1_dot_gateway__pb2.RemoveReferenceRecitationRequest.SerializeToString,
+            muaalem_dot_v1_dot_gateway__pb2.RemoveReferenceRecitationResponse.FromString,
             options,
             channel_credentials,
             insecure,

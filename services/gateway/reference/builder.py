@@ -17,6 +17,7 @@ from services.common.pb import common_pb2
 from services.common.sifat import SIFA_LEVELS
 from services.gateway.reference import moshaf as moshaf_mod
 from services.gateway.reference import quran
+from services.gateway.reference.rule_spans import rule_span
 from services.gateway.reference.targets import TargetSpec
 
 _SPACE = alphabet.uthmani.space
@@ -137,6 +138,8 @@ def build_reference(target: TargetSpec, moshaf_values: dict[str, Any]) -> common
     rules: list[common_pb2.ReferenceRule] = []
     for char_index, mapping in enumerate(output.mappings):
         for rule in mapping.tajweed_rules or ():
+            # The mapped span is the character's; the rule's own symbols are what clients mark.
+            start, end = rule_span(type(rule).__name__, rule.tag or "", mapping.pos[0], mapping.pos[1], phonemes)
             rules.append(
                 common_pb2.ReferenceRule(
                     rule=type(rule).__name__,
@@ -145,8 +148,8 @@ def build_reference(target: TargetSpec, moshaf_values: dict[str, Any]) -> common
                     golden_len=int(rule.golden_len or 0),
                     tag=rule.tag or "",
                     correctness_type=rule.correctness_type,
-                    phoneme_start=mapping.pos[0],
-                    phoneme_end=mapping.pos[1],
+                    phoneme_start=start,
+                    phoneme_end=end,
                     uthmani_span=common_pb2.TextSpan(start=char_index, end=char_index + 1),
                     word_index=char_to_word[char_index],
                 )

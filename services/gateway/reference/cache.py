@@ -5,7 +5,9 @@ appended for any other reading, e.g. ``muaalem-model-v3_2@1a2b3c4d:8:75`` or
 ``muaalem-model-v3_2@1a2b3c4d:8:75:w17+9:m3f2a09c1d4e7``. Keys never contain braces: Redis
 Cluster would read ``{...}`` as a hash tag and pile every reference onto one slot.
 
-Value: ``MQR`` + one format-version byte + zlib(serialized ``common_pb2.Reference``). A value
+Value: ``MQR`` + one format-version byte + zlib(serialized ``common_pb2.Reference``), or in
+format 2 zlib(serialized ``prosody_pb2.ReferenceEntry``: the reference with the reference
+recitations' analyses, see recitation_entry.py), read here as its reference. A value
 with another magic or version, or one that fails to decompress or parse, is rejected (and the
 caller recomputes and overwrites it); never pickle, so a value written by anyone is only data.
 zlib shrinks a reference about 6x (the sifat labels repeat) for ~0.1 ms either way.
@@ -46,7 +48,12 @@ from services.gateway.reference.targets import TargetSpec
 T = TypeVar("T")
 
 MAGIC = b"MQR"
-FORMAT_VERSION = 1
+# 3: a text reference alone; 4: a ReferenceEntry (the text reference with the analyses of its
+# reference recitations, recitation_entry.py). Values of formats 1 and 2 carried the
+# phonetizer's character spans as rule ranges (before reference/rule_spans.py) and are rebuilt,
+# not served.
+FORMAT_VERSION = 3
+ENTRY_FORMAT_VERSION = 4
 _HEADER = MAGIC + bytes([FORMAT_VERSION])
 # The largest reference (an ayah range of 300 ayahs) serializes to a few MB; anything bigger
 # is not a reference, and bounding it keeps a corrupt value from inflating without limit.
@@ -88,9 +95,9 @@ def decode_payload(raw: bytes) -> bytes:
     """A stored value's serialized Reference, checked and decompressed (not yet parsed)."""
     if raw[: len(MAGIC)] != MAGIC:
         raise InvalidValue("not a reference value (magic bytes differ)")
-    if len(raw) < len(_HEADER) or raw[len(MAGIC)] != FORMAT_VERSION:
-        version = raw[len(MAGIC)] if len(raw) > len(MAGIC) else None
-        raise InvalidValue(f"reference value format {version} is not {FORMAT_VERSION}")
+    version = raw[len(MAGIC)] if len(raw) > len(MAGIC) else None
+    if version not in (FORMAT_VERSION, ENTRY_FORMAT_VERSION):
+        raise InvalidValue(f"reference value format {version} is not {FORMAT_VERSION} or {ENTRY_FORMAT_VERSION}")
     inflater = zlib.decompressobj()
     try:
         payload = inflater.decompress(raw[len(_HEADER) :], _MAX_DECODED_BYTES)
@@ -98,6 +105,13 @@ def decode_payload(raw: bytes) -> bytes:
         raise InvalidValue(f"reference value does not decompress: {exc}") from exc
     if inflater.unconsumed_tail or not inflater.eof:
         raise InvalidValue("reference value is truncated or larger than any reference")
+    if version == ENTRY_FORMAT_VERSION:
+        from services.common.pb import prosody_pb2
+
+        try:
+            return prosody_pb2.ReferenceEntry.FromString(payload).reference.SerializeToString()
+        except DecodeError as exc:
+            raise InvalidValue(f"reference entry does not parse: {exc}") from exc
     return payload
 
 

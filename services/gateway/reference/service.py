@@ -19,6 +19,7 @@ from typing import Any
 
 import redis.asyncio as redis_async
 
+from services.common import tracing
 from services.common.pb import common_pb2
 from services.gateway.reference import builder, metrics, quran, targets
 from services.gateway.reference import moshaf as moshaf_mod
@@ -55,6 +56,7 @@ class _Outcome:
     payload: bytes  # the serialized Reference: each caller parses its own copy
     cache_hit: bool
     build_ms: float
+    store: str = "none"  # the store that answered or was written: redis, memory, fallback, none
 
 
 class ReferenceService:
@@ -110,15 +112,25 @@ class ReferenceService:
         spec = targets.target_from_proto(target if target is not None else common_pb2.Target())
         values = moshaf_mod.to_dict(moshaf)
         key = cache_key(model_version, spec, values)
-        flight = self._inflight.get(key)
-        if flight is None:
-            flight = asyncio.ensure_future(self._lookup(key, spec, values))
-            self._inflight[key] = flight
-            flight.add_done_callback(lambda done: self._landed(key, done))
-        else:
-            metrics.COALESCED.inc()
-        # Shielded: a caller that gives up must not cancel the flight the others wait on.
-        outcome = await asyncio.shield(flight)
+        with tracing.span("reference lookup", target=spec.key()) as span:
+            flight = self._inflight.get(key)
+            coalesced = flight is not None
+            if flight is None:
+                flight = asyncio.ensure_future(self._lookup(key, spec, values))
+                self._inflight[key] = flight
+                flight.add_done_callback(lambda done: self._landed(key, done))
+            else:
+                metrics.COALESCED.inc()
+            # Shielded: a caller that gives up must not cancel the flight the others wait on.
+            outcome = await asyncio.shield(flight)
+            span.set_attributes(
+                {
+                    tracing.CACHE_HIT: outcome.cache_hit,
+                    tracing.CACHE_STORE: outcome.store,
+                    "muaalem.reference.coalesced": coalesced,
+                    "muaalem.reference.build_ms": round(outcome.build_ms, 3),
+                }
+            )
         return ReferenceResult(
             reference=common_pb2.Reference.FromString(outcome.payload),
             cache_hit=outcome.cache_hit,
@@ -151,7 +163,7 @@ class ReferenceService:
             payload = self._readable(raw, key, spec, values, store_name)
             if payload is not None:
                 metrics.LOOKUPS.labels(store_name, "hit").inc()
-                return _Outcome(payload, cache_hit=True, build_ms=0.0)
+                return _Outcome(payload, cache_hit=True, build_ms=0.0, store=store_name)
         metrics.LOOKUPS.labels(store_name, "miss").inc()
 
         started = time.perf_counter()
@@ -169,7 +181,7 @@ class ReferenceService:
                 log.debug("reference cache write failed open: %s", exc)
                 if self.fallback is not None:
                     await self.fallback.set(key, value, self.ttl_s)
-        return _Outcome(payload, cache_hit=False, build_ms=build_s * 1000)
+        return _Outcome(payload, cache_hit=False, build_ms=build_s * 1000, store=store_name)
 
     @staticmethod
     def _readable(

@@ -1,0 +1,44 @@
+"""Prometheus metrics of the gateway's answers (one registry per process).
+
+The alerts in deploy/k8s/monitoring/ read these: the share of degraded answers, and the live
+sessions (`muaalem_live_sessions_active`, `muaalem_live_sessions_rejected_total{reason}`),
+which the streaming RPC GatewayService.AssessLive feeds.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+ASSESSMENTS = Counter(
+    "muaalem_assessments_total",
+    "Assessments answered, by outcome: complete (every stage answered) or degraded (a partial answer).",
+    ["outcome"],
+)
+DEGRADED_STAGES = Counter(
+    "muaalem_assessment_degraded_stages_total",
+    "Stages missing from an answer (unavailable, late or failed), by stage.",
+    ["stage"],
+)
+LIVE_SESSIONS_ACTIVE = Gauge(
+    "muaalem_live_sessions_active",
+    "Live assessment sessions (GatewayService.AssessLive streams) open now.",
+)
+# Reasons of a refused or server-ended live session. The alert MuaalemLiveSessionsRejected counts
+# the mesh's own (capacity, draining, unavailable, internal), not the caller's (invalid,
+# unauthenticated).
+LIVE_REJECT_REASONS = ("capacity", "draining", "unavailable", "internal", "invalid", "unauthenticated")
+LIVE_SESSIONS_REJECTED = Counter(
+    "muaalem_live_sessions_rejected_total",
+    "Live sessions refused or ended by the server, by reason: capacity (the gateway's session limit), "
+    "draining (shutting down), unavailable (a stage), internal, invalid (bad first message), unauthenticated.",
+    ["reason"],
+)
+
+for _outcome in ("complete", "degraded"):
+    ASSESSMENTS.labels(_outcome)
+
+
+def record_assessment(degraded: list[str]) -> None:
+    ASSESSMENTS.labels("degraded" if degraded else "complete").inc()
+    for stage in degraded:
+        DEGRADED_STAGES.labels(stage).inc()
