@@ -12,7 +12,9 @@ graph and the compile options): a restart reads the blob instead of compiling ag
 
 Shapes stay dynamic by default; `bucket_frames` > 0 pads the frame axis of every batch up to a
 multiple of it (the padding is masked, so outputs are unchanged), which bounds the number of
-distinct shapes the plugin sees. The benchmark measures both.
+distinct shapes the plugin sees. bench/openvino_shapes.py measures both: on the full-size model
+in bfloat16, five clips of 3-8 s each met once, dynamic shapes took 2420 ms per clip (p50)
+against 2971 ms with 64-frame buckets (2 shared cores, under load), so dynamic is the default.
 """
 
 from __future__ import annotations
