@@ -11,7 +11,12 @@ fallback: MUAALEM_ASR_BACKEND, MUAALEM_ASR_PRECISION and MUAALEM_ASR_ONNX_PATH.
 
 from __future__ import annotations
 
+import gc
+import os
+import tempfile
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from rapidfuzz.distance import Levenshtein
@@ -31,16 +36,51 @@ class OptionResult:
     model_ms: dict[float, list[float]] = field(default_factory=dict)
     total_ms: dict[float, list[float]] = field(default_factory=dict)
     last: dict[float, Transcription] = field(default_factory=dict)
+    # Seconds from AsrEngine() to SERVING: (no compiled-model cache, with it); the second is
+    # None for backends without one.
+    start_s: tuple[float, float | None] = (0.0, None)
+    # Resident memory the option added to the process when it loaded (MB).
+    rss_mb: float = 0.0
 
 
-def engine_env(ctx: Context, backend: Backend) -> dict[str, str]:
+def engine_env(ctx: Context, backend: Backend, cache_dir: Path | None = None) -> dict[str, str]:
     return {
         "MUAALEM_ASR_MODEL": str(ctx.assets.checkpoint),
         "MUAALEM_SEGMENTER_MODEL": "",
         "MUAALEM_ASR_DEVICE": "cpu",
         "MUAALEM_ASR_MAX_BATCH_SIZE": "1",
+        **({"MUAALEM_CACHE_DIR": str(cache_dir)} if cache_dir is not None else {}),
         **backend.env(ctx.assets),
     }
+
+
+def rss_mb() -> float:
+    """This process's resident memory now (Linux)."""
+    with open("/proc/self/statm", encoding="ascii") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+async def start_engine(ctx: Context, backend: Backend, result: OptionResult) -> AsrEngine:
+    """The option's engine; an OpenVINO one is started twice, with an empty compiled-model
+    cache and then with the blob the first start wrote, to measure what the cache saves."""
+    cold: float | None = None
+    cache = Path(tempfile.mkdtemp(prefix="bench-ov-")) if backend.backend == "openvino" else None
+    if cache is not None:
+        began = time.perf_counter()
+        first = AsrEngine(AsrConfig.from_env(engine_env(ctx, backend, cache)))
+        await first.start()
+        cold = time.perf_counter() - began
+        await first.close()
+        del first
+        gc.collect()
+    before = rss_mb()
+    began = time.perf_counter()
+    engine = AsrEngine(AsrConfig.from_env(engine_env(ctx, backend, cache)))
+    await engine.start()
+    warm = time.perf_counter() - began
+    result.start_s = (cold, warm) if cold is not None else (warm, None)
+    result.rss_mb = rss_mb() - before
+    return engine
 
 
 def agreement(candidate: Transcription, reference: Transcription) -> tuple[float, float, float]:
@@ -58,9 +98,7 @@ async def measure(ctx: Context, backends: list[Backend], clips: list[Clip]) -> d
     results = {b.key: OptionResult() for b in backends}
     try:
         for backend in backends:
-            engine = AsrEngine(AsrConfig.from_env(engine_env(ctx, backend)))
-            await engine.start()
-            engines[backend.key] = engine
+            engines[backend.key] = await start_engine(ctx, backend, results[backend.key])
             log(f"cpu-options: {backend.key} loaded")
         for clip in clips:
             for engine in engines.values():
@@ -98,12 +136,15 @@ def render(backends: list[Backend], clips: list[Clip], results: dict[str, Option
                     f"{100 * same:.2f} %",
                     f"{diff:.2e}",
                     "identical" if distance == 0 else f"{distance:.3f}",
+                    f"{result.rss_mb:.0f}",
+                    _start(result.start_s),
                 ]
             )
     config = [
         f"- {b.label}: `MUAALEM_ASR_BACKEND={b.backend}`, `MUAALEM_ASR_PRECISION={b.precision}`"
-        + (f", `MUAALEM_ASR_ONNX_PATH` = `muaalem export-onnx CKPT OUT.onnx{' --int8' if b.graph == 'int8' else ''}`"
-           if b.backend == "onnxruntime" else "")
+        + (f", `MUAALEM_ASR_ONNX_PATH` = `muaalem export-onnx CKPT OUT.onnx{_FLAGS[b.graph]}`" if b.runs_graph else "")
+        + (f" (serving: {results[b.key].last[clips[0].seconds].model_version.precision_reason})"
+           if b.precision == "auto" and clips else "")
         for b in backends
     ]
     return [
@@ -124,6 +165,8 @@ def render(backends: list[Backend], clips: list[Clip], results: dict[str, Option
                 "frame argmax agreement",
                 "max abs log-prob diff",
                 "decode edit distance",
+                "RSS added at load (MB)",
+                "start-up s (no cache / cached)",
             ],
             rows,
         ),
@@ -136,7 +179,20 @@ def render(backends: list[Backend], clips: list[Clip], results: dict[str, Option
         "services/asr/modeling.py): the BLAS torch links, MKL, takes its AVX2 path on CPUs that are "
         "not Intel's, which halved the matrix products' rate on this AMD EPYC. Same float32 "
         "arithmetic, another summation order.",
+        "",
+        "RSS added at load: the process's resident memory after the option's engine started minus "
+        "before (options share one process, so this is each one's own weights and buffers, not a "
+        "process peak). Start-up: AsrEngine() to SERVING; for OpenVINO first with an empty "
+        "compiled-model cache (MUAALEM_CACHE_DIR/openvino), then again reading the blob it wrote.",
     ]
+
+
+_FLAGS = {"fp32": "", "int8": " --int8", "int8-static": " --int8-static tests/data/audio/*.wav"}
+
+
+def _start(start_s: tuple[float, float | None]) -> str:
+    cold, warm = start_s
+    return f"{cold:.1f}" if warm is None else f"{cold:.1f} / {warm:.1f}"
 
 
 async def run(ctx: Context) -> list[Section]:
@@ -146,4 +202,8 @@ async def run(ctx: Context) -> list[Section]:
     results = await measure(ctx, backends, clips)
     provenance.finish()
     lines = render(backends, clips, results, ctx.runs)
-    return [Section("cpu-options", "CPU options: ONNX Runtime and INT8 against torch fp32", lines, provenance)]
+    return [
+        Section(
+            "cpu-options", "CPU options: ONNX Runtime, OpenVINO, bf16 and INT8 against torch fp32", lines, provenance
+        )
+    ]

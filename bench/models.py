@@ -23,14 +23,33 @@ class Backend:
     label: str
     backend: str
     precision: str
-    # "fp32" or "int8": which exported graph an onnxruntime option runs.
+    # "fp32", "int8" (dynamic) or "int8-static": which exported graph a graph backend runs.
     graph: str = ""
+
+    @property
+    def runs_graph(self) -> bool:
+        return self.backend in GRAPH_BACKENDS
+
+    @property
+    def int8(self) -> bool:
+        return self.precision == "int8" or self.graph in ("int8", "int8-static")
 
     def env(self, assets: Assets) -> dict[str, str]:
         env = {"MUAALEM_ASR_BACKEND": self.backend, "MUAALEM_ASR_PRECISION": self.precision}
-        if self.backend == "onnxruntime":
+        if self.runs_graph:
             env["MUAALEM_ASR_ONNX_PATH"] = str(assets.onnx[self.graph])
         return env
+
+
+GRAPH_BACKENDS = ("onnxruntime", "openvino")
+CALIBRATION = sorted(str(p) for p in (ROOT / "tests/data/audio").glob("*.wav"))
+# Graph suffix and `muaalem export-onnx` flags of each exported graph.
+GRAPHS: dict[str, tuple[str, list[str]]] = {
+    "fp32": ("", []),
+    "int8": ("-int8", ["--int8"]),
+    # Static int8 calibrated on the repository's recitations.
+    "int8-static": ("-int8-static", ["--int8-static", *CALIBRATION]),
+}
 
 
 BACKENDS: dict[str, Backend] = {
@@ -40,9 +59,15 @@ BACKENDS: dict[str, Backend] = {
         Backend("torch-int8", "torch int8 (dynamic quantization)", "torch", "int8"),
         Backend("onnx-fp32", "ONNX Runtime fp32", "onnxruntime", "auto", "fp32"),
         Backend("onnx-int8", "ONNX Runtime int8 (dynamic quantization)", "onnxruntime", "auto", "int8"),
+        Backend("onnx-int8-static", "ONNX Runtime int8 (static, calibrated)", "onnxruntime", "auto", "int8-static"),
         Backend("torch-bf16", "torch bf16", "torch", "bfloat16"),
-        # The service's default: float16 on CUDA, float32 on CPU.
+        Backend("ov-fp32", "OpenVINO fp32", "openvino", "float32", "fp32"),
+        Backend("ov-bf16", "OpenVINO bf16", "openvino", "bfloat16", "fp32"),
+        Backend("ov-int8", "OpenVINO int8 (dynamic-quantized graph)", "openvino", "auto", "int8"),
+        Backend("ov-int8-static", "OpenVINO int8 (static, calibrated)", "openvino", "auto", "int8-static"),
+        # The service's default precision: float16 on CUDA; on a CPU bfloat16 where it is native.
         Backend("torch", "torch (precision auto)", "torch", "auto"),
+        Backend("ov-auto", "OpenVINO (precision auto)", "openvino", "auto", "fp32"),
     )
 }
 
@@ -76,8 +101,9 @@ def prepare(checkpoint: str | None, size: str, cache_dir: Path, needed: list[Bac
     """The checkpoint (written when it is a dev one not made yet) and the ONNX graphs `needed`
     (exported when missing: minutes and several GB of memory for the full-size model)."""
     from services.asr.checkpoint import resolve_checkpoint
-    from services.asr.engine import ensure_dev_checkpoint
-    from services.asr.modeling import EncoderConfig, count_parameters
+    from services.asr.loading import ensure_dev_checkpoint
+    from services.asr.modeling import EncoderConfig
+    from services.asr.weights import count_parameters
 
     if checkpoint:
         files = resolve_checkpoint(checkpoint, "multi_level_ctc")
@@ -95,14 +121,14 @@ def prepare(checkpoint: str | None, size: str, cache_dir: Path, needed: list[Bac
         parameters=count_parameters(EncoderConfig.from_config(files.config), sizes),
     )
     stem = files.directory.name
-    for graph in sorted({b.graph for b in needed if b.backend == "onnxruntime"}):
-        suffix = "-int8" if graph == "int8" else ""
+    for graph in sorted({b.graph for b in needed if b.runs_graph}):
+        suffix, flags = GRAPHS[graph]
         out = cache_dir / "onnx" / assets.digest / f"{stem}{suffix}.onnx"
         if not out.is_file():
             log(f"exporting {out} (once per checkpoint)")
             started = time.monotonic()
             command = [sys.executable, "-m", "services.cli", "export-onnx", str(files.directory), str(out)]
-            subprocess.run(command + (["--int8"] if graph == "int8" else []), check=True, cwd=ROOT)
+            subprocess.run(command + flags, check=True, cwd=ROOT)
             log(f"exported {out.name} in {time.monotonic() - started:.0f} s")
         assets.onnx[graph] = out
     return assets

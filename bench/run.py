@@ -78,7 +78,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--latency-backends", default="onnx-fp32,torch-fp32", help=f"CPU options of the latency section ({keys})")
     add(
         "--peer-backends",
-        default="torch-fp32,onnx-fp32,torch-bf16,onnx-int8,torch-int8",
+        default="torch-fp32,onnx-fp32,torch-bf16,ov-bf16,onnx-int8,torch-int8,ov-int8-static",
         help="our options beside the peer",
     )
     add("--peer-durations", default="15", help="clip lengths (s) of the peer comparison")
@@ -88,7 +88,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--concurrency", default="1,4,16", help="concurrent clients of the throughput section")
     add("--requests", type=int, default=32, help="assessments per throughput row (at least one per client)")
     add("--max-batch-size", type=int, default=16, help="the asr's max batch when batching is on")
-    add("--cpu-backends", default="torch-fp32,onnx-fp32,torch-bf16,torch-int8,onnx-int8",
+    add("--cpu-backends",
+        default="torch-fp32,onnx-fp32,torch-bf16,ov-fp32,ov-bf16,torch-int8,onnx-int8,onnx-int8-static,"
+        "ov-int8,ov-int8-static",
         help="CPU options compared (the first is the reference)")
     add("--gpu-precision", default="auto", help="precision of the gpu section (auto: float16)")
     add("--gpu-batch-sizes", default="1,4,16,32", help="batch sizes of the VRAM table")

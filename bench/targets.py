@@ -21,10 +21,11 @@ def _verdict(ok: bool | None) -> str:
 
 
 def _fp32_identical(peer: PeerResult, key: str) -> bool:
-    """A float32 option (bfloat16 and int8 move the log-probs, whatever a short decode shows)
-    whose decode equals the author's float32 decode (and our torch fp32 one, when measured)."""
+    """An option that is not int8 (bfloat16 included, as the target asks for a decode identical
+    to float32, not float32 itself) whose decode equals the author's float32 decode (and our
+    torch fp32 one, when measured)."""
     backend = next(b for b in peer.backends if b.key == key)
-    if backend.precision not in ("float32", "auto") or backend.graph == "int8":
+    if backend.int8:
         return False
     references = ["float32"] + (["torch-fp32"] if "torch-fp32" in peer.clips[TARGET_S].decode else [])
     distances = [peer.agreement(TARGET_S, key, ref) for ref in references]
@@ -42,7 +43,7 @@ def _peer_rows(peer: PeerResult | None) -> tuple[list[list[str]], str | None]:
         ], None
     peer_ms = p50(peer.clips[TARGET_S].peer_ms["default"])
     exact = [b.key for b in peer.backends if _fp32_identical(peer, b.key)]
-    int8 = [b.key for b in peer.backends if b.precision == "int8" or b.graph == "int8"]
+    int8 = [b.key for b in peer.backends if b.int8]
     labels = {b.key: b.label for b in peer.backends}
     rows = []
     best_exact = min(exact, key=lambda k: peer.ratio(TARGET_S, k), default=None)

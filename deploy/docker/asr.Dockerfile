@@ -9,6 +9,10 @@
 # (NVIDIA_VISIBLE_DEVICES, NVIDIA_DRIVER_CAPABILITIES, NVIDIA_REQUIRE_CUDA, which refuses a too
 # old driver at start) without the `runtime` flavour's second ~3 GB copy of those libraries.
 # GPU nodes need an NVIDIA driver >= 580 (CUDA 13) and a GPU of compute capability 7.5 or newer.
+#
+# MUAALEM_ASR_BACKEND=auto: torch on a GPU; on a CPU the fastest option measured, OpenVINO (the
+# checkpoint exported to ONNX into MUAALEM_CACHE_DIR on the first start, compiled, the compiled
+# model cached beside it), at MUAALEM_ASR_PRECISION=auto (bfloat16 where the CPU has it natively).
 
 FROM nvidia/cuda:13.0.0-base-ubuntu24.04 AS deps
 ARG DEBIAN_FRONTEND=noninteractive
@@ -55,6 +59,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     MUAALEM_LOG_FORMAT=json \
     MUAALEM_ASR_HOST=0.0.0.0 \
+    MUAALEM_ASR_BACKEND=auto \
     HF_HOME=/home/muaalem/.cache/huggingface
 USER 10001:10001
 WORKDIR /home/muaalem

@@ -14,13 +14,26 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from .decode import LOG_PROB_FLOOR
 
+if TYPE_CHECKING:
+    from torch import Tensor
+
+_Frames = TypeVar("_Frames", int, "Tensor")
+
 SAMPLE_RATE = 16_000
+
+
+def strided_frames(frames: _Frames, kernel: int, stride: int, padding: int) -> _Frames:
+    """Frames a strided convolution leaves of `frames` (an int or a tensor of lengths): the one
+    place the adapter's length arithmetic is written (the model's masks and extents, and the
+    output-frame counts here, all call it)."""
+    return (frames + 2 * padding - kernel) // stride + 1
 
 
 @dataclass(frozen=True)
@@ -29,7 +42,8 @@ class FrameGeometry:
 
     SeamlessM4TFeatureExtractor: 25 ms windows (400 samples) every 10 ms (160), no centring,
     then `stride` consecutive frames stacked into one (the remainder dropped). The adapter:
-    `adapter_layers` convolutions of kernel 3, padding 1, stride `adapter_stride`.
+    `adapter_layers` convolutions of kernel `adapter_kernel`, padding stride // 2, stride
+    `adapter_stride`.
     """
 
     feature_window: int = 400
@@ -37,6 +51,7 @@ class FrameGeometry:
     feature_stride: int = 2
     adapter_stride: int = 2
     adapter_layers: int = 1
+    adapter_kernel: int = 3
 
     @property
     def feature_frame_samples(self) -> int:
@@ -69,7 +84,7 @@ class FrameGeometry:
     def output_frames_from_features(self, feature_frames: int) -> int:
         frames = feature_frames
         for _ in range(self.adapter_layers):
-            frames = 0 if frames <= 0 else (frames - 1) // self.adapter_stride + 1
+            frames = max(0, strided_frames(frames, self.adapter_kernel, self.adapter_stride, self.adapter_stride // 2))
         return frames
 
     def output_frames(self, num_samples: int) -> int:

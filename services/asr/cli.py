@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,12 +26,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     export = subparsers.add_parser(
         "export-onnx",
-        help="export a multi_level_ctc checkpoint to ONNX (for MUAALEM_ASR_BACKEND=onnxruntime)",
+        help="export a multi_level_ctc checkpoint to ONNX (for MUAALEM_ASR_BACKEND=onnxruntime or openvino)",
     )
     export.add_argument("checkpoint", help="checkpoint directory or hub id")
     export.add_argument("output", help="the .onnx file to write")
     export.add_argument("--int8", action="store_true",
                         help="also quantize the weights to int8 (dynamic quantization)")
+    export.add_argument("--int8-static", nargs="+", metavar="AUDIO", default=(),
+                        help="static int8 (weights and activations) calibrated on these recordings "
+                             "(e.g. tests/data/audio/*.wav)")
     export.add_argument("--opset", type=int, default=18)
     export.set_defaults(handler=_export_onnx)
 
@@ -53,7 +57,9 @@ def _export_onnx(args: argparse.Namespace) -> int:
 
     try:
         files = resolve_checkpoint(args.checkpoint)
-        path = export_onnx(files, args.output, int8=args.int8, opset=args.opset)
+        path = export_onnx(
+            files, args.output, int8=args.int8, opset=args.opset, calibration=[Path(a) for a in args.int8_static]
+        )
     except MeshError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1

@@ -40,7 +40,8 @@ DEV_FALLBACK = setting(
 CACHE_DIR = setting(
     "MUAALEM_CACHE_DIR",
     "",
-    "Where development checkpoints are written and reused (default ~/.cache/muaalem).",
+    "Where development checkpoints, the openvino backend's ONNX export and its compiled model are "
+    "written and reused (default ~/.cache/muaalem).",
     group=_GROUP,
 )
 DEVICE = setting(
@@ -54,23 +55,36 @@ DEVICE = setting(
 PRECISION = setting(
     "MUAALEM_ASR_PRECISION",
     "auto",
-    "`auto` (float16 on CUDA, float32 on CPU, where bfloat16 measured ~1.7x slower), "
-    "`float32`, `bfloat16`, `float16` or `int8` (dynamic quantisation, CPU).",
+    "`auto` chooses by the hardware and logs why: float16 on CUDA; bfloat16 on a CPU with native "
+    "bfloat16 (avx512_bf16 or AMX), float32 on other CPUs. Or `float32`, `bfloat16`, `float16` "
+    "(CUDA) or `int8` (torch: dynamic quantisation on CPU; a graph backend: the graph's int8).",
     group=_GROUP,
     choices=("auto", "float32", "bfloat16", "float16", "int8"),
 )
 BACKEND = setting(
     "MUAALEM_ASR_BACKEND",
     "torch",
-    "`torch`, or `onnxruntime` (runs MUAALEM_ASR_ONNX_PATH; made by `muaalem export-onnx`).",
+    "`torch`; `onnxruntime` (runs MUAALEM_ASR_ONNX_PATH, made by `muaalem export-onnx`); or "
+    "`openvino` (CPU: runs that graph compiled by OpenVINO, the compiled model cached in "
+    "MUAALEM_CACHE_DIR; with no MUAALEM_ASR_ONNX_PATH the checkpoint is exported there once); "
+    "or `auto`: openvino when the model runs on the CPU, torch on CUDA (the images' default).",
     group=_GROUP,
-    choices=("torch", "onnxruntime"),
+    choices=("torch", "onnxruntime", "openvino", "auto"),
 )
 ONNX_PATH = setting(
     "MUAALEM_ASR_ONNX_PATH",
     "",
-    "The exported .onnx model the onnxruntime backend runs.",
+    "The exported .onnx model the onnxruntime and openvino backends run.",
     group=_GROUP,
+)
+OPENVINO_BUCKET_FRAMES = setting(
+    "MUAALEM_ASR_OPENVINO_BUCKET_FRAMES",
+    0,
+    "openvino backend: pad each batch's feature frames up to a multiple of this (masked, outputs "
+    "unchanged) so the plugin sees few distinct shapes; 0 (default) keeps shapes fully dynamic, "
+    "which measured faster (bench/openvino_shapes.py).",
+    group=_GROUP,
+    ge=0,
 )
 MAX_BATCH_SIZE = setting(
     "MUAALEM_ASR_MAX_BATCH_SIZE",
@@ -134,7 +148,7 @@ SEGMENTER_BATCH_SIZE = setting(
 TORCH_THREADS = setting(
     "MUAALEM_ASR_TORCH_THREADS",
     0,
-    "torch (and ONNX Runtime) intra-op threads on CPU (0 keeps the default: one per core).",
+    "torch (and ONNX Runtime, OpenVINO) intra-op threads on CPU (0 keeps the default: one per core).",
     group=_GROUP,
     ge=0,
 )
@@ -154,6 +168,7 @@ class AsrConfig:
     precision: str
     backend: str
     onnx_path: str
+    openvino_bucket_frames: int
     max_batch_size: int
     max_queue_delay_s: float
     max_queue_size: int
@@ -179,6 +194,7 @@ class AsrConfig:
             precision=PRECISION.get(environ),
             backend=BACKEND.get(environ),
             onnx_path=ONNX_PATH.get(environ).strip(),
+            openvino_bucket_frames=OPENVINO_BUCKET_FRAMES.get(environ),
             max_batch_size=MAX_BATCH_SIZE.get(environ),
             max_queue_delay_s=MAX_QUEUE_DELAY_MS.get(environ) / 1000.0,
             max_queue_size=MAX_QUEUE_SIZE.get(environ),
@@ -199,6 +215,8 @@ class AsrConfig:
         Each variable's own range was checked when it was read (see the declarations above)."""
         if self.backend == "onnxruntime" and not self.onnx_path:
             raise ConfigError("MUAALEM_ASR_BACKEND=onnxruntime needs MUAALEM_ASR_ONNX_PATH")
+        if self.backend == "openvino" and self.device.startswith("cuda"):
+            raise ConfigError("MUAALEM_ASR_BACKEND=openvino runs on the CPU; set MUAALEM_ASR_DEVICE=cpu or auto")
         if self.window_overlap_s > self.window_s / 4:
             raise ConfigError(
                 f"MUAALEM_ASR_WINDOW_OVERLAP_S={self.window_overlap_s}: must be within 0..MUAALEM_ASR_WINDOW_S/4"

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from services.asr.decode import LOG_PROB_FLOOR, DecodeReference, DecodeResult
-from services.asr.engine import (
+from services.asr.results import (
     ModelInfo,
     ModelVersion,
     SegmentResult,
@@ -59,6 +59,7 @@ def model_version(version: ModelVersion | None) -> common_pb2.ModelVersion:
         dev_weights=version.dev_weights,
         backend=version.backend,
         precision=version.precision,
+        precision_reason=version.precision_reason,
         device=version.device,
     )
 

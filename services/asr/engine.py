@@ -13,16 +13,13 @@ stitching by frame, greedy decode (off the event loop).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-import os
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -31,234 +28,38 @@ from services.asr import chunking, metrics
 from services.asr.batching import DynamicBatcher
 from services.asr.config import AsrConfig
 from services.asr.decode import DecodeReference, DecodeResult, greedy_decode
-from services.asr.segmenter import (
-    LABEL_SAMPLES,
-    SAMPLE_RATE,
-    Segmentation,
-    SegmentOptions,
-    chunk_bounds,
-    segmentation_from_labels,
+from services.asr.hardware import choose_precision
+from services.asr.loading import SegmenterParts, geometry_of, load_ctc, load_segmenter, resolve_device, resolve_files
+from services.asr.results import (
+    LogProbs,
+    ModelInfo,
+    ModelVersion,
+    PlanRun,
+    Samples,
+    SegmentResult,
+    TranscribeOptions,
+    Transcription,
 )
+from services.asr.runners import CtcRunner, ModelInput, SegmenterRunner, model_inputs
+from services.asr.segmenter import SAMPLE_RATE, Segmentation, SegmentOptions, chunk_bounds, segmentation_from_labels
 from services.asr.vocab import Vocabulary
 from services.common import tracing
 from services.common.errors import FailedPrecondition, InvalidArgument, Unavailable
 
-if TYPE_CHECKING:  # torch-backed modules are imported when the engine loads, not on import
-    from torch import Tensor
-
-    from services.asr.checkpoint import CheckpointFiles
+if TYPE_CHECKING:
     from services.asr.features import FeatureExtractor
 
 log = logging.getLogger(__name__)
 
-Samples = npt.NDArray[np.float32]
-LogProbs = dict[str, npt.NDArray[np.float32]]
+__all__ = ["AsrEngine", "TranscribeOptions", "Transcription"]
 
 
 @dataclass(frozen=True)
-class ModelVersion:
-    """What produced an output; dev_weights: random development weights (outputs are noise)."""
+class _Segmenter:
+    """The loaded pause segmenter and the batcher that runs it."""
 
-    name: str
-    weights_digest: str
-    dev_weights: bool
-    backend: str
-    precision: str
-    device: str
-
-
-@dataclass(frozen=True)
-class TranscribeOptions:
-    include_log_probs: bool = False
-    # Levels whose log-probs to return; empty: all.
-    levels: tuple[str, ...] = ()
-    force_segmentation: bool = False
-    skip_sifat: bool = False
-    detect_completeness: bool = False
-    # The reference the learner should have recited (its phoneme groups and their sifat): the
-    # sifat decode aligns to it when a level's tokens do not match the decoded groups one to one.
-    reference: DecodeReference | None = None
-
-
-@dataclass(frozen=True)
-class Transcription:
-    decode: DecodeResult
-    # Only the requested levels, and only when include_log_probs was set.
-    log_probs: LogProbs
-    num_frames: int
-    frame_duration_s: float
-    audio_duration_s: float
-    model_version: ModelVersion
-    # (stage, milliseconds) in the order they ran.
-    timings: tuple[tuple[str, float], ...]
-    chunking: str
-    segments: tuple[tuple[float, float], ...]
-    is_complete: bool | None
-    batch_size: int
-    queue_ms: float
-
-
-@dataclass(frozen=True)
-class SegmentResult:
-    segmentation: Segmentation
-    model_version: ModelVersion
-    audio_duration_s: float
-    frame_duration_s: float = LABEL_SAMPLES / SAMPLE_RATE
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    model_version: ModelVersion
-    # level -> labels by id (index 0 the blank); sifat levels in quran-transcript's English names.
-    vocabularies: Mapping[str, tuple[str, ...]]
-    frame_duration_s: float
-    sample_rate_hz: int
-    max_audio_s: float
-    window_s: float
-    window_overlap_s: float
-    segment_above_s: float
-    segmenter_version: ModelVersion | None
-    max_batch_size: int
-    max_queue_delay_ms: float
-    max_queue_size: int
-    parameters: int
-
-
-@dataclass(frozen=True)
-class PlanRun:
-    """How the pieces of one plan ran: stage times (ms) and the batching they met."""
-
-    features_ms: float
-    queue_ms: float
-    model_ms: float
-    batch_size: int
-
-
-def resolve_device(requested: str) -> str:
-    import torch
-
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise FailedPrecondition(f"MUAALEM_ASR_DEVICE={requested} but torch sees no CUDA device")
-    return requested
-
-
-def geometry_of(config: Mapping[str, Any], preprocessor: Mapping[str, Any]) -> chunking.FrameGeometry:
-    """Output-frame arithmetic of a checkpoint, from its config.json and preprocessor config."""
-    adapter = bool(config.get("add_adapter", False))
-    return chunking.FrameGeometry(
-        feature_stride=int(preprocessor.get("stride", 2)),
-        adapter_stride=int(config.get("adapter_stride", 2)),
-        adapter_layers=int(config.get("num_adapter_layers", 1)) if adapter else 0,
-    )
-
-
-@dataclass(frozen=True)
-class ModelInput:
-    """One piece's features as the extractor gives them for that piece alone: (T, 160) and its
-    (T,) mask, which ends with a masked frame when the piece has an odd number of 10 ms frames
-    (the model sees that frame in an unbatched run, so a batch keeps it and tells the model
-    each item's extent)."""
-
-    features: Tensor
-    mask: Tensor
-    valid_frames: int
-
-    @property
-    def frames(self) -> int:
-        return int(self.features.shape[0])
-
-
-def model_inputs(
-    extractor: FeatureExtractor, geometry: chunking.FrameGeometry, waves: Sequence[Samples]
-) -> list[ModelInput]:
-    """Features of each wave as it has them alone. Frame counts come from `geometry` (CPU
-    arithmetic; tests/asr check it against the extractor's mask and input_frames), so nothing
-    is read back from a GPU here."""
-    batch = extractor.extract(waves)
-    inputs = []
-    for row, wave in enumerate(waves):
-        own = geometry.feature_extent(len(wave))
-        inputs.append(
-            ModelInput(
-                features=batch.features[row, :own],
-                mask=batch.attention_mask[row, :own],
-                valid_frames=geometry.feature_frames(len(wave)),
-            )
-        )
-    return inputs
-
-
-def pad_batch(items: Sequence[ModelInput], padding_value: float) -> tuple[Tensor, Tensor]:
-    """(B, T, 160) features padded with the extractor's padding value, and the (B, T) mask."""
-    import torch
-
-    longest = max(item.frames for item in items)
-    first = items[0].features
-    batch = first.new_full((len(items), longest, first.shape[1]), padding_value)
-    mask = torch.zeros((len(items), longest), dtype=items[0].mask.dtype, device=first.device)
-    for row, item in enumerate(items):
-        batch[row, : item.frames] = item.features
-        mask[row, : item.frames] = item.mask
-    return batch, mask
-
-
-class CtcRunner:
-    """The CTC model's batch function (runs in the model worker thread): per-input log-probs,
-    cut to each input's own output frames, as float32 numpy on the CPU."""
-
-    def __init__(self, model: Any, geometry: chunking.FrameGeometry, padding_value: float, device: str) -> None:
-        self.model = model
-        self.geometry = geometry
-        self.padding_value = padding_value
-        self.device = device
-
-    def __call__(self, items: list[ModelInput]) -> list[LogProbs]:
-        import torch
-
-        features, mask = pad_batch(items, self.padding_value)
-        # Each item's own extent: the adapter then reads zeros past it, as when it runs alone.
-        extents = torch.tensor([item.frames for item in items], dtype=torch.int64)
-        with torch.inference_mode():
-            logits = self.model(features, mask, input_frames=extents)
-            per_level = {
-                level: torch.log_softmax(value.float(), dim=-1).cpu().numpy() for level, value in logits.items()
-            }
-        record_gpu_peak(self.device)
-        lengths = [self.geometry.output_frames_from_features(item.valid_frames) for item in items]
-        return [
-            {level: values[row, :length] for level, values in per_level.items()} for row, length in enumerate(lengths)
-        ]
-
-
-class SegmenterRunner:
-    """The segmenter's batch function: frame classifier on features built before queueing,
-    argmax per 20 ms frame, cut to each chunk's valid frames."""
-
-    def __init__(self, classifier: Any, padding_value: float, device: str) -> None:
-        self.classifier = classifier
-        self.padding_value = padding_value
-        self.device = device
-
-    def __call__(self, items: list[ModelInput]) -> list[npt.NDArray[np.int64]]:
-        import torch
-
-        features, mask = pad_batch(items, self.padding_value)
-        with torch.inference_mode():
-            logits = self.classifier(features, mask)
-            labels = logits.argmax(dim=-1).cpu().numpy()
-        record_gpu_peak(self.device)
-        return [labels[row, : item.valid_frames].astype(np.int64) for row, item in enumerate(items)]
-
-
-def record_gpu_peak(device: str) -> None:
-    if not device.startswith("cuda"):
-        return
-    import torch
-
-    metrics.GPU_PEAK_MEMORY.labels(device).set(torch.cuda.max_memory_allocated(device))
-    metrics.GPU_MEMORY_TOTAL.labels(device).set(torch.cuda.get_device_properties(device).total_memory)
+    parts: SegmenterParts
+    batcher: DynamicBatcher[ModelInput, npt.NDArray[np.int64]]
 
 
 @dataclass
@@ -275,12 +76,12 @@ class _Loaded:
     parameters: int
     runner: CtcRunner
     asr: DynamicBatcher[ModelInput, LogProbs]
-    segmenter: DynamicBatcher[ModelInput, npt.NDArray[np.int64]] | None = None
-    segmenter_version: ModelVersion | None = None
-    # The segmenter's feature extractor and frame arithmetic (features are built before queueing).
-    segmenter_extractor: FeatureExtractor | None = None
-    segmenter_geometry: chunking.FrameGeometry | None = None
-    executor: ThreadPoolExecutor | None = field(default=None, repr=False)
+    segmenter: _Segmenter | None
+    executor: ThreadPoolExecutor = field(repr=False)
+
+    @property
+    def segmenter_version(self) -> ModelVersion | None:
+        return self.segmenter.parts.version if self.segmenter is not None else None
 
 
 class AsrEngine:
@@ -316,7 +117,7 @@ class AsrEngine:
         loaded = await asyncio.to_thread(self._load)
         loaded.asr.start()
         if loaded.segmenter is not None:
-            loaded.segmenter.start()
+            loaded.segmenter.batcher.start()
         self._loaded = loaded
         await self._warm_up()
 
@@ -337,9 +138,8 @@ class AsrEngine:
             return
         await loaded.asr.close()
         if loaded.segmenter is not None:
-            await loaded.segmenter.close()
-        if loaded.executor is not None:
-            loaded.executor.shutdown(wait=False, cancel_futures=True)
+            await loaded.segmenter.batcher.close()
+        loaded.executor.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ loading
 
@@ -347,21 +147,27 @@ class AsrEngine:
         import torch
 
         from services.asr.features import FeatureExtractor
-        from services.asr.modeling import EncoderConfig, count_parameters, resolve_precision
+        from services.asr.weights import resolve_precision
 
         cfg = self.config
         if cfg.torch_threads > 0:
             torch.set_num_threads(cfg.torch_threads)
-        device = resolve_device(cfg.device)
+        # OpenVINO serves on the CPU (config refuses it with a CUDA device).
+        device = "cpu" if cfg.backend == "openvino" else resolve_device(cfg.device)
+        if cfg.backend == "auto":
+            cfg = dataclasses.replace(cfg, backend="openvino" if device == "cpu" else "torch")
         started = time.perf_counter()
-        files = self._resolve(cfg.model, "multi_level_ctc")
+        files = resolve_files(cfg, cfg.model, "multi_level_ctc")
         vocabulary = Vocabulary.from_checkpoint(files)
         geometry = geometry_of(files.config, files.preprocessor_config)
-        precision = resolve_precision(cfg.precision, device)
-        model, version = self._load_ctc(files, device, precision)
+        choice = choose_precision(cfg.precision, device)
+        if self.config.backend == "auto":
+            choice = dataclasses.replace(choice, reason=f"backend auto: {cfg.backend} on {device}; {choice.reason}")
+        precision = resolve_precision(choice.precision, device)
+        ctc = load_ctc(cfg, files, device, choice)
         extractor = FeatureExtractor(files.preprocessor_config, device)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asr-model")
-        runner = CtcRunner(model, geometry, extractor.padding_value, device)
+        runner = CtcRunner(ctc.model, geometry, extractor.padding_value, device)
         asr: DynamicBatcher[ModelInput, LogProbs] = DynamicBatcher(
             runner,
             name="asr",
@@ -372,21 +178,34 @@ class AsrEngine:
             bucket_width=max(0, round(cfg.bucket_width_s * SAMPLE_RATE / geometry.feature_frame_samples)),
             executor=executor,
         )
-        sizes = {level: vocabulary.size(level) for level in vocabulary.levels}
+        segmenter = None
+        if cfg.segmenter_model:
+            parts = load_segmenter(cfg, device, precision)
+            segmenter = _Segmenter(
+                parts,
+                DynamicBatcher(
+                    SegmenterRunner(parts.classifier, parts.extractor.padding_value, device),
+                    name="segmenter",
+                    max_batch_size=cfg.segmenter_batch_size,
+                    max_queue_delay_s=cfg.max_queue_delay_s,
+                    max_queue_size=cfg.max_queue_size,
+                    executor=executor,
+                ),
+            )
         loaded = _Loaded(
             device=device,
-            version=version,
+            version=ctc.version,
             vocabulary=vocabulary,
             geometry=geometry,
             extractor=extractor,
-            vocab_sizes=sizes,
-            parameters=count_parameters(EncoderConfig.from_config(files.config), sizes),
+            vocab_sizes={level: vocabulary.size(level) for level in vocabulary.levels},
+            parameters=ctc.parameters,
             runner=runner,
             asr=asr,
+            segmenter=segmenter,
             executor=executor,
         )
-        if cfg.segmenter_model:
-            self._load_segmenter(loaded, precision)
+        version = ctc.version
         log.info(
             "asr model loaded",
             extra={
@@ -396,106 +215,16 @@ class AsrEngine:
                 "backend": version.backend,
                 "precision": version.precision,
                 "device": version.device,
+                "precision_reason": version.precision_reason,
                 "segmenter": loaded.segmenter_version.name if loaded.segmenter_version else None,
                 "load_s": round(time.perf_counter() - started, 2),
             },
         )
+        metrics.MODEL.labels(
+            version.name, version.backend, version.precision, version.device, version.precision_reason
+        ).set(1)
+        metrics.STARTUP_SECONDS.set(time.perf_counter() - started)
         return loaded
-
-    def _load_ctc(self, files: CheckpointFiles, device: str, precision: str) -> tuple[Any, ModelVersion]:
-        cfg = self.config
-        if cfg.backend == "onnxruntime":
-            from services.asr.onnx_backend import OnnxMultiLevelCTC, default_providers
-
-            providers = default_providers() if device.startswith("cuda") else ["CPUExecutionProvider"]
-            onnx = OnnxMultiLevelCTC(Path(cfg.onnx_path).expanduser(), providers, threads=cfg.torch_threads)
-            # The graph carries the digest of the checkpoint it was exported from; serving it with
-            # another checkpoint's vocabulary would decode the wrong labels.
-            if onnx.weights_digest != files.weights_digest:
-                raise FailedPrecondition(
-                    f"MUAALEM_ASR_ONNX_PATH={cfg.onnx_path} was exported from weights {onnx.weights_digest}, but "
-                    f"MUAALEM_ASR_MODEL={cfg.model} has weights {files.weights_digest}; export it again "
-                    "with `muaalem export-onnx`"
-                )
-            version = ModelVersion(
-                name=files.name,
-                weights_digest=files.weights_digest,
-                dev_weights=files.dev_weights or onnx.dev_weights,
-                backend="onnxruntime",
-                precision=onnx.precision,
-                device=str(onnx.device),
-            )
-            return onnx, version
-        from services.asr.modeling import load_multilevel_ctc, use_onednn_linears
-
-        model = load_multilevel_ctc(files, device, precision)
-        if device == "cpu" and precision == "float32":
-            use_onednn_linears(model)
-        version = ModelVersion(
-            name=files.name,
-            weights_digest=files.weights_digest,
-            dev_weights=files.dev_weights,
-            backend="torch",
-            precision=precision,
-            device=str(model.device),
-        )
-        return model, version
-
-    def _load_segmenter(self, loaded: _Loaded, precision: str) -> None:
-        from services.asr.features import FeatureExtractor
-        from services.asr.modeling import load_frame_classifier, use_onednn_linears
-
-        cfg = self.config
-        try:
-            files = self._resolve(cfg.segmenter_model, "frame_classifier")
-        except Unavailable as exc:
-            raise Unavailable(
-                f"{exc.message} Or set MUAALEM_SEGMENTER_MODEL to empty to serve without the segmenter "
-                "(long audio is then cut in fixed windows)."
-            ) from exc
-        classifier = load_frame_classifier(files, loaded.device, precision)
-        if loaded.device == "cpu" and precision == "float32":
-            use_onednn_linears(classifier)
-        extractor = FeatureExtractor(files.preprocessor_config, loaded.device)
-        loaded.segmenter_extractor = extractor
-        loaded.segmenter_geometry = geometry_of(files.config, files.preprocessor_config)
-        loaded.segmenter = DynamicBatcher(
-            SegmenterRunner(classifier, extractor.padding_value, loaded.device),
-            name="segmenter",
-            max_batch_size=cfg.segmenter_batch_size,
-            max_queue_delay_s=cfg.max_queue_delay_s,
-            max_queue_size=cfg.max_queue_size,
-            executor=loaded.executor,
-        )
-        loaded.segmenter_version = ModelVersion(
-            name=files.name,
-            weights_digest=files.weights_digest,
-            dev_weights=files.dev_weights,
-            backend="torch",
-            precision=precision,
-            device=str(classifier.device),
-        )
-
-    def _resolve(self, name: str, kind: str) -> CheckpointFiles:
-        """The configured checkpoint, or (dev fallback on) a random-weight one in the cache."""
-        from services.asr.checkpoint import resolve_checkpoint
-
-        try:
-            return resolve_checkpoint(name, kind)
-        except Unavailable as exc:
-            size = self.config.dev_fallback
-            if not size:
-                raise
-            target = self.config.cache_dir / "dev-checkpoints" / f"{kind}-{size}"
-            log.warning(
-                "SERVING RANDOM DEVELOPMENT WEIGHTS (%s, size %s) at %s: every output is noise and is "
-                "marked dev_weights. Reason: %s",
-                kind,
-                size,
-                target,
-                exc.message,
-            )
-            return resolve_checkpoint(str(ensure_dev_checkpoint(target, kind, size)), kind)
 
     # ------------------------------------------------------------------ serving
 
@@ -567,7 +296,7 @@ class AsrEngine:
         is_complete: bool | None = None
         if state.segmenter is not None and (cut_at_pauses or opts.detect_completeness):
             mark = time.perf_counter()
-            segmentation = await self._segment(state, samples, SegmentOptions())
+            segmentation = await self._segment(state.segmenter, samples, SegmentOptions())
             timings.append(("segmenter", _ms(mark)))
             if opts.detect_completeness:
                 is_complete = segmentation.is_complete
@@ -657,23 +386,22 @@ class AsrEngine:
         opts = options or SegmentOptions()
         opts.validate()
         samples = self.check_samples(samples, max_duration_s)
-        segmentation = await self._segment(state, samples, opts)
-        assert state.segmenter_version is not None
+        segmentation = await self._segment(state.segmenter, samples, opts)
         return SegmentResult(
             segmentation=segmentation,
-            model_version=state.segmenter_version,
+            model_version=state.segmenter.parts.version,
             audio_duration_s=samples.size / SAMPLE_RATE,
         )
 
-    async def _segment(self, state: _Loaded, samples: Samples, options: SegmentOptions) -> Segmentation:
-        assert state.segmenter is not None
-        assert state.segmenter_extractor is not None and state.segmenter_geometry is not None
-        geometry = state.segmenter_geometry
+    @staticmethod
+    async def _segment(segmenter: _Segmenter, samples: Samples, options: SegmentOptions) -> Segmentation:
+        geometry = segmenter.parts.geometry
         # A tail shorter than one 25 ms analysis window has no frame to label.
         bounds = [(s, e) for s, e in chunk_bounds(samples.size) if geometry.feature_frames(e - s) > 0]
         chunks = [samples[s:e] for s, e in bounds]
-        inputs = await asyncio.to_thread(model_inputs, state.segmenter_extractor, geometry, chunks) if chunks else []
-        results = await state.segmenter.infer(inputs)
+        extractor = segmenter.parts.extractor
+        inputs = await asyncio.to_thread(model_inputs, extractor, geometry, chunks) if chunks else []
+        results = await segmenter.batcher.infer(inputs)
         return segmentation_from_labels([r.value for r in results], [s for s, _ in bounds], samples.size, options)
 
     def model_info(self) -> ModelInfo:
@@ -698,33 +426,3 @@ class AsrEngine:
 
 def _ms(since: float) -> float:
     return (time.perf_counter() - since) * 1000.0
-
-
-def ensure_dev_checkpoint(target: Path, kind: str, size: str) -> Path:
-    """Writes a random-weight checkpoint at `target` unless a complete one is there already.
-    Written beside it and renamed into place, so that concurrent starts never read half a file."""
-    from services.asr.checkpoint import resolve_checkpoint
-    from services.asr.devmodel import write_dev_checkpoint, write_dev_segmenter
-
-    damaged = False
-    if target.is_dir():
-        try:
-            if resolve_checkpoint(str(target), kind).dev_weights:
-                return target
-        except Exception as exc:  # a damaged cache entry is rewritten
-            log.warning("rewriting damaged dev checkpoint %s: %s", target, exc)
-        damaged = True
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    writer: Callable[..., Path] = write_dev_checkpoint if kind == "multi_level_ctc" else write_dev_segmenter
-    try:
-        writer(staging, size=size)
-        if damaged:
-            shutil.rmtree(target, ignore_errors=True)
-        os.replace(staging, target)
-    except OSError:
-        if not target.is_dir():
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target

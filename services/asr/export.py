@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,13 @@ from torch import Tensor, nn
 from services.common.errors import FailedPrecondition
 
 from .checkpoint import CheckpointFiles
-from .modeling import MultiLevelCTC, load_multilevel_ctc
+from .modeling import MultiLevelCTC
+from .weights import load_multilevel_ctc
 
 INPUT_NAMES = ("features", "attention_mask", "input_frames")
 METADATA_KEY = "muaalem"
+# The precision a statically quantised graph declares (weights and activations int8).
+STATIC_INT8 = "int8-static"
 # protobuf's hard limit on one message; past it the weights must go to external data.
 _PROTO_LIMIT = 2**31 - 1
 
@@ -48,9 +52,18 @@ class _Exportable(nn.Module):
 
 
 def export_onnx(
-    files: CheckpointFiles, out_path: str | Path, *, int8: bool = False, opset: int = 18
+    files: CheckpointFiles,
+    out_path: str | Path,
+    *,
+    int8: bool = False,
+    opset: int = 18,
+    calibration: Sequence[Path] = (),
 ) -> Path:
-    """Writes the model as ONNX (float32, or int8 weights with dynamic quantization)."""
+    """Writes the model as ONNX: float32; int8 weights with dynamic quantization (`int8`); or,
+    given `calibration` recordings, static int8 (weights and activations, QDQ), the activation
+    ranges measured on those recordings."""
+    if int8 and calibration:
+        raise FailedPrecondition("choose dynamic (--int8) or static (--int8-static AUDIO...) quantization, not both")
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     model = load_multilevel_ctc(files, "cpu", "float32")
@@ -65,17 +78,22 @@ def export_onnx(
         "adapter_stride": model.config.adapter_stride,
         "num_adapter_layers": model.config.num_adapter_layers,
         "parameters": model.num_parameters(),
-        "precision": "int8" if int8 else "float32",
+        "precision": "int8" if int8 else STATIC_INT8 if calibration else "float32",
     }
     large = model.num_parameters() * 4 > _PROTO_LIMIT // 2
-    if not int8:
+    if not int8 and not calibration:
         _export_float32(model, out, opset, large)
         _set_metadata(out, metadata)
         return out
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         float_path = Path(tmp) / "float32.onnx"
         _export_float32(model, float_path, opset, large)
-        _quantize(float_path, out)
+        if calibration:
+            from .calibration import quantize_static_int8
+
+            quantize_static_int8(float_path, out, files, calibration)
+        else:
+            _quantize(float_path, out)
     _set_metadata(out, metadata)
     return out
 
@@ -133,3 +151,18 @@ def _set_metadata(path: Path, metadata: dict[str, Any]) -> None:
     entry = model.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
     onnx.save(model, str(path))
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """What `export_onnx` recorded in a graph (without reading its weights)."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError and others for a file that is not a model
+        raise FailedPrecondition(f"cannot load ONNX model {path}: {exc}") from exc
+    for entry in model.metadata_props:
+        if entry.key == METADATA_KEY:
+            data: dict[str, Any] = json.loads(entry.value)
+            return data
+    raise FailedPrecondition(f"{path} was not written by `muaalem export-onnx` (no '{METADATA_KEY}' metadata)")

@@ -54,3 +54,12 @@ GPU_PEAK_MEMORY = Gauge(
     "torch.cuda.max_memory_allocated since start-up (only set on CUDA).",
     ["device"],
 )
+MODEL = Gauge(
+    "muaalem_asr_model_info",
+    "1 for what serves: checkpoint, backend, precision, device, and why that precision (auto's choice).",
+    ["model", "backend", "precision", "device", "precision_reason"],
+)
+STARTUP_SECONDS = Gauge(
+    "muaalem_asr_startup_seconds",
+    "Model load time at start-up (the openvino backend's compile, or its cached blob's read, included).",
+)

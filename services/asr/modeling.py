@@ -32,98 +32,24 @@ numbers are the reference's.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from services.common.errors import FailedPrecondition
-
-from .checkpoint import CheckpointFiles
+from .chunking import strided_frames
+from .encoder_config import ACTIVATIONS, EncoderConfig
 
 AttentionImpl = Literal["fast", "reference"]
-PRECISIONS = ("auto", "float32", "bfloat16", "float16", "int8")
-
-# Keys a checkpoint may carry that inference never uses (SpecAugment's training-time embedding).
-_IGNORED_KEYS = ("wav2vec2_bert.masked_spec_embed",)
-
-_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
-    "swish": F.silu,
-    "silu": F.silu,
-    "relu": F.relu,
-    "gelu": F.gelu,
-}
-
-
-@dataclass(frozen=True)
-class EncoderConfig:
-    """The architecture facts read from config.json (defaults are Wav2Vec2BertConfig's)."""
-
-    hidden_size: int = 1024
-    num_hidden_layers: int = 24
-    num_attention_heads: int = 16
-    intermediate_size: int = 4096
-    feature_projection_input_dim: int = 160
-    hidden_act: str = "swish"
-    layer_norm_eps: float = 1e-5
-    position_embeddings_type: str | None = "relative_key"
-    left_max_position_embeddings: int = 64
-    right_max_position_embeddings: int = 8
-    conv_depthwise_kernel_size: int = 31
-    add_adapter: bool = False
-    adapter_kernel_size: int = 3
-    adapter_stride: int = 2
-    num_adapter_layers: int = 1
-    adapter_act: str = "relu"
-    output_hidden_size: int = 1024
-    use_intermediate_ffn_before_adapter: bool = False
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> EncoderConfig:
-        defaults = cls()
-        values: dict[str, Any] = {}
-        for name in cls.__dataclass_fields__:
-            values[name] = config.get(name, getattr(defaults, name))
-        if config.get("output_hidden_size") is None:
-            values["output_hidden_size"] = values["hidden_size"]
-        built = cls(**values)
-        built.validate()
-        return built
-
-    def validate(self) -> None:
-        problems = []
-        if self.position_embeddings_type not in ("relative_key", None):
-            problems.append(
-                f"position_embeddings_type {self.position_embeddings_type!r} (only 'relative_key' "
-                "or none is implemented; the Muaalem checkpoints use 'relative_key')"
-            )
-        for name in ("hidden_act", "adapter_act"):
-            if getattr(self, name) not in _ACTIVATIONS:
-                problems.append(f"{name} {getattr(self, name)!r}")
-        if self.hidden_size % self.num_attention_heads or (
-            self.output_hidden_size % self.num_attention_heads
-        ):
-            problems.append("hidden sizes not divisible by num_attention_heads")
-        if self.conv_depthwise_kernel_size % 2 == 0:
-            problems.append("conv_depthwise_kernel_size must be odd")
-        if problems:
-            raise FailedPrecondition("unsupported encoder config: " + "; ".join(problems))
-
-    @property
-    def frame_stride(self) -> int:
-        """Feature frames per output frame."""
-        return self.adapter_stride**self.num_adapter_layers if self.add_adapter else 1
-
 
 class FeedForward(nn.Module):
     def __init__(self, size: int, intermediate: int, act: str) -> None:
         super().__init__()
         self.intermediate_dense = nn.Linear(size, intermediate)
         self.output_dense = nn.Linear(intermediate, size)
-        self.act = _ACTIVATIONS[act]
+        self.act = ACTIVATIONS[act]
 
     def forward(self, x: Tensor) -> Tensor:
         return self.output_dense(self.act(self.intermediate_dense(x)))
@@ -230,7 +156,7 @@ class ConvolutionModule(nn.Module):
         self.depthwise_conv = nn.Conv1d(size, size, kernel, groups=size, bias=False)
         self.depthwise_layer_norm = nn.LayerNorm(size, eps=config.layer_norm_eps)
         self.pointwise_conv2 = nn.Linear(size, size, bias=False)
-        self.act = _ACTIVATIONS[config.hidden_act]
+        self.act = ACTIVATIONS[config.hidden_act]
         self.kernel = kernel
         self.register_load_state_dict_pre_hook(_squeeze_pointwise)
         self.register_state_dict_post_hook(_unsqueeze_pointwise)
@@ -318,8 +244,11 @@ class AdapterLayer(nn.Module):
 
 
 class Adapter(nn.Module):
+    """Optional projection, then the strided adapter layers (each halves the frame rate)."""
+
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
+        self.config = config
         if config.output_hidden_size != config.hidden_size:
             self.proj: nn.Linear | None = nn.Linear(config.hidden_size, config.output_hidden_size)
             self.proj_layer_norm: nn.LayerNorm | None = nn.LayerNorm(
@@ -328,6 +257,30 @@ class Adapter(nn.Module):
         else:
             self.proj = self.proj_layer_norm = None
         self.layers = nn.ModuleList(AdapterLayer(config) for _ in range(config.num_adapter_layers))
+
+    def forward(self, x: Tensor, valid: Tensor | None, input_frames: Tensor | None) -> Tensor:
+        """valid (B, T): the encoder's mask; input_frames (B,): each item's own extent."""
+        if self.proj is not None and self.proj_layer_norm is not None:
+            x = self.proj_layer_norm(self.proj(x))
+        kernel, stride = self.config.adapter_kernel_size, self.config.adapter_stride
+        # The convolutions pad stride // 2 frames; the reference computes the mask's lengths
+        # with kernel // 2 (the same for the kernel 3, stride 2 of every Muaalem checkpoint).
+        conv_padding, mask_padding = stride // 2, kernel // 2
+        lengths = valid.sum(dim=1) if valid is not None else None
+        extent = input_frames.to(x.device) if input_frames is not None else None
+        for layer in self.layers:
+            absent = None
+            if extent is not None:
+                positions = torch.arange(x.shape[1], device=x.device)
+                absent = (positions[None, :] >= extent[:, None])[:, :, None]
+                extent = strided_frames(extent, kernel, stride, conv_padding)
+            strided_bias = None
+            if lengths is not None:
+                lengths = strided_frames(lengths, kernel, stride, mask_padding)
+                out_positions = torch.arange(strided_frames(x.shape[1], kernel, stride, conv_padding), device=x.device)
+                strided_bias = _key_bias(out_positions[None, :] < lengths[:, None], x.dtype)
+            x = layer(x, strided_bias, absent)
+        return x
 
 
 def _key_bias(valid: Tensor | None, dtype: torch.dtype) -> Tensor | None:
@@ -340,22 +293,6 @@ def _key_bias(valid: Tensor | None, dtype: torch.dtype) -> Tensor | None:
         return None
     zeros = torch.zeros(valid.shape, dtype=dtype, device=valid.device)
     return zeros.masked_fill(~valid, torch.finfo(dtype).min)[:, None, None, :]
-
-
-def _strided_lengths(lengths: Tensor, config: EncoderConfig) -> Tensor:
-    """Valid frames after one adapter layer (the reference's arithmetic, kernel // 2 padding)."""
-    pad = config.adapter_kernel_size // 2
-    return torch.div(
-        lengths + 2 * pad - config.adapter_kernel_size, config.adapter_stride, rounding_mode="floor"
-    ) + 1
-
-
-def _conv_out(lengths: Tensor, config: EncoderConfig) -> Tensor:
-    """Frames an adapter convolution produces (its own padding is stride // 2)."""
-    pad = config.adapter_stride // 2
-    return torch.div(
-        lengths + 2 * pad - config.adapter_kernel_size, config.adapter_stride, rounding_mode="floor"
-    ) + 1
 
 
 class Backbone(nn.Module):
@@ -392,25 +329,7 @@ class Backbone(nn.Module):
             x = x + 0.5 * self.intermediate_ffn(x)
         if self.adapter is None:
             return x
-        if self.adapter.proj is not None and self.adapter.proj_layer_norm is not None:
-            x = self.adapter.proj_layer_norm(self.adapter.proj(x))
-        lengths = valid.sum(dim=1) if valid is not None else None
-        extent = input_frames.to(x.device) if input_frames is not None else None
-        for layer in self.adapter.layers:
-            absent = None
-            if extent is not None:
-                positions = torch.arange(x.shape[1], device=x.device)
-                absent = (positions[None, :] >= extent[:, None])[:, :, None]
-                extent = _conv_out(extent, self.config)
-            strided_bias = None
-            if lengths is not None:
-                lengths = _strided_lengths(lengths, self.config)
-                stride, kernel = self.config.adapter_stride, self.config.adapter_kernel_size
-                out_length = (x.shape[1] + 2 * (stride // 2) - kernel) // stride + 1
-                out_positions = torch.arange(out_length, device=x.device)
-                strided_bias = _key_bias(out_positions[None, :] < lengths[:, None], x.dtype)
-            x = layer(x, strided_bias, absent)
-        return x
+        return self.adapter(x, valid, input_frames)
 
 
 class _EncoderModel(nn.Module):
@@ -420,6 +339,8 @@ class _EncoderModel(nn.Module):
     # Set by the loaders: `name@digest[+dev]` and whether the weights are random dev weights.
     version: str = ""
     dev_weights: bool = False
+    # Set by the loader from the checkpoint's tensors (0: count the module's own parameters).
+    parameter_count: int = 0
 
     @property
     def config(self) -> EncoderConfig:
@@ -434,7 +355,7 @@ class _EncoderModel(nn.Module):
         return self.wav2vec2_bert.feature_projection.layer_norm.weight.device
 
     def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        return self.parameter_count or sum(p.numel() for p in self.parameters())
 
     def set_attention_impl(self, impl: AttentionImpl) -> None:
         if impl not in ("fast", "reference"):
@@ -486,148 +407,3 @@ class FrameClassifier(_EncoderModel):
     ) -> Tensor:
         """input_frames is accepted for a uniform call; without an adapter nothing reads padding."""
         return self.classifier(self.wav2vec2_bert(features, attention_mask, input_frames)).float()
-
-
-def resolve_precision(precision: str, device: str) -> str:
-    """`auto` is float16 on CUDA and float32 elsewhere; checks the combination is served."""
-    if precision not in PRECISIONS:
-        raise FailedPrecondition(f"precision {precision!r} is not one of {PRECISIONS}")
-    is_cuda = torch.device(device).type == "cuda"
-    if precision == "auto":
-        return "float16" if is_cuda else "float32"
-    if precision == "float16" and not is_cuda:
-        raise FailedPrecondition("float16 is for CUDA; on CPU use float32 (default) or bfloat16")
-    if precision == "int8" and is_cuda:
-        raise FailedPrecondition(
-            "int8 (dynamic quantization) runs on CPU only; on CUDA use float16"
-        )
-    return precision
-
-
-def load_multilevel_ctc(
-    files: CheckpointFiles, device: str = "cpu", precision: str = "auto"
-) -> MultiLevelCTC:
-    if files.kind != "multi_level_ctc":
-        raise FailedPrecondition(f"{files.name} is a {files.kind} checkpoint, not multi_level_ctc")
-    config = EncoderConfig.from_config(files.config)
-    sizes = {str(k): int(v) for k, v in files.config["level_to_vocab_size"].items()}
-    with torch.device("meta"):
-        model = MultiLevelCTC(config, sizes)
-    return _finish(model, files, device, precision)
-
-
-def load_frame_classifier(
-    files: CheckpointFiles, device: str = "cpu", precision: str = "auto"
-) -> FrameClassifier:
-    if files.kind != "frame_classifier":
-        raise FailedPrecondition(f"{files.name} is a {files.kind} checkpoint, not frame_classifier")
-    if files.config.get("use_weighted_layer_sum"):
-        raise FailedPrecondition(
-            f"{files.directory}: use_weighted_layer_sum is not supported (the segmenter does not use it)"
-        )
-    config = EncoderConfig.from_config(files.config)
-    labels = files.config.get("id2label")
-    num_labels = int(files.config.get("num_labels", len(labels) if labels else 2))
-    with torch.device("meta"):
-        model = FrameClassifier(config, num_labels)
-    return _finish(model, files, device, precision)
-
-
-def _finish(model: Any, files: CheckpointFiles, device: str, precision: str) -> Any:
-    resolved = resolve_precision(precision, device)
-    state = _read_state(files)
-    shapes = {key: value.shape for key, value in model.state_dict().items()}
-    expected = set(shapes)
-    missing = sorted(expected - state.keys())
-    unexpected = sorted(k for k in state.keys() - expected if k not in _IGNORED_KEYS)
-    if missing or unexpected:
-        raise FailedPrecondition(
-            f"{files.directory}: weights do not match the config: missing {missing[:5]}"
-            f"{'...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}"
-            f"{'...' if len(unexpected) > 5 else ''}"
-        )
-    for key in expected:
-        target = shapes[key]
-        if state[key].shape != target:
-            raise FailedPrecondition(
-                f"{files.directory}: {key} has shape {tuple(state[key].shape)}, config says {tuple(target)}"
-            )
-    compute = torch.float32 if resolved in ("float32", "int8") else getattr(torch, resolved)
-    model.load_state_dict(
-        {k: v.to(compute) for k, v in state.items() if k in expected}, strict=True, assign=True
-    )
-    model.eval().requires_grad_(False)
-    model = model.to(device)
-    if resolved == "int8":
-        model = _quantize_dynamic(model)
-    model.version = files.version
-    model.dev_weights = files.dev_weights
-    return model
-
-
-def _read_state(files: CheckpointFiles) -> dict[str, Tensor]:
-    from safetensors.torch import load_file
-
-    state: dict[str, Tensor] = {}
-    for path in files.weight_files:
-        try:
-            state.update(load_file(str(path), device="cpu"))
-        except Exception as exc:  # safetensors raises its own error types for corrupt files
-            raise FailedPrecondition(f"{path} is not a readable safetensors file: {exc}") from exc
-    return state
-
-
-def _quantize_dynamic(model: _EncoderModel) -> Any:
-    """int8 weights for every nn.Linear, activations quantized on the fly (CPU)."""
-    import warnings
-
-    from torch.ao.quantization import quantize_dynamic
-
-    with warnings.catch_warnings():
-        # torch deprecates torch.ao quantization in favour of torchao; 2.13 still runs it.
-        warnings.simplefilter("ignore")
-        return quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
-
-
-class _OneDnnLinear(nn.Linear):
-    """nn.Linear computed by oneDNN's inner product (CPU, float32): see use_onednn_linears."""
-
-    def forward(self, input: Tensor) -> Tensor:
-        return torch.ops.mkldnn._linear_pointwise(input, self.weight, self.bias, "none", [], "")
-
-
-def use_onednn_linears(model: nn.Module) -> int:
-    """Runs the float32 nn.Linear layers of a CPU model through oneDNN instead of the BLAS torch
-    links (MKL), and returns how many. MKL takes its AVX2 path on CPUs that are not Intel's: on
-    the AMD EPYC (AVX-512) of the benchmarks a 749x1024x4096 product ran at 210 GFLOP/s through
-    MKL and 400 through oneDNN, and the gap widens when the cores are shared. The arithmetic is
-    float32 either way; only the summation order differs (logits within ~1e-5). Not for export:
-    the ONNX exporter does not know the oneDNN op, so only serving calls this."""
-    if not torch.backends.mkldnn.is_available() or not hasattr(torch.ops.mkldnn, "_linear_pointwise"):
-        return 0
-    count = 0
-    for module in model.modules():
-        if type(module) is nn.Linear and module.weight.device.type == "cpu" and module.weight.dtype == torch.float32:
-            module.__class__ = _OneDnnLinear
-            count += 1
-    return count
-
-
-def count_parameters(config: EncoderConfig, level_to_vocab_size: Mapping[str, int]) -> int:
-    """Parameter count of a multi-level CTC model, without allocating it."""
-    with torch.device("meta"):
-        model = MultiLevelCTC(config, level_to_vocab_size)
-    return model.num_parameters()
-
-
-__all__ = [
-    "PRECISIONS",
-    "EncoderConfig",
-    "FrameClassifier",
-    "MultiLevelCTC",
-    "count_parameters",
-    "load_frame_classifier",
-    "load_multilevel_ctc",
-    "resolve_precision",
-    "use_onednn_linears",
-]

@@ -34,6 +34,7 @@ from services.gateway.reference.service import ReferenceResult, ReferenceService
 from services.gateway.stage_run import StageLedger
 from services.gateway.stages import Stages, stage_timeout
 from services.gateway.verification import ContentVerifier
+from services.gateway.vocabulary import VocabularyContract
 from services.tajweed.energy import energy_envelope
 from services.tajweed.model import VALIDATORS
 
@@ -87,6 +88,7 @@ class ModelVersionTracker:
         self._failed_at = -math.inf
         self._asking = asyncio.Lock()
         self.model: common_pb2.ModelVersion | None = None
+        self.vocabulary = VocabularyContract.default()
 
     def observe(self, model: common_pb2.ModelVersion) -> None:
         self.model = model
@@ -97,11 +99,25 @@ class ModelVersionTracker:
         async with self._asking:
             if self._version is None and time.monotonic() - self._failed_at >= self.RETRY_AFTER_S:
                 try:
-                    self.observe((await self._stages.model_info(timeout)).model_version)
+                    info = await self._stages.model_info(timeout)
+                    self.observe(info.model_version)
+                    await self.vocabulary.check(model_namespace(info.model_version), info)
                 except MeshError:
                     self._failed_at = time.monotonic()
         # The asr stage is down: references are still served, under a neutral namespace.
         return self._version if self._version is not None else "unversioned"
+
+    async def confirm_vocabulary(self, timeout: float = 1.0) -> None:
+        """Checks the vocabulary contract again when the model version changed since the last
+        check; raises while it is broken. An asr that cannot answer now is asked next time."""
+        if self._version is not None and self._version != self.vocabulary.checked:
+            async with self._asking:
+                try:
+                    info = await self._stages.model_info(timeout)
+                    await self.vocabulary.check(model_namespace(info.model_version), info)
+                except MeshError as exc:
+                    log.warning("cannot check the asr vocabulary now: %s", exc)
+        self.vocabulary.require()
 
 
 class Assessor:
@@ -197,6 +213,7 @@ class Assessor:
         reference = reference_result.reference
         if transcription is not None:
             self.versions.observe(transcription.model_version)
+            await self.versions.confirm_vocabulary()
 
         # Content verification: is this the expected passage at all?
         verify_started = time.perf_counter()
@@ -332,6 +349,8 @@ class Assessor:
             frame_duration_s=transcription.frame_duration_s,
             reference=reference,
             options=options.align,
+            # The asr's own labels by id, checked against the reference's (vocabulary.py).
+            vocabulary=self.versions.vocabulary.labels,
         )
 
         async def call() -> alignment_pb2.AlignResponse:

@@ -176,7 +176,7 @@ def render(assessment: gateway_pb2.Assessment, console: Console | None = None, m
     parts.append(
         Text(
             f"model {version.name} ({version.weights_digest}, {version.backend} {version.precision}"
-            f" on {version.device})"
+            f" on {version.device}{'; ' + version.precision_reason if version.precision_reason else ''})"
             f"  cache {'hit' if assessment.cache_hit else 'miss'}  request {assessment.request_id}"
             f"  total {assessment.total_ms:.0f} ms"
             + (f"  DEGRADED: {', '.join(assessment.degraded)}" if assessment.degraded else ""),

@@ -70,6 +70,11 @@ def build(
         if local is not None:
             await local.start()
         await asyncio.to_thread(app.warm_up)
+        # The phoneme vocabularies must agree before the first Assess (asr may not be up yet in
+        # a mesh: then the first transcription's model version triggers the check).
+        app.assessor.versions.vocabulary.on_change = server.set_serving
+        await app.assessor.versions.current()
+        app.assessor.versions.vocabulary.require()
         if not app.guard.keys.enabled:
             log.warning("no API keys are configured: the gateway accepts unauthenticated calls")
         if http is not None:

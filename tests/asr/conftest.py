@@ -12,8 +12,9 @@ import pytest
 
 from services.asr.checkpoint import CheckpointFiles, resolve_checkpoint
 from services.asr.chunking import FrameGeometry
-from services.asr.engine import geometry_of
-from services.asr.modeling import FrameClassifier, MultiLevelCTC, load_frame_classifier, load_multilevel_ctc
+from services.asr.loading import geometry_of
+from services.asr.modeling import FrameClassifier, MultiLevelCTC
+from services.asr.weights import load_frame_classifier, load_multilevel_ctc
 from services.common import audio
 from tests.conftest import AUDIO_DIR
 

@@ -15,6 +15,7 @@ labels, with None for `[PAD]`).
 
 from __future__ import annotations
 
+import difflib
 import json
 import subprocess
 from pathlib import Path
@@ -27,8 +28,9 @@ import torch
 from services.asr.checkpoint import CheckpointFiles, resolve_checkpoint
 from services.asr.decode import DecodeReference, greedy_decode
 from services.asr.features import FeatureExtractor
-from services.asr.modeling import MultiLevelCTC, load_multilevel_ctc
+from services.asr.modeling import MultiLevelCTC
 from services.asr.vocab import BLANK_ID, Vocabulary, build_vocab_table
+from services.asr.weights import load_multilevel_ctc
 from tests.asr.conftest import geometry, load_recording, output_lengths
 from tests.conftest import FIXTURES_DIR, REPO
 
@@ -200,3 +202,50 @@ def test_greedy_decode_is_the_authors(
         extra = 1 if len(trimmed["phonemes"]) < len(log_probs["phonemes"]) else 0
         assert len(full.tokens) == len(result.tokens) + extra
     assert {"position", "reference"} <= paths
+
+
+@pytest.fixture(scope="module")
+def author_graph(author_files: CheckpointFiles, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from services.asr.export import export_onnx
+
+    return export_onnx(author_files, tmp_path_factory.mktemp("author-onnx") / "author.onnx")
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_openvino_on_the_conformance_set(
+    author_graph: Path,
+    author_files: CheckpointFiles,
+    author_model: MultiLevelCTC,
+    arrays: dict[str, np.ndarray],
+    tmp_path: Path,
+    precision: str,
+) -> None:
+    """The OpenVINO backend on the author's checkpoint and features: float32 logits within the
+    tolerance of the author's and the same greedy decode. bfloat16: the decode `auto` relies on
+    where it picks bfloat16. This checkpoint has random weights, whose flat log-probs leave near
+    ties that bfloat16 flips (a few symbols per recording, measured: not identical), so here it
+    is held to >= 97 % similarity; identity needs a trained model's confident frames (the
+    full-size measurement of issue 17 had the same argmax on every frame)."""
+    pytest.importorskip("openvino")
+    from services.asr.openvino_backend import OpenVinoMultiLevelCTC
+
+    backend = OpenVinoMultiLevelCTC(author_graph, precision=precision, cache_dir=tmp_path)
+    vocab = Vocabulary.from_checkpoint(author_files)
+    for clip in _clips():
+        prefix = f"alone/{clip['name']}"
+        ours = _on_their_features(backend, arrays, prefix)  # type: ignore[arg-type]
+        if precision == "float32":
+            assert _max_diff(ours, arrays, prefix) < LOGIT_TOLERANCE
+        expected = _on_their_features(author_model, arrays, prefix)
+        decoded = [
+            greedy_decode({k: torch.log_softmax(v[0].float(), -1).numpy() for k, v in logits.items()}, vocab,
+                          skip_sifat=True)
+            for logits in (ours, expected)
+        ]
+        if precision == "float32":
+            assert decoded[0].phonemes == decoded[1].phonemes, clip["name"]
+            assert [t.id for t in decoded[0].tokens] == [t.id for t in decoded[1].tokens]
+        else:
+            similarity = difflib.SequenceMatcher(None, decoded[0].phonemes, decoded[1].phonemes).ratio()
+            assert similarity >= 0.97, (clip["name"], similarity)

@@ -12,7 +12,8 @@ import torch
 from services.asr.checkpoint import CheckpointFiles
 from services.asr.config import AsrConfig
 from services.asr.engine import AsrEngine
-from services.asr.modeling import MultiLevelCTC, SelfAttention, _OneDnnLinear, _relative_key_index, use_onednn_linears
+from services.asr.modeling import MultiLevelCTC, SelfAttention, _relative_key_index
+from services.asr.weights import _OneDnnLinear, use_onednn_linears
 
 needs_onednn = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch build has no oneDNN")
 

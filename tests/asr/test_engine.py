@@ -15,7 +15,8 @@ import pytest
 
 from services.asr import chunking
 from services.asr.decode import DecodeReference, greedy_decode
-from services.asr.engine import AsrEngine, TranscribeOptions, ensure_dev_checkpoint
+from services.asr.engine import AsrEngine, TranscribeOptions
+from services.asr.loading import ensure_dev_checkpoint
 from services.asr.segmenter import SegmentOptions, clean_intervals
 from services.common.errors import FailedPrecondition, InvalidArgument, Unavailable
 from tests.asr import support

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from services.asr.devmodel import PREPROCESSOR_CONFIG
-from services.asr.engine import geometry_of
 from services.asr.features import FeatureExtractor, fbank_frames
+from services.asr.loading import geometry_of
 from services.common.errors import FailedPrecondition, InvalidArgument
 
 # Observed: 2e-6 (float32 rounding of normalised log-mel values around unit scale).

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from services.asr.checkpoint import CheckpointFiles, resolve_checkpoint
-from services.asr.modeling import load_multilevel_ctc
+from services.asr.weights import load_multilevel_ctc
 from services.common.errors import FailedPrecondition, Unavailable
 
 

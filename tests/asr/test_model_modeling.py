@@ -14,15 +14,8 @@ from services.asr.checkpoint import CheckpointFiles, resolve_checkpoint
 from services.asr.chunking import FrameGeometry
 from services.asr.devmodel import PREPROCESSOR_CONFIG, multilevel_ctc_config, segmenter_config
 from services.asr.features import FeatureExtractor, fbank_frames
-from services.asr.modeling import (
-    EncoderConfig,
-    FrameClassifier,
-    MultiLevelCTC,
-    count_parameters,
-    load_frame_classifier,
-    load_multilevel_ctc,
-    resolve_precision,
-)
+from services.asr.modeling import EncoderConfig, FrameClassifier, MultiLevelCTC
+from services.asr.weights import count_parameters, load_frame_classifier, load_multilevel_ctc, resolve_precision
 from services.common.errors import FailedPrecondition
 from tests.asr.conftest import geometry, output_lengths
 

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from services.asr.checkpoint import CheckpointFiles
-from services.asr.engine import geometry_of
 from services.asr.features import FeatureExtractor
+from services.asr.loading import geometry_of
 from services.asr.modeling import MultiLevelCTC
 from services.asr.onnx_backend import OnnxMultiLevelCTC
 from services.cli import main
