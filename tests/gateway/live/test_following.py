@@ -1,0 +1,123 @@
+"""Following the reciter on posteriorgrams of known truth, through the real stages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from services.common.pb import common_pb2, gateway_pb2
+from services.gateway.assess import Assessor
+from tests.gateway.live.harness import build_assessor, join, pcm_config, recite_words, run_session
+from tests.gateway.live.tone_asr import ToneAsr, tone_for
+
+# 1:2-1:4: nine words, three ayahs.
+TARGET = common_pb2.Target(ayah_range=common_pb2.AyahRangeTarget(surah=1, first_ayah=2, last_ayah=4))
+CORRECT = gateway_pb2.WORD_VERDICT_CORRECT
+
+
+@pytest.fixture(scope="module")
+def assessor() -> Assessor:
+    return build_assessor(ToneAsr())
+
+
+async def test_a_straight_recitation_is_followed_word_by_word(assessor: Assessor) -> None:
+    audio = join(
+        await recite_words(assessor, TARGET, 0, 4),
+        await recite_words(assessor, TARGET, 4, 6),
+        await recite_words(assessor, TARGET, 6, 9),
+    )
+    run = await run_session(assessor, pcm_config(TARGET), audio)
+    started = run.of("started")[0].started
+    assert len(started.words) == 9
+    assert len(run.of("segment")) == 3
+    assert [e.position.next_word for e in run.of("position")] == [4, 6, 9]
+    assert {e.position.reason for e in run.of("position")} == {"advance"}
+    verdicts = run.last_verdicts()
+    assert set(verdicts) == set(range(9))
+    live_first = {}
+    for event in run.of("words"):
+        if not event.words.revised:
+            for word in event.words.words:
+                live_first.setdefault(word.word_index, word.verdict)
+    # The tones spell every phoneme right: no word has a letter wrong (their uniform timing
+    # may still break a madd's length, a tajweed issue).
+    assert set(live_first.values()) <= {CORRECT, gateway_pb2.WORD_VERDICT_TAJWEED_ISSUE}, live_first
+    assert CORRECT in live_first.values()
+    assert {w.word_index: w.verdict for w in run.final.words} == verdicts
+    assert all(e.words.delay_ms >= 0 for e in run.of("words"))
+
+
+async def test_a_repeat_moves_the_position_back(assessor: Assessor) -> None:
+    audio = join(
+        await recite_words(assessor, TARGET, 0, 4),
+        await recite_words(assessor, TARGET, 2, 6),
+        await recite_words(assessor, TARGET, 6, 9),
+    )
+    run = await run_session(assessor, pcm_config(TARGET), audio)
+    reasons = [(e.position.next_word, e.position.reason) for e in run.of("position")]
+    assert reasons == [(4, "advance"), (6, "repeat"), (9, "advance")]
+
+
+async def test_a_restart_of_the_ayah_is_recognised(assessor: Assessor) -> None:
+    audio = join(
+        await recite_words(assessor, TARGET, 0, 3),
+        await recite_words(assessor, TARGET, 0, 6),
+        await recite_words(assessor, TARGET, 6, 9),
+    )
+    run = await run_session(assessor, pcm_config(TARGET), audio)
+    reasons = [(e.position.next_word, e.position.reason) for e in run.of("position")]
+    assert reasons == [(3, "advance"), (6, "restart"), (9, "advance")]
+
+
+async def test_skipped_words_are_reported_missing(assessor: Assessor) -> None:
+    audio = join(await recite_words(assessor, TARGET, 0, 4), await recite_words(assessor, TARGET, 6, 9))
+    run = await run_session(assessor, pcm_config(TARGET), audio)
+    reasons = [(e.position.next_word, e.position.reason) for e in run.of("position")]
+    assert reasons == [(4, "advance"), (9, "skip")]
+    skip_event = run.of("words")[1].words
+    assert list(skip_event.missing_words) == [4, 5]
+    missing = {w.word_index: w.verdict for w in skip_event.words if w.word_index in (4, 5)}
+    assert missing == {4: gateway_pb2.WORD_VERDICT_MISTAKE, 5: gateway_pb2.WORD_VERDICT_MISTAKE}
+
+
+async def test_istiadha_and_basmala_are_recognised_not_judged(assessor: Assessor) -> None:
+    from services.gateway.live.session import _prelude_phonemes
+    from services.gateway.reference import moshaf
+
+    istiadha, basmala = _prelude_phonemes(tuple(sorted(moshaf.to_dict(None).items())))
+    audio = join(tone_for(istiadha), tone_for(basmala), await recite_words(assessor, TARGET, 0, 4))
+    run = await run_session(assessor, pcm_config(TARGET), audio)
+    assert [e.prelude.kind for e in run.of("prelude")] == ["istiadha", "basmala"]
+    assert [e.position.next_word for e in run.of("position")] == [4]
+    first_live = run.of("words")[0].words
+    assert [w.word_index for w in first_live.words] == list(range(4))
+    assert not run.of("off_target")
+
+
+async def test_basmala_read_on_into_the_first_words_is_cut_off(assessor: Assessor) -> None:
+    from services.gateway.live.session import _prelude_phonemes
+    from services.gateway.reference import moshaf
+
+    _, basmala = _prelude_phonemes(tuple(sorted(moshaf.to_dict(None).items())))
+    audio = join(np.concatenate([tone_for(basmala), await recite_words(assessor, TARGET, 0, 2)]))
+    run = await run_session(assessor, pcm_config(TARGET), audio)
+    prelude = run.of("prelude")
+    assert [e.prelude.kind for e in prelude] == ["basmala"]
+    words = run.of("words")[0].words.words
+    assert [w.word_index for w in words] == [0, 1]
+    # The first word is timed after the basmala, not stretched over it.
+    assert words[0].time_span.start_s >= prelude[0].prelude.time_span.end_s - 0.3
+
+
+async def test_another_passage_is_off_target_then_followed_back(assessor: Assessor) -> None:
+    elsewhere = common_pb2.Target(ayah=common_pb2.AyahTarget(surah=112, ayah=1))
+    other = (await assessor.reference(elsewhere, None)).reference.phonemes
+    audio = join(
+        await recite_words(assessor, TARGET, 0, 4), tone_for(other), await recite_words(assessor, TARGET, 4, 9)
+    )
+    run = await run_session(assessor, pcm_config(TARGET), audio)
+    off = run.of("off_target")
+    assert len(off) == 1
+    assert any(p.surah == 112 for p in off[0].off_target.likely_recited)
+    reasons = [(e.position.next_word, e.position.reason) for e in run.of("position")]
+    assert reasons == [(4, "advance"), (9, "follow")]
