@@ -12,6 +12,8 @@ from services.common.settings import MAX_AUDIO_S, MAX_MESSAGE_MB, MAX_STREAM_AUD
 from services.gateway.assess import Assessor
 from services.gateway.auth import ConcurrencyLimiter, Guard, KeyStore, RateLimiter
 from services.gateway.config import GatewayConfig
+from services.gateway.live.service import LiveService
+from services.gateway.live.settings import LiveSettings
 from services.gateway.reference.service import ReferenceService
 from services.gateway.reference.settings import ContentSearchConfig
 from services.gateway.stages import GrpcStages, Stages
@@ -26,6 +28,8 @@ class GatewayApp:
     references: ReferenceService
     assessor: Assessor
     guard: Guard
+    # Live sessions (AssessLive, /v1/live); set by build().
+    live: LiveService | None = None
 
     @classmethod
     def build(
@@ -57,7 +61,9 @@ class GatewayApp:
             RateLimiter(config.rate_limit_rps, config.rate_limit_burst, references.redis_client()),
             ConcurrencyLimiter(config.max_concurrent_per_key),
         )
-        return cls(config=config, stages=stages, references=references, assessor=assessor, guard=guard)
+        app = cls(config=config, stages=stages, references=references, assessor=assessor, guard=guard)
+        app.live = LiveService(assessor, guard, LiveSettings.from_env(environ), final_timeout_s=config.assess_timeout_s)
+        return app
 
     # The handlers below are what both front ends (gRPC and HTTP) call: API key and limits
     # first, then the deadline, then the transport-free work.

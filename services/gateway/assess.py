@@ -25,6 +25,7 @@ from services.common.pb import alignment_pb2, asr_pb2, common_pb2, gateway_pb2, 
 from services.common.tensors import to_proto
 from services.gateway.config import GatewayConfig
 from services.gateway.fusion import FusionInput, fuse
+from services.gateway.live.segmenter import NO_SPEECH, has_speech
 from services.gateway.reference import moshaf as moshaf_mod
 from services.gateway.reference import targets
 from services.gateway.reference.cache import model_namespace
@@ -140,6 +141,9 @@ class Assessor:
                 f"the audio is silent: its loudest sample is {level:.1f} dBFS, "
                 f"below {self.config.min_peak_dbfs:.0f} dBFS"
             )
+        # Loud but not speech (noise, hum, a tone): say so rather than judge noise as a recitation.
+        if not await asyncio.to_thread(has_speech, audio.samples):
+            raise InvalidArgument(NO_SPEECH)
         ledger.record("audio", common_pb2.STAGE_STATUS_OK, (time.perf_counter() - audio_started) * 1000)
         return await self._assess_decoded(request, audio, ledger, started)
 

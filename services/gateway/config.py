@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 from services.common.config import ConfigError, setting
 from services.common.settings import ALIGNMENT, ASR, TAJWEED, TlsFiles, tls_from_env
+from services.gateway.live import settings as live_settings  # noqa: F401
 
 # Importing the reference settings registers them with the configuration table.
 from services.gateway.reference import settings as reference_settings  # noqa: F401
-from services.gateway.live import settings as live_settings  # noqa: F401
 
 ASR_TARGET = setting(
     "MUAALEM_ASR_TARGET",

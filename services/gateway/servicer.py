@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import grpc
+
+from services.common.errors import MeshError
 from services.common.pb import gateway_pb2, gateway_pb2_grpc
 from services.gateway.app import GatewayApp
 
@@ -39,3 +42,14 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         self, request: gateway_pb2.GetServerInfoRequest, context: Any
     ) -> gateway_pb2.GetServerInfoResponse:
         return await self.app.get_server_info(_authorization(context))
+
+    async def AssessLive(
+        self, request_iterator: AsyncIterator[gateway_pb2.LiveRequest], context: Any
+    ) -> AsyncIterator[gateway_pb2.LiveEvent]:
+        # Server-streaming calls pass the mesh interceptor untouched: errors get their status here.
+        assert self.app.live is not None
+        try:
+            async for event in self.app.live.run(request_iterator, _authorization(context)):
+                yield event
+        except MeshError as exc:
+            await context.abort(grpc.StatusCode[exc.code], exc.message)

@@ -157,3 +157,18 @@ class Segmenter:
             self._start_frame = None
             return []
         return [self._close(end, by_pause=True)]
+
+
+NO_SPEECH = "no recitation detected: the audio holds no speech (only silence, noise or tones)"
+
+
+def has_speech(samples: FloatArray, settings: LiveSettings | None = None) -> bool:
+    """Whether any segment of speech is in the audio; stops at the first one (a recitation
+    answers within its first second, so Assess pays almost nothing for the check)."""
+    segmenter = Segmenter(settings or LiveSettings())
+    step = 16000
+    for offset in range(0, len(samples), step):
+        segmenter.feed(samples[offset : offset + step])
+        if segmenter.in_speech:
+            return True
+    return bool(segmenter.finish())

@@ -21,14 +21,14 @@ from functools import lru_cache
 
 import numpy as np
 
-from services.common.errors import FailedPrecondition, InvalidArgument, MeshError, ResourceExhausted
+from services.common.errors import InvalidArgument, MeshError, ResourceExhausted
 from services.common.pb import asr_pb2, common_pb2, gateway_pb2
 from services.gateway.assess import Assessor, check_options
 from services.gateway.live.committer import Committer
 from services.gateway.live.decoder import decoder_for
 from services.gateway.live.follower import ON_TARGET_SIMILARITY, Item, Match, locate
 from services.gateway.live.judge import judge_stretch, window
-from services.gateway.live.segmenter import Segment, Segmenter
+from services.gateway.live.segmenter import NO_SPEECH, Segment, Segmenter
 from services.gateway.live.settings import LiveSettings
 from services.gateway.reference import moshaf as moshaf_mod
 from services.gateway.reference import targets
@@ -42,7 +42,6 @@ AHEAD_WORDS = 30
 # Audio kept before a segment's first matched phoneme when the window is trimmed.
 TRIM_PAD_S = 0.12
 MIN_TRIM_PHONEMES = 4
-NO_SPEECH = "no recitation detected: the audio holds no speech (silence, noise or tones)"
 
 
 @lru_cache(maxsize=8)
@@ -348,7 +347,7 @@ class LiveSession:
         await self._drain()
         if self.segmenter.speech_frames == 0 or self._received < 1600:
             self._warn("no_speech", NO_SPEECH)
-            raise FailedPrecondition(NO_SPEECH)
+            raise InvalidArgument(NO_SPEECH)
         audio = self._audio()
         request = gateway_pb2.AssessRequest()
         request.CopyFrom(self.request)

@@ -1,0 +1,117 @@
+"""Live sessions behind both front ends (gRPC AssessLive, WebSocket /v1/live): the protocol
+(config first, then audio, half-close ends), API keys, and the limits on sessions.
+
+A front end hands over an async iterator of LiveRequest and the caller's authorization, and
+relays the LiveEvents it gets back; any MeshError ends the stream with that status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator
+
+from services.common import context as call_context
+from services.common.errors import DeadlineExceeded, InvalidArgument, MeshError, ResourceExhausted
+from services.common.pb import gateway_pb2
+from services.gateway.assess import Assessor
+from services.gateway.auth import Guard
+from services.gateway.live.session import LiveSession
+from services.gateway.live.settings import LiveSettings
+
+log = logging.getLogger(__name__)
+
+
+class LiveService:
+    def __init__(self, assessor: Assessor, guard: Guard, settings: LiveSettings, final_timeout_s: float) -> None:
+        self.assessor = assessor
+        self.guard = guard
+        self.settings = settings
+        self.final_timeout_s = final_timeout_s
+        self.open: Counter[str] = Counter()
+        self.sessions: set[LiveSession] = set()
+
+    @property
+    def active(self) -> int:
+        return sum(self.open.values())
+
+    async def _next(self, requests: AsyncIterator[gateway_pb2.LiveRequest]) -> gateway_pb2.LiveRequest | None:
+        try:
+            return await asyncio.wait_for(anext(requests), self.settings.idle_timeout_s)
+        except StopAsyncIteration:
+            return None
+        except TimeoutError as exc:
+            raise DeadlineExceeded(
+                f"the live session was idle: no message for {self.settings.idle_timeout_s:.0f} s"
+            ) from exc
+
+    @contextlib.asynccontextmanager
+    async def _admitted(self, config: gateway_pb2.LiveConfig, authorization: str | None) -> AsyncIterator[str]:
+        # A browser's WebSocket cannot send headers: its key (or a token) comes in the config.
+        presented = f"Bearer {config.api_key}" if config.api_key else authorization
+        name = self.guard.identify(presented)
+        await self.guard.rate.take(name)
+        if self.active >= self.settings.max_sessions:
+            raise ResourceExhausted(f"this gateway serves at most {self.settings.max_sessions} live sessions at once")
+        if self.open[name] >= self.settings.max_sessions_per_key:
+            raise ResourceExhausted(
+                f"this API key holds {self.open[name]} live sessions, the most allowed at once; close one first"
+            )
+        self.open[name] += 1
+        try:
+            yield name
+        finally:
+            self.open[name] -= 1
+            if self.open[name] <= 0:
+                del self.open[name]
+
+    async def run(
+        self, requests: AsyncIterator[gateway_pb2.LiveRequest], authorization: str | None
+    ) -> AsyncIterator[gateway_pb2.LiveEvent]:
+        first = await self._next(requests)
+        if first is None:
+            raise InvalidArgument("the live session ended before its config: send LiveRequest.config first")
+        if first.WhichOneof("part") != "config":
+            raise InvalidArgument("audio before config: the first LiveRequest must carry config")
+        async with self._admitted(first.config, authorization):
+            session = LiveSession(self.assessor, self.settings, first.config)
+            self.sessions.add(session)
+            reader: asyncio.Task[None] | None = None
+            failure: list[BaseException] = []
+            try:
+                await session.start()
+
+                async def read() -> None:
+                    try:
+                        while True:
+                            request = await self._next(requests)
+                            if request is None:
+                                break
+                            if request.WhichOneof("part") != "audio":
+                                raise InvalidArgument("a second config: a live session takes exactly one")
+                            await session.feed(request.audio)
+                        with call_context.deadline_at_most(self.final_timeout_s):
+                            await session.finish()
+                    except MeshError as exc:
+                        failure.append(exc)
+                    finally:
+                        session.events.put_nowait(None)
+
+                reader = asyncio.create_task(read(), name=f"live-reader-{session.session_id}")
+                while True:
+                    event = await session.events.get()
+                    if event is None:
+                        break
+                    yield event
+                if failure:
+                    raise failure[0]
+            finally:
+                # The caller went away or the session failed: stop every stage call at once.
+                if reader is not None and not reader.done():
+                    reader.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await reader
+                await session.close()
+                self.sessions.discard(session)

@@ -1,0 +1,175 @@
+"""AssessLive over a real gRPC server on loopback: the shared recitation streamed at real time
+and faster, and the bad inputs that must end a session with a clear status."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+import numpy as np
+import pytest
+
+from services.common.pb import common_pb2, gateway_pb2, gateway_pb2_grpc
+from services.common.server import MeshServer
+from services.gateway.app import GatewayApp
+from services.gateway.cli import build_request
+from services.gateway.server import build
+from tests.conftest import AUDIO_DIR, serving
+from tests.gateway.live.servers import TARGET, environ, last_verdicts, live_config, stream, wav_pcm
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[MeshServer, GatewayApp]]:
+    server, app, _ = build(environ(tmp_path_factory.mktemp("live-grpc")))
+    async with serving(server, ready_timeout=120, grace=1):
+        yield server, app
+
+
+@pytest.fixture(scope="module")
+async def stub(gateway: tuple[MeshServer, GatewayApp]) -> AsyncIterator[gateway_pb2_grpc.GatewayServiceStub]:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway[0].port}") as channel:
+        yield gateway_pb2_grpc.GatewayServiceStub(channel)
+
+
+async def _events(
+    stub: gateway_pb2_grpc.GatewayServiceStub, requests: AsyncIterator[gateway_pb2.LiveRequest]
+) -> list[gateway_pb2.LiveEvent]:
+    return [event async for event in stub.AssessLive(requests, timeout=120)]
+
+
+@pytest.mark.parametrize("speed", [1.0, 0.0], ids=["real-time", "as-fast-as-taken"])
+async def test_the_recitation_streamed_live_ends_like_assess(
+    stub: gateway_pb2_grpc.GatewayServiceStub, speed: float
+) -> None:
+    wav = AUDIO_DIR / "test.wav"
+    events = await _events(stub, stream(live_config(), wav_pcm(wav), speed=speed))
+    kinds = [e.WhichOneof("kind") for e in events]
+    assert kinds[0] == "started" and kinds[-1] == "final"
+    words = events[0].started.words
+    assert len(words) == 9
+    segments = [e.segment for e in events if e.WhichOneof("kind") == "segment"]
+    assert segments and all(s.time_span.end_s > s.time_span.start_s for s in segments)
+    assert all(s.time_span.start_s >= 0 and s.time_span.end_s <= 8.9 for s in segments)
+    final = events[-1].final
+    # Every target word has a live verdict, and its last one is the final Assessment's.
+    assert last_verdicts(events) == {w.word_index: w.verdict for w in final.words}
+    assert set(last_verdicts(events)) == set(range(9))
+    unary = await stub.Assess(
+        build_request(wav.read_bytes(), surah=8, ayah=75, words=(17, 9), run_rules_on_mismatch=True), timeout=120
+    )
+    assert [(w.word_index, w.uthmani, w.verdict) for w in final.words] == [
+        (w.word_index, w.uthmani, w.verdict) for w in unary.assessment.words
+    ]
+    assert final.scores == unary.assessment.scores
+    assert final.audio_duration_s == pytest.approx(unary.assessment.audio_duration_s, abs=0.01)
+
+
+async def _status(
+    stub: gateway_pb2_grpc.GatewayServiceStub, requests: list[gateway_pb2.LiveRequest]
+) -> grpc.aio.AioRpcError:
+    async def gen() -> AsyncIterator[gateway_pb2.LiveRequest]:
+        for r in requests:
+            yield r
+
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _events(stub, gen())
+    return caught.value
+
+
+def _config(**changes: object) -> gateway_pb2.LiveConfig:
+    config = live_config()
+    for name, value in changes.items():
+        if name == "rate":
+            config.pcm.sample_rate_hz = int(value)  # type: ignore[call-overload]
+        elif name == "target":
+            config.target.CopyFrom(value)  # type: ignore[arg-type]
+        elif name == "no_layout":
+            config.ClearField("pcm")
+    return config
+
+
+BAD = {
+    "audio before config": (
+        [gateway_pb2.LiveRequest(audio=b"\0\0")],
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "audio before config",
+    ),
+    "a second config": (
+        [gateway_pb2.LiveRequest(config=live_config()), gateway_pb2.LiveRequest(config=live_config())],
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "second config",
+    ),
+    "no layout": (
+        [gateway_pb2.LiveRequest(config=_config(no_layout=True))],
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "layout",
+    ),
+    "odd byte count": (
+        [gateway_pb2.LiveRequest(config=live_config()), gateway_pb2.LiveRequest(audio=b"\0\0\0")],
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "not a whole number",
+    ),
+    "oversized chunk": (
+        [gateway_pb2.LiveRequest(config=live_config()), gateway_pb2.LiveRequest(audio=b"\0" * (1 << 20))],
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "over the limit",
+    ),
+    "rate under 8 kHz": (
+        [gateway_pb2.LiveRequest(config=_config(rate=4000))],
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "8 kHz",
+    ),
+    "no such surah": (
+        [
+            gateway_pb2.LiveRequest(
+                config=_config(target=common_pb2.Target(ayah=common_pb2.AyahTarget(surah=115, ayah=1)))
+            )
+        ],
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "surah 115",
+    ),
+    "nothing at all": ([], grpc.StatusCode.INVALID_ARGUMENT, "before its config"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+async def test_bad_input_ends_the_session_with_a_clear_status(
+    stub: gateway_pb2_grpc.GatewayServiceStub, case: str
+) -> None:
+    requests, code, words = BAD[case]
+    error = await _status(stub, requests)
+    assert error.code() == code, error.details()
+    assert words in (error.details() or ""), error.details()
+    assert (await stub.GetServerInfo(gateway_pb2.GetServerInfoRequest(), timeout=10)).version
+
+
+@pytest.mark.parametrize(
+    "noise",
+    [
+        np.zeros(48000),
+        np.random.default_rng(0).normal(0, 0.1, 48000),
+        0.3 * np.sin(2 * np.pi * 440 * np.arange(48000) / 16000),
+    ],
+    ids=["silence", "white-noise", "tone"],
+)
+async def test_no_speech_is_no_recitation_in_live_and_in_assess(
+    stub: gateway_pb2_grpc.GatewayServiceStub, noise: np.ndarray
+) -> None:
+    pcm = (np.clip(noise, -1, 1) * 32767).astype("<i2").tobytes()
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _events(stub, stream(live_config(), pcm, speed=0))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "no recitation detected" in (caught.value.details() or "")
+    request = gateway_pb2.AssessRequest(
+        audio=common_pb2.Audio(
+            pcm=common_pb2.RawPcm(data=pcm, sample_rate_hz=16000, channels=1, encoding=common_pb2.PCM_ENCODING_S16LE)
+        ),
+        target=TARGET,
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as unary:
+        await stub.Assess(request, timeout=60)
+    assert unary.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    # Digital silence is refused by the loudness check first ("silent"); noise and tones by the VAD.
+    assert "no recitation detected" in (unary.value.details() or "") or "silent" in (unary.value.details() or "")
