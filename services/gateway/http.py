@@ -21,6 +21,7 @@ from services.common.metrics import LATENCY_BUCKETS
 from services.common.pb import common_pb2, gateway_pb2
 from services.gateway import openapi
 from services.gateway.app import GatewayApp
+from services.gateway.live.websocket import mount_live
 
 log = logging.getLogger("muaalem.http")
 
@@ -198,4 +199,6 @@ def create_http_app(app: GatewayApp) -> FastAPI:
         reply = await app.get_server_info(request.headers.get("authorization"))
         return JSONResponse(to_json(reply))
 
+    if app.live is not None:
+        mount_live(api, app.live)
     return api

@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator
+from typing import Any
 
 from services.common import context as call_context
 from services.common.errors import DeadlineExceeded, InvalidArgument, MeshError, ResourceExhausted
@@ -32,6 +33,8 @@ class LiveService:
         self.final_timeout_s = final_timeout_s
         self.open: Counter[str] = Counter()
         self.sessions: set[LiveSession] = set()
+        # One-time tokens for browsers (set by the WebSocket front end): token -> key name.
+        self.tokens: Any = None
 
     @property
     def active(self) -> int:
@@ -50,8 +53,11 @@ class LiveService:
     @contextlib.asynccontextmanager
     async def _admitted(self, config: gateway_pb2.LiveConfig, authorization: str | None) -> AsyncIterator[str]:
         # A browser's WebSocket cannot send headers: its key (or a token) comes in the config.
-        presented = f"Bearer {config.api_key}" if config.api_key else authorization
-        name = self.guard.identify(presented)
+        redeemed = self.tokens.redeem(config.api_key) if config.api_key and self.tokens is not None else None
+        if redeemed is not None:
+            name = redeemed
+        else:
+            name = self.guard.identify(f"Bearer {config.api_key}" if config.api_key else authorization)
         await self.guard.rate.take(name)
         if self.active >= self.settings.max_sessions:
             raise ResourceExhausted(f"this gateway serves at most {self.settings.max_sessions} live sessions at once")
