@@ -62,7 +62,9 @@ class GatewayApp:
             ConcurrencyLimiter(config.max_concurrent_per_key),
         )
         app = cls(config=config, stages=stages, references=references, assessor=assessor, guard=guard)
-        app.live = LiveService(assessor, guard, LiveSettings.from_env(environ), final_timeout_s=config.assess_timeout_s)
+        live_settings = LiveSettings.from_env(environ)
+        assessor.speech_settings = live_settings
+        app.live = LiveService(assessor, guard, live_settings, final_timeout_s=config.assess_timeout_s)
         return app
 
     # The handlers below are what both front ends (gRPC and HTTP) call: API key and limits

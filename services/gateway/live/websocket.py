@@ -17,17 +17,22 @@ import json
 import secrets
 import time
 from collections.abc import AsyncIterator
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from google.protobuf import json_format
 
 from services.common.errors import InvalidArgument, MeshError
 from services.common.pb import gateway_pb2
 from services.gateway.live.service import LiveService
+from services.gateway.reference import quran
 
 TOKEN_TTL_S = 60.0
+STATIC_DIR = Path(__file__).with_name("static")
 _CLIENT_ERRORS = {
     "INVALID_ARGUMENT",
     "FAILED_PRECONDITION",
@@ -84,9 +89,25 @@ async def _requests(ws: WebSocket) -> AsyncIterator[gateway_pb2.LiveRequest]:
         yield request
 
 
+@lru_cache(maxsize=1)
+def _surahs() -> list[dict[str, object]]:
+    suras = quran.quran_dict()["quran"]["sura"]
+    return [{"surah": int(s["@index"]), "name": s["@name"], "ayahs": len(s["aya"])} for s in suras]
+
+
 def mount_live(api: FastAPI, live: LiveService) -> None:
     tokens = TokenStore()
     live.tokens = tokens
+
+    @api.get("/live", include_in_schema=False)
+    async def live_page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    @api.get("/live/surahs.json", include_in_schema=False)
+    async def live_surahs() -> JSONResponse:
+        return JSONResponse(_surahs())
+
+    api.mount("/live/static", StaticFiles(directory=STATIC_DIR), name="live-static")
 
     @api.post("/v1/live/token")
     async def live_token(request: Request) -> JSONResponse:

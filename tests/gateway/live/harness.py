@@ -36,7 +36,10 @@ def build_assessor(asr: ToneAsr) -> Assessor:
         AlignmentServicer(Aligner.from_config(AlignmentConfig.from_env(ENV))),
         TajweedServicer(TajweedValidator(TajweedConfig.from_env(ENV))),
     )
-    return Assessor(config, stages, ReferenceService.from_env(ENV), ContentVerifier(), 600.0, 1200.0)
+    assessor = Assessor(config, stages, ReferenceService.from_env(ENV), ContentVerifier(), 600.0, 1200.0)
+    # Tones are not speech to Silero: the stand-in's sessions segment on energy alone.
+    assessor.speech_settings = LiveSettings(vad="energy")
+    return assessor
 
 
 def pcm_config(target: common_pb2.Target) -> gateway_pb2.LiveConfig:
