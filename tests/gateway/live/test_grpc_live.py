@@ -3,7 +3,9 @@ and faster, and the bad inputs that must end a session with a clear status."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -173,3 +175,32 @@ async def test_no_speech_is_no_recitation_in_live_and_in_assess(
     assert unary.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     # Digital silence is refused by the loudness check first ("silent"); noise and tones by the VAD.
     assert "no recitation detected" in (unary.value.details() or "") or "silent" in (unary.value.details() or "")
+
+
+async def test_the_cli_prints_live_events(
+    gateway: tuple[MeshServer, GatewayApp], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from services.cli import main
+
+    argv = ["live", str(AUDIO_DIR / "test.wav"), "--surah", "8", "--ayah", "75", "--words", "17:9"]
+    argv += ["--run-rules-on-mismatch", "--address", f"127.0.0.1:{gateway[0].port}"]
+    assert await asyncio.to_thread(main, argv) == 0
+    out = capsys.readouterr().out
+    assert "session " in out and "segment 0:" in out and "words (" in out and "final: overall" in out
+
+
+async def test_assess_streams_a_recording_over_the_unary_limit(
+    gateway: tuple[MeshServer, GatewayApp], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import soundfile as sf
+
+    from services.cli import main
+
+    samples, rate = sf.read(str(AUDIO_DIR / "test.wav"), dtype="float32")
+    long = tmp_path / "three-minutes.wav"
+    sf.write(str(long), np.tile(samples, 21), rate)  # 185 s: over the 120 s of a unary Assess
+    argv = ["assess", str(long), "--surah", "8", "--ayah", "75", "--words", "17:9", "--json"]
+    argv += ["--run-rules-on-mismatch", "--address", f"127.0.0.1:{gateway[0].port}"]
+    assert await asyncio.to_thread(main, argv) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert '"audioDurationS": 18' in out
