@@ -121,3 +121,21 @@ async def test_another_passage_is_off_target_then_followed_back(assessor: Assess
     assert any(p.surah == 112 for p in off[0].off_target.likely_recited)
     reasons = [(e.position.next_word, e.position.reason) for e in run.of("position")]
     assert reasons == [(4, "advance"), (9, "follow")]
+
+
+async def test_a_stage_down_mid_session_gives_degraded_events_and_the_session_goes_on() -> None:
+    asr = ToneAsr()
+    assessor = build_assessor(asr)
+    audio = join(
+        await recite_words(assessor, TARGET, 0, 4),
+        await recite_words(assessor, TARGET, 4, 6),
+        await recite_words(assessor, TARGET, 6, 9),
+    )
+    asr.calls = 0
+    asr.fail_calls = {2}  # the second segment's transcription
+    run = await run_session(assessor, pcm_config(TARGET), audio)
+    degraded = [e for e in run.of("words") if list(e.degraded) == ["asr"]]
+    assert len(degraded) == 1 and degraded[0].words.segment_index == 1
+    # The next segment is still followed (words 4-5 were not heard, so they are skipped).
+    assert [(e.position.next_word, e.position.reason) for e in run.of("position")] == [(4, "advance"), (9, "skip")]
+    assert run.final.words and not run.final.degraded

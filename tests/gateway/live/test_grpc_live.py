@@ -4,8 +4,12 @@ and faster, and the bad inputs that must end a session with a clear status."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -204,3 +208,66 @@ async def test_assess_streams_a_recording_over_the_unary_limit(
     assert await asyncio.to_thread(main, argv) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert '"audioDurationS": 18' in out
+
+
+@contextlib.contextmanager
+def _live_settings(app: GatewayApp, **changes: Any) -> Iterator[None]:
+    assert app.live is not None
+    saved = app.live.settings
+    app.live.settings = dataclasses.replace(saved, **changes)
+    try:
+        yield
+    finally:
+        app.live.settings = saved
+
+
+async def _until_started(call: Any) -> None:
+    async for event in call:
+        if event.WhichOneof("kind") == "started":
+            return
+
+
+async def test_a_client_that_goes_away_cancels_all_of_its_session(
+    stub: gateway_pb2_grpc.GatewayServiceStub, gateway: tuple[MeshServer, GatewayApp]
+) -> None:
+    app = gateway[1]
+    assert app.live is not None
+    call = stub.AssessLive(stream(live_config(), wav_pcm(AUDIO_DIR / "test.wav"), speed=1.0), timeout=60)
+    await _until_started(call)
+    await asyncio.sleep(1.5)  # mid-segment
+    assert app.live.active == 1
+    call.cancel()
+    for _ in range(50):
+        if not app.live.sessions and app.live.active == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert not app.live.sessions and app.live.active == 0
+
+
+async def test_a_client_that_sends_nothing_is_closed_at_the_idle_timeout(
+    stub: gateway_pb2_grpc.GatewayServiceStub, gateway: tuple[MeshServer, GatewayApp]
+) -> None:
+    async def silent_client() -> AsyncIterator[gateway_pb2.LiveRequest]:
+        yield gateway_pb2.LiveRequest(config=live_config())
+        await asyncio.sleep(30)
+
+    with _live_settings(gateway[1], idle_timeout_s=1.0):
+        started = time.perf_counter()
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await _events(stub, silent_client())
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert "idle" in (caught.value.details() or "")
+    assert time.perf_counter() - started < 10
+
+
+async def test_live_sessions_per_key_are_limited(
+    stub: gateway_pb2_grpc.GatewayServiceStub, gateway: tuple[MeshServer, GatewayApp]
+) -> None:
+    with _live_settings(gateway[1], max_sessions_per_key=1):
+        first = stub.AssessLive(stream(live_config(), wav_pcm(AUDIO_DIR / "test.wav"), speed=1.0), timeout=60)
+        await _until_started(first)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await _events(stub, stream(live_config(), b"", speed=0))
+        first.cancel()
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "live sessions" in (caught.value.details() or "")

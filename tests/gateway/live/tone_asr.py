@@ -71,13 +71,15 @@ class ToneAsr:
     def __init__(self) -> None:
         self.calls = 0
         self.down = False
+        # Call numbers (1-based) that fail as if the stage were down.
+        self.fail_calls: set[int] = set()
 
     async def Transcribe(self, request: asr_pb2.TranscribeRequest, context: Any) -> asr_pb2.TranscribeResponse:
         from services.common.errors import Unavailable
 
-        if self.down:
-            raise Unavailable("asr: the stand-in is switched off")
         self.calls += 1
+        if self.down or self.calls in self.fail_calls:
+            raise Unavailable("asr: the stand-in is switched off")
         audio = decode_message(request.audio, max_duration_s=1200, min_duration_s=0.0)
         frames = read_frames(audio.samples)
         n = max(len(frames), 1)
