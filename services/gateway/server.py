@@ -88,5 +88,6 @@ def build(
         [ServiceBinding(SERVICE_NAME, lambda s: gateway_pb2_grpc.add_GatewayServiceServicer_to_server(servicer, s))],
         on_start=on_start,
         on_stop=on_stop,
+        on_drain=app.live.drain if app.live is not None else None,
     )
     return server, app, http

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from services.common import context as call_context
-from services.common.errors import DeadlineExceeded, InvalidArgument, MeshError, ResourceExhausted
+from services.common.errors import DeadlineExceeded, InvalidArgument, MeshError, ResourceExhausted, Unavailable
 from services.common.pb import gateway_pb2
 from services.gateway.assess import Assessor
 from services.gateway.auth import Guard
@@ -35,10 +35,37 @@ class LiveService:
         self.sessions: set[LiveSession] = set()
         # One-time tokens for browsers (set by the WebSocket front end): token -> key name.
         self.tokens: Any = None
+        # Set on SIGTERM: running sessions stop reading audio and send their final Assessment.
+        self.draining = asyncio.Event()
+
+    async def drain(self) -> None:
+        """Winds every session down: no new sessions, and each running one ends now with the
+        final Assessment of the audio it has (the server's grace period covers that work)."""
+        self.draining.set()
 
     @property
     def active(self) -> int:
         return sum(self.open.values())
+
+    async def _next_or_drain(
+        self, requests: AsyncIterator[gateway_pb2.LiveRequest], session: LiveSession
+    ) -> gateway_pb2.LiveRequest | None:
+        """The next request, or None at the client's half-close or when the gateway drains."""
+        if self.draining.is_set():
+            return None
+        following = asyncio.ensure_future(self._next(requests))
+        drained = asyncio.ensure_future(self.draining.wait())
+        try:
+            await asyncio.wait({following, drained}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            drained.cancel()
+        if following.done():
+            return following.result()
+        following.cancel()
+        with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, MeshError):
+            await following
+        session.warn_draining()
+        return None
 
     async def _next(self, requests: AsyncIterator[gateway_pb2.LiveRequest]) -> gateway_pb2.LiveRequest | None:
         try:
@@ -76,6 +103,8 @@ class LiveService:
     async def run(
         self, requests: AsyncIterator[gateway_pb2.LiveRequest], authorization: str | None
     ) -> AsyncIterator[gateway_pb2.LiveEvent]:
+        if self.draining.is_set():
+            raise Unavailable("the gateway is shutting down: open the live session again (another replica takes it)")
         first = await self._next(requests)
         if first is None:
             raise InvalidArgument("the live session ended before its config: send LiveRequest.config first")
@@ -92,7 +121,7 @@ class LiveService:
                 async def read() -> None:
                     try:
                         while True:
-                            request = await self._next(requests)
+                            request = await self._next_or_drain(requests, session)
                             if request is None:
                                 break
                             if request.WhichOneof("part") != "audio":

@@ -174,6 +174,13 @@ class LiveSession:
             self._warned.add("too_quiet")
             self._warn("too_quiet", f"the recitation is quiet (peak {self.segmenter.peak_db:.0f} dBFS): speak up")
 
+    def warn_draining(self) -> None:
+        self._warn(
+            "draining",
+            "the server is shutting down: the recitation ends here, and the final assessment covers "
+            f"the {self.audio_s:.1f} s received",
+        )
+
     def _warn(self, code: str, message: str) -> None:
         self._emit(warning=gateway_pb2.LiveWarning(code=code, message=message))
 

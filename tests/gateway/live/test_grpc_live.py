@@ -271,3 +271,31 @@ async def test_live_sessions_per_key_are_limited(
         first.cancel()
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "live sessions" in (caught.value.details() or "")
+
+
+async def test_a_draining_gateway_ends_a_running_session_with_its_final_assessment(tmp_path: Path) -> None:
+    server, _, _ = build(environ(tmp_path, MUAALEM_SHUTDOWN_GRACE_S="60", MUAALEM_GATEWAY_HTTP_PORT="-1"))
+    await server.start()
+    events: list[gateway_pb2.LiveEvent] = []
+    try:
+        await server.wait_ready(timeout=120)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+            call = stub.AssessLive(stream(live_config(), wav_pcm(AUDIO_DIR / "test.wav"), speed=1.0), timeout=120)
+
+            async def collect() -> None:
+                async for event in call:
+                    events.append(event)
+
+            reading = asyncio.create_task(collect())
+            await asyncio.sleep(4.0)
+            stopping = asyncio.create_task(server.stop(grace=60))  # what SIGTERM runs
+            await reading
+            await stopping
+            assert await call.code() == grpc.StatusCode.OK
+    finally:
+        await server.stop(grace=0)
+    warnings = [e.warning for e in events if e.WhichOneof("kind") == "warning"]
+    assert any(w.code == "draining" for w in warnings)
+    assert events[-1].WhichOneof("kind") == "final"
+    assert 3.0 < events[-1].final.audio_duration_s < 8.0  # the audio so far, not the whole file
