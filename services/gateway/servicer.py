@@ -44,8 +44,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         return await self.app.get_server_info(_authorization(context))
 
     async def AssessLive(
-        self, request_iterator: AsyncIterator[gateway_pb2.LiveRequest], context: Any
-    ) -> AsyncIterator[gateway_pb2.LiveEvent]:
+        self, request_iterator: AsyncIterator[gateway_pb2.AssessLiveRequest], context: Any
+    ) -> AsyncIterator[gateway_pb2.AssessLiveResponse]:
         # Server-streaming calls pass the mesh interceptor untouched: errors get their status here.
         assert self.app.live is not None
         try:

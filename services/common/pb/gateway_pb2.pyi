@@ -281,7 +281,7 @@ class LiveConfig(_message.Message):
     api_key: str
     def __init__(self, target: _Optional[_Union[_common_pb2.Target, _Mapping]] = ..., moshaf: _Optional[_Union[_common_pb2.MoshafAttributes, _Mapping]] = ..., options: _Optional[_Union[AssessOptions, _Mapping]] = ..., pcm: _Optional[_Union[_common_pb2.RawPcm, _Mapping]] = ..., container: _Optional[_Union[LiveContainer, str]] = ..., api_key: _Optional[str] = ...) -> None: ...
 
-class LiveRequest(_message.Message):
+class AssessLiveRequest(_message.Message):
     __slots__ = ("config", "audio")
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
@@ -365,7 +365,7 @@ class LiveWarning(_message.Message):
     message: str
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
-class LiveEvent(_message.Message):
+class AssessLiveResponse(_message.Message):
     __slots__ = ("audio_s", "degraded", "started", "segment", "words", "position", "off_target", "prelude", "warning", "final")
     AUDIO_S_FIELD_NUMBER: _ClassVar[int]
     DEGRADED_FIELD_NUMBER: _ClassVar[int]

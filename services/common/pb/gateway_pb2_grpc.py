@@ -58,8 +58,8 @@ class GatewayServiceStub:
                 _registered_method=True)
         self.AssessLive = channel.stream_stream(
                 '/muaalem.v1.GatewayService/AssessLive',
-                request_serializer=muaalem_dot_v1_dot_gateway__pb2.LiveRequest.SerializeToString,
-                response_deserializer=muaalem_dot_v1_dot_gateway__pb2.LiveEvent.FromString,
+                request_serializer=muaalem_dot_v1_dot_gateway__pb2.AssessLiveRequest.SerializeToString,
+                response_deserializer=muaalem_dot_v1_dot_gateway__pb2.AssessLiveResponse.FromString,
                 _registered_method=True)
 
 
@@ -130,8 +130,8 @@ def add_GatewayServiceServicer_to_server(servicer, server):
             ),
             'AssessLive': grpc.stream_stream_rpc_method_handler(
                     servicer.AssessLive,
-                    request_deserializer=muaalem_dot_v1_dot_gateway__pb2.LiveRequest.FromString,
-                    response_serializer=muaalem_dot_v1_dot_gateway__pb2.LiveEvent.SerializeToString,
+                    request_deserializer=muaalem_dot_v1_dot_gateway__pb2.AssessLiveRequest.FromString,
+                    response_serializer=muaalem_dot_v1_dot_gateway__pb2.AssessLiveResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -268,8 +268,8 @@ class GatewayService:
             request_iterator,
             target,
             '/muaalem.v1.GatewayService/AssessLive',
-            muaalem_dot_v1_dot_gateway__pb2.LiveRequest.SerializeToString,
-            muaalem_dot_v1_dot_gateway__pb2.LiveEvent.FromString,
+            muaalem_dot_v1_dot_gateway__pb2.AssessLiveRequest.SerializeToString,
+            muaalem_dot_v1_dot_gateway__pb2.AssessLiveResponse.FromString,
             options,
             channel_credentials,
             insecure,

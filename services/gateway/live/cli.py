@@ -136,12 +136,12 @@ def _live(args: argparse.Namespace) -> int:
     bytes_per_s = rate * frame
 
     def requests() -> Iterator[Any]:
-        yield gateway_pb2.LiveRequest(config=config)
+        yield gateway_pb2.AssessLiveRequest(config=config)
         started = time.perf_counter()
         for offset in range(0, len(pcm), step):
             if args.realtime:
                 time.sleep(max(0.0, started + offset / bytes_per_s - time.perf_counter()))
-            yield gateway_pb2.LiveRequest(audio=pcm[offset : offset + step])
+            yield gateway_pb2.AssessLiveRequest(audio=pcm[offset : offset + step])
 
     key = args.api_key or os.environ.get("MUAALEM_API_KEY", "")
     metadata = [("authorization", f"Bearer {key}")] if key else []

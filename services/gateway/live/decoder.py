@@ -71,7 +71,7 @@ class PcmDecoder:
         if not 1 <= self.channels <= MAX_CHANNELS:
             raise InvalidArgument(f"config.pcm.channels {layout.channels} is outside 1..{MAX_CHANNELS}")
         if layout.data:
-            raise InvalidArgument("config.pcm.data must be empty: audio follows in LiveRequest.audio messages")
+            raise InvalidArgument("config.pcm.data must be empty: audio follows in AssessLiveRequest.audio messages")
         dtype, self._scale = _PCM_DTYPES[encoding]
         self._dtype = np.dtype(dtype)
         self.encoding = encoding

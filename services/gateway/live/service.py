@@ -1,8 +1,8 @@
 """Live sessions behind both front ends (gRPC AssessLive, WebSocket /v1/live): the protocol
 (config first, then audio, half-close ends), API keys, and the limits on sessions.
 
-A front end hands over an async iterator of LiveRequest and the caller's authorization, and
-relays the LiveEvents it gets back; any MeshError ends the stream with that status.
+A front end hands over an async iterator of AssessLiveRequest and the caller's authorization, and
+relays the AssessLiveResponse events it gets back; any MeshError ends the stream with that status.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ class LiveService:
         return sum(self.open.values())
 
     async def _next_or_drain(
-        self, requests: AsyncIterator[gateway_pb2.LiveRequest], session: LiveSession
-    ) -> gateway_pb2.LiveRequest | None:
+        self, requests: AsyncIterator[gateway_pb2.AssessLiveRequest], session: LiveSession
+    ) -> gateway_pb2.AssessLiveRequest | None:
         """The next request, or None at the client's half-close or when the gateway drains."""
         if self.draining.is_set():
             return None
@@ -67,7 +67,9 @@ class LiveService:
         session.warn_draining()
         return None
 
-    async def _next(self, requests: AsyncIterator[gateway_pb2.LiveRequest]) -> gateway_pb2.LiveRequest | None:
+    async def _next(
+        self, requests: AsyncIterator[gateway_pb2.AssessLiveRequest]
+    ) -> gateway_pb2.AssessLiveRequest | None:
         try:
             return await asyncio.wait_for(anext(requests), self.settings.idle_timeout_s)
         except StopAsyncIteration:
@@ -101,15 +103,15 @@ class LiveService:
                 del self.open[name]
 
     async def run(
-        self, requests: AsyncIterator[gateway_pb2.LiveRequest], authorization: str | None
-    ) -> AsyncIterator[gateway_pb2.LiveEvent]:
+        self, requests: AsyncIterator[gateway_pb2.AssessLiveRequest], authorization: str | None
+    ) -> AsyncIterator[gateway_pb2.AssessLiveResponse]:
         if self.draining.is_set():
             raise Unavailable("the gateway is shutting down: open the live session again (another replica takes it)")
         first = await self._next(requests)
         if first is None:
-            raise InvalidArgument("the live session ended before its config: send LiveRequest.config first")
+            raise InvalidArgument("the live session ended before its config: send AssessLiveRequest.config first")
         if first.WhichOneof("part") != "config":
-            raise InvalidArgument("audio before config: the first LiveRequest must carry config")
+            raise InvalidArgument("audio before config: the first AssessLiveRequest must carry config")
         async with self._admitted(first.config, authorization):
             session = LiveSession(self.assessor, self.settings, first.config)
             self.sessions.add(session)

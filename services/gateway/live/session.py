@@ -63,7 +63,7 @@ class LiveSession:
         self.settings = settings
         self.config = config
         self.session_id = uuid.uuid4().hex[:16]
-        self.events: asyncio.Queue[gateway_pb2.LiveEvent | None] = asyncio.Queue()
+        self.events: asyncio.Queue[gateway_pb2.AssessLiveResponse | None] = asyncio.Queue()
         self.request = gateway_pb2.AssessRequest(target=config.target, options=config.options)
         if config.HasField("moshaf"):
             self.request.moshaf.CopyFrom(config.moshaf)
@@ -185,7 +185,7 @@ class LiveSession:
         self._emit(warning=gateway_pb2.LiveWarning(code=code, message=message))
 
     def _emit(self, degraded: list[str] | None = None, **kind: object) -> None:
-        event = gateway_pb2.LiveEvent(audio_s=self.audio_s, degraded=degraded or [], **kind)  # type: ignore[arg-type]
+        event = gateway_pb2.AssessLiveResponse(audio_s=self.audio_s, degraded=degraded or [], **kind)  # type: ignore[arg-type]
         self.events.put_nowait(event)
 
     # -- the worker ---------------------------------------------------------------------

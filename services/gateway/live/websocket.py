@@ -63,7 +63,7 @@ class TokenStore:
         return entry[0]
 
 
-async def _requests(ws: WebSocket) -> AsyncIterator[gateway_pb2.LiveRequest]:
+async def _requests(ws: WebSocket) -> AsyncIterator[gateway_pb2.AssessLiveRequest]:
     while True:
         try:
             message = await ws.receive()
@@ -72,7 +72,7 @@ async def _requests(ws: WebSocket) -> AsyncIterator[gateway_pb2.LiveRequest]:
         if message.get("type") == "websocket.disconnect":
             return
         if message.get("bytes") is not None:
-            yield gateway_pb2.LiveRequest(audio=message["bytes"])
+            yield gateway_pb2.AssessLiveRequest(audio=message["bytes"])
             continue
         text = message.get("text") or ""
         try:
@@ -81,11 +81,11 @@ async def _requests(ws: WebSocket) -> AsyncIterator[gateway_pb2.LiveRequest]:
             raise InvalidArgument(f"a text frame is not JSON: {exc}") from exc
         if isinstance(payload, dict) and payload.get("end") is True:
             return
-        request = gateway_pb2.LiveRequest()
+        request = gateway_pb2.AssessLiveRequest()
         try:
             json_format.ParseDict(payload, request)
         except json_format.ParseError as exc:
-            raise InvalidArgument(f"a text frame is not a LiveRequest in proto3 JSON: {exc}") from exc
+            raise InvalidArgument(f"a text frame is not a AssessLiveRequest in proto3 JSON: {exc}") from exc
         yield request
 
 

@@ -51,9 +51,9 @@ def pcm_config(target: common_pb2.Target) -> gateway_pb2.LiveConfig:
 
 @dataclass
 class Run:
-    events: list[gateway_pb2.LiveEvent] = field(default_factory=list)
+    events: list[gateway_pb2.AssessLiveResponse] = field(default_factory=list)
 
-    def of(self, kind: str) -> list[gateway_pb2.LiveEvent]:
+    def of(self, kind: str) -> list[gateway_pb2.AssessLiveResponse]:
         return [e for e in self.events if e.WhichOneof("kind") == kind]
 
     @property

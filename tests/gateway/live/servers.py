@@ -52,19 +52,19 @@ def live_config(target: common_pb2.Target = TARGET, rate: int = 16000) -> gatewa
 
 async def stream(
     config: gateway_pb2.LiveConfig, pcm: bytes, *, speed: float, chunk_s: float = 0.1, bytes_per_s: int = 32000
-) -> AsyncIterator[gateway_pb2.LiveRequest]:
+) -> AsyncIterator[gateway_pb2.AssessLiveRequest]:
     """The config, then the audio at `speed` times real time (0: as fast as it is taken)."""
-    yield gateway_pb2.LiveRequest(config=config)
+    yield gateway_pb2.AssessLiveRequest(config=config)
     step = int(chunk_s * bytes_per_s) // 2 * 2
     started = time.perf_counter()
     for offset in range(0, len(pcm), step):
         if speed > 0:
             due = started + offset / bytes_per_s / speed
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
-        yield gateway_pb2.LiveRequest(audio=pcm[offset : offset + step])
+        yield gateway_pb2.AssessLiveRequest(audio=pcm[offset : offset + step])
 
 
-def last_verdicts(events: list[gateway_pb2.LiveEvent]) -> dict[int, int]:
+def last_verdicts(events: list[gateway_pb2.AssessLiveResponse]) -> dict[int, int]:
     verdicts: dict[int, int] = {}
     for event in events:
         if event.WhichOneof("kind") == "words":

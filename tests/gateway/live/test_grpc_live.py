@@ -40,8 +40,8 @@ async def stub(gateway: tuple[MeshServer, GatewayApp]) -> AsyncIterator[gateway_
 
 
 async def _events(
-    stub: gateway_pb2_grpc.GatewayServiceStub, requests: AsyncIterator[gateway_pb2.LiveRequest]
-) -> list[gateway_pb2.LiveEvent]:
+    stub: gateway_pb2_grpc.GatewayServiceStub, requests: AsyncIterator[gateway_pb2.AssessLiveRequest]
+) -> list[gateway_pb2.AssessLiveResponse]:
     return [event async for event in stub.AssessLive(requests, timeout=120)]
 
 
@@ -73,9 +73,9 @@ async def test_the_recitation_streamed_live_ends_like_assess(
 
 
 async def _status(
-    stub: gateway_pb2_grpc.GatewayServiceStub, requests: list[gateway_pb2.LiveRequest]
+    stub: gateway_pb2_grpc.GatewayServiceStub, requests: list[gateway_pb2.AssessLiveRequest]
 ) -> grpc.aio.AioRpcError:
-    async def gen() -> AsyncIterator[gateway_pb2.LiveRequest]:
+    async def gen() -> AsyncIterator[gateway_pb2.AssessLiveRequest]:
         for r in requests:
             yield r
 
@@ -98,38 +98,38 @@ def _config(**changes: object) -> gateway_pb2.LiveConfig:
 
 BAD = {
     "audio before config": (
-        [gateway_pb2.LiveRequest(audio=b"\0\0")],
+        [gateway_pb2.AssessLiveRequest(audio=b"\0\0")],
         grpc.StatusCode.INVALID_ARGUMENT,
         "audio before config",
     ),
     "a second config": (
-        [gateway_pb2.LiveRequest(config=live_config()), gateway_pb2.LiveRequest(config=live_config())],
+        [gateway_pb2.AssessLiveRequest(config=live_config()), gateway_pb2.AssessLiveRequest(config=live_config())],
         grpc.StatusCode.INVALID_ARGUMENT,
         "second config",
     ),
     "no layout": (
-        [gateway_pb2.LiveRequest(config=_config(no_layout=True))],
+        [gateway_pb2.AssessLiveRequest(config=_config(no_layout=True))],
         grpc.StatusCode.INVALID_ARGUMENT,
         "layout",
     ),
     "odd byte count": (
-        [gateway_pb2.LiveRequest(config=live_config()), gateway_pb2.LiveRequest(audio=b"\0\0\0")],
+        [gateway_pb2.AssessLiveRequest(config=live_config()), gateway_pb2.AssessLiveRequest(audio=b"\0\0\0")],
         grpc.StatusCode.INVALID_ARGUMENT,
         "not a whole number",
     ),
     "oversized chunk": (
-        [gateway_pb2.LiveRequest(config=live_config()), gateway_pb2.LiveRequest(audio=b"\0" * (1 << 20))],
+        [gateway_pb2.AssessLiveRequest(config=live_config()), gateway_pb2.AssessLiveRequest(audio=b"\0" * (1 << 20))],
         grpc.StatusCode.INVALID_ARGUMENT,
         "over the limit",
     ),
     "rate under 8 kHz": (
-        [gateway_pb2.LiveRequest(config=_config(rate=4000))],
+        [gateway_pb2.AssessLiveRequest(config=_config(rate=4000))],
         grpc.StatusCode.INVALID_ARGUMENT,
         "8 kHz",
     ),
     "no such surah": (
         [
-            gateway_pb2.LiveRequest(
+            gateway_pb2.AssessLiveRequest(
                 config=_config(target=common_pb2.Target(ayah=common_pb2.AyahTarget(surah=115, ayah=1)))
             )
         ],
@@ -247,8 +247,8 @@ async def test_a_client_that_goes_away_cancels_all_of_its_session(
 async def test_a_client_that_sends_nothing_is_closed_at_the_idle_timeout(
     stub: gateway_pb2_grpc.GatewayServiceStub, gateway: tuple[MeshServer, GatewayApp]
 ) -> None:
-    async def silent_client() -> AsyncIterator[gateway_pb2.LiveRequest]:
-        yield gateway_pb2.LiveRequest(config=live_config())
+    async def silent_client() -> AsyncIterator[gateway_pb2.AssessLiveRequest]:
+        yield gateway_pb2.AssessLiveRequest(config=live_config())
         await asyncio.sleep(30)
 
     with _live_settings(gateway[1], idle_timeout_s=1.0):
@@ -276,7 +276,7 @@ async def test_live_sessions_per_key_are_limited(
 async def test_a_draining_gateway_ends_a_running_session_with_its_final_assessment(tmp_path: Path) -> None:
     server, _, _ = build(environ(tmp_path, MUAALEM_SHUTDOWN_GRACE_S="60", MUAALEM_GATEWAY_HTTP_PORT="-1"))
     await server.start()
-    events: list[gateway_pb2.LiveEvent] = []
+    events: list[gateway_pb2.AssessLiveResponse] = []
     try:
         await server.wait_ready(timeout=120)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
