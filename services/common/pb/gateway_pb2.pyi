@@ -312,7 +312,7 @@ class LiveSegment(_message.Message):
     def __init__(self, index: _Optional[int] = ..., time_span: _Optional[_Union[_common_pb2.TimeSpan, _Mapping]] = ..., closed_by_pause: _Optional[bool] = ...) -> None: ...
 
 class LiveWords(_message.Message):
-    __slots__ = ("segment_index", "words", "errors", "findings", "revised", "delay_ms", "missing_words")
+    __slots__ = ("segment_index", "words", "errors", "findings", "revised", "delay_ms", "missing_words", "timings")
     SEGMENT_INDEX_FIELD_NUMBER: _ClassVar[int]
     WORDS_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
@@ -320,6 +320,7 @@ class LiveWords(_message.Message):
     REVISED_FIELD_NUMBER: _ClassVar[int]
     DELAY_MS_FIELD_NUMBER: _ClassVar[int]
     MISSING_WORDS_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
     segment_index: int
     words: _containers.RepeatedCompositeFieldContainer[WordAssessment]
     errors: _containers.RepeatedCompositeFieldContainer[ErrorItem]
@@ -327,7 +328,8 @@ class LiveWords(_message.Message):
     revised: bool
     delay_ms: float
     missing_words: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, segment_index: _Optional[int] = ..., words: _Optional[_Iterable[_Union[WordAssessment, _Mapping]]] = ..., errors: _Optional[_Iterable[_Union[ErrorItem, _Mapping]]] = ..., findings: _Optional[_Iterable[_Union[_common_pb2.Finding, _Mapping]]] = ..., revised: _Optional[bool] = ..., delay_ms: _Optional[float] = ..., missing_words: _Optional[_Iterable[int]] = ...) -> None: ...
+    timings: _containers.RepeatedCompositeFieldContainer[_common_pb2.StageTiming]
+    def __init__(self, segment_index: _Optional[int] = ..., words: _Optional[_Iterable[_Union[WordAssessment, _Mapping]]] = ..., errors: _Optional[_Iterable[_Union[ErrorItem, _Mapping]]] = ..., findings: _Optional[_Iterable[_Union[_common_pb2.Finding, _Mapping]]] = ..., revised: _Optional[bool] = ..., delay_ms: _Optional[float] = ..., missing_words: _Optional[_Iterable[int]] = ..., timings: _Optional[_Iterable[_Union[_common_pb2.StageTiming, _Mapping]]] = ...) -> None: ...
 
 class LivePosition(_message.Message):
     __slots__ = ("next_word", "reason")

@@ -80,6 +80,7 @@ class LiveSession:
         self._off_target = False
         self._held_from: float | None = None
         self._warned: set[str] = set()
+        self._timings: dict[str, float] = {"asr": 0.0, "model": 0.0, "judge": 0.0}
         self.words: list[common_pb2.ReferenceWord] = []
         self.committer = Committer(0)
         self.items: list[Item] = []
@@ -219,10 +220,16 @@ class LiveSession:
         async def call() -> asr_pb2.Transcription:
             return await self.assessor._transcribe(audio, self.request.options, self.settings.stage_timeout_s - reserve)
 
-        return await ledger.run("asr", call)
+        started = time.perf_counter()
+        transcription = await ledger.run("asr", call)
+        self._timings["asr"] += (time.perf_counter() - started) * 1000
+        if transcription is not None:
+            self._timings["model"] += sum(t.duration_ms for t in transcription.timings if t.stage == "model")
+        return transcription
 
     async def _assess_segment(self, segment: Segment) -> None:
         start_s = segment.start_s if self._held_from is None else min(self._held_from, segment.start_s)
+        self._timings = {"asr": 0.0, "model": 0.0, "judge": 0.0}
         transcription = await self._transcribe(start_s, segment.end_s)
         if transcription is None:
             self._emit(degraded=["asr"], words=gateway_pb2.LiveWords(segment_index=segment.index))
@@ -236,6 +243,8 @@ class LiveSession:
         expected = (self.preludes if lo == 0 else 0) + self.position - lo
         match = await asyncio.to_thread(locate, decoded, candidates, expected)
         if match is None or (not match.words and not match.preludes):
+            # Nothing recognisable: an empty verdict, so that every segment has its answer.
+            self._emit(words=gateway_pb2.LiveWords(segment_index=segment.index))
             return
         frame_s = transcription.frame_duration_s or 0.04
         tokens = transcription.decode.tokens
@@ -248,7 +257,9 @@ class LiveSession:
 
         if match.similarity < ON_TARGET_SIMILARITY:
             await self._report_off_target(segment, decoded, match.similarity)
-            return
+            # As in Assess, run_rules_on_mismatch judges the closest words anyway.
+            if not (self.request.options.run_rules_on_mismatch and match.words):
+                return
         for prelude in match.preludes:
             span = common_pb2.TimeSpan(start_s=at(prelude.decoded_start), end_s=at(prelude.decoded_end))
             self._emit(
@@ -312,6 +323,7 @@ class LiveSession:
         elif self._off_target:
             reason = "follow"
         self._off_target = False
+        judged_at = time.perf_counter()
         judgement = await judge_stretch(
             self.assessor,
             self.words,
@@ -322,6 +334,7 @@ class LiveSession:
             window(self._audio(), window_start, segment.end_s),
             window_start,
         )
+        self._timings["judge"] += (time.perf_counter() - judged_at) * 1000
         committed = self.committer.commit(w for w in judgement.words if w.word_index < commit_end)
         skipped = self.committer.missing(missing, [self._word_stub(k) for k in range(len(self.words))])
         self.position = commit_end
@@ -335,6 +348,7 @@ class LiveSession:
                 findings=judgement.findings,
                 delay_ms=delay_ms,
                 missing_words=missing,
+                timings=[common_pb2.StageTiming(stage=k, duration_ms=v) for k, v in self._timings.items()],
             ),
         )
         self._emit(position=gateway_pb2.LivePosition(next_word=self.position, reason=reason))
