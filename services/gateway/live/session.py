@@ -67,8 +67,9 @@ class LiveSession:
         self.request = gateway_pb2.AssessRequest(target=config.target, options=config.options)
         if config.HasField("moshaf"):
             self.request.moshaf.CopyFrom(config.moshaf)
-        self._blocks: list[np.ndarray] = []
-        self._samples = np.zeros(0, dtype=np.float32)
+        # The session's audio, in a buffer that doubles when full (no copy of the whole
+        # recording per chunk or per segment).
+        self._buffer = np.zeros(16000 * 30, dtype=np.float32)
         self._received = 0  # samples at 16 kHz
         self._arrivals: list[tuple[int, float]] = []  # (samples so far, wall clock) per chunk
         self._segments: asyncio.Queue[Segment | None] = asyncio.Queue()
@@ -143,15 +144,17 @@ class LiveSession:
 
     def _append(self, samples: np.ndarray) -> None:
         if samples.size:
-            self._blocks.append(samples)
-            self._received += samples.size
+            needed = self._received + samples.size
+            if needed > self._buffer.size:
+                grown = np.zeros(max(needed, 2 * self._buffer.size), dtype=np.float32)
+                grown[: self._received] = self._buffer[: self._received]
+                self._buffer = grown
+            self._buffer[self._received : needed] = samples
+            self._received = needed
         self._arrivals.append((self._received, time.perf_counter()))
 
     def _audio(self) -> np.ndarray:
-        if self._blocks:
-            self._samples = np.concatenate([self._samples, *self._blocks])
-            self._blocks = []
-        return self._samples
+        return self._buffer[: self._received]
 
     def _enqueue(self, segment: Segment) -> None:
         self._emit(
