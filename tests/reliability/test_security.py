@@ -180,6 +180,15 @@ KEY_CASES = {
 }
 
 
+def _live_requests() -> Iterator[gateway_pb2.AssessLiveRequest]:
+    """A short live session: the config, then 3 s of the recitation as S16LE."""
+    layout = common_pb2.RawPcm(sample_rate_hz=16_000, channels=1, encoding=common_pb2.PCM_ENCODING_S16LE)
+    yield gateway_pb2.AssessLiveRequest(config=gateway_pb2.LiveConfig(target=inputs.target(), pcm=layout))
+    pcm = (inputs.recitation()[: 3 * 16_000] * 32767).astype("<i2").tobytes()
+    for offset in range(0, len(pcm), 32_000):
+        yield gateway_pb2.AssessLiveRequest(audio=pcm[offset : offset + 32_000])
+
+
 def test_api_keys_guard_every_gateway_call(cluster: Cluster, report: Report) -> None:
     rows = []
     with client_channel(cluster.gateway.address) as channel:
@@ -191,6 +200,7 @@ def test_api_keys_guard_every_gateway_call(cluster: Cluster, report: Report) -> 
                 gateway_pb2.GetReferenceRequest(target=inputs.target()), metadata=md, timeout=30
             ),
             "GetServerInfo": lambda md: stub.GetServerInfo(gateway_pb2.GetServerInfoRequest(), metadata=md, timeout=30),
+            "AssessLive": lambda md: list(stub.AssessLive(_live_requests(), metadata=md, timeout=60)),
         }
         for case, template in KEY_CASES.items():
             metadata = [(k, v.replace("KEY", cluster.api_key)) for k, v in template]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.common.config import setting
+from services.common.config import ConfigError, setting
 
 _GROUP = "gateway"
 
@@ -75,9 +75,15 @@ class LiveSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LiveSettings:
+        vad = VAD.get(environ)
+        if vad not in {"silero", "energy"}:
+            raise ConfigError(f"MUAALEM_LIVE_VAD must be `silero` or `energy`, got {vad!r}")
+        threshold = VAD_THRESHOLD.get(environ)
+        if not 0.0 < threshold < 1.0:
+            raise ConfigError(f"MUAALEM_LIVE_VAD_THRESHOLD must be within (0, 1), got {threshold}")
         return cls(
-            vad=VAD.get(environ),
-            vad_threshold=VAD_THRESHOLD.get(environ),
+            vad=vad,
+            vad_threshold=threshold,
             min_silence_ms=MIN_SILENCE_MS.get(environ),
             max_segment_s=MAX_SEGMENT_S.get(environ),
             max_session_s=MAX_SESSION_S.get(environ),
