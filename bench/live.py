@@ -110,7 +110,9 @@ async def run(ctx: Context) -> list[Section]:
         tajweed = cluster.start("tajweed", "tajweed")
         asr = cluster.start("asr", "asr", backend.env(ctx.assets))
         await asyncio.to_thread(cluster.wait_serving)
-        gateway = cluster.start("gateway", "gateway", stage_targets(asr, alignment, tajweed))
+        # The bench's sessions all come without a key (one "anonymous" caller): let it hold them all.
+        limits = {"MUAALEM_LIVE_MAX_SESSIONS_PER_KEY": str(concurrent), "MUAALEM_LIVE_MAX_SESSIONS": str(concurrent)}
+        gateway = cluster.start("gateway", "gateway", {**stage_targets(asr, alignment, tajweed), **limits})
         await asyncio.to_thread(cluster.wait_serving)
         async with grpc.aio.insecure_channel(gateway.address, options=CHANNEL_OPTIONS) as channel:
             stub = gateway_pb2_grpc.GatewayServiceStub(channel)
