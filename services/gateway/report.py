@@ -39,6 +39,8 @@ def _span(span: common_pb2.TimeSpan) -> str:
     return f"{span.start_s:5.2f}-{span.end_s:5.2f} s" if span.end_s > 0 else ""
 
 
+
+
 def _merge_extras(errors: list[gateway_pb2.ErrorItem]) -> list[gateway_pb2.ErrorItem]:
     """Consecutive inserted sounds in one word read as one line ("extra: ابت"), not one line each."""
     merged: list[gateway_pb2.ErrorItem] = []

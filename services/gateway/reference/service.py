@@ -172,7 +172,9 @@ class ReferenceService:
         return _Outcome(payload, cache_hit=False, build_ms=build_s * 1000)
 
     @staticmethod
-    def _readable(raw: bytes, key: str, spec: TargetSpec, values: dict[str, Any], store: str) -> bytes | None:
+    def _readable(
+        raw: bytes, key: str, spec: TargetSpec, values: dict[str, Any], store: str
+    ) -> bytes | None:
         """The stored reference, serialized, or None when it must be recomputed (and overwritten)."""
         try:
             payload = decode_payload(raw)
