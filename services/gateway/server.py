@@ -63,6 +63,8 @@ def build(
         local = LocalMesh.build(environ)
         stages = local.stages
     app = GatewayApp.build(config, stages=stages, environ=environ)
+    if app.live is not None:
+        settings = app.live.connection_settings(settings)
     http = HttpFrontEnd(app, settings.host, config.http_port) if config.http_port >= 0 else None
     servicer = GatewayServicer(app)
 

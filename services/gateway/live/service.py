@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from typing import Any
 from services.common import context as call_context
 from services.common.errors import DeadlineExceeded, InvalidArgument, MeshError, ResourceExhausted, Unavailable
 from services.common.pb import gateway_pb2
+from services.common.settings import ServerSettings
 from services.gateway.assess import Assessor
 from services.gateway.auth import Guard
 from services.gateway.live.session import LiveSession
@@ -37,6 +39,15 @@ class LiveService:
         self.tokens: Any = None
         # Set on SIGTERM: running sessions stop reading audio and send their final Assessment.
         self.draining = asyncio.Event()
+
+    def connection_settings(self, server: ServerSettings) -> ServerSettings:
+        """The gateway's server settings with room for live sessions: a connection closed for
+        age keeps its calls for the longest session (plus its idle timeout and the final
+        assessment), instead of cutting a recitation in the middle."""
+        needed = self.settings.max_session_s + self.settings.idle_timeout_s + self.final_timeout_s
+        if server.max_connection_age_grace_s >= needed:
+            return server
+        return dataclasses.replace(server, max_connection_age_grace_s=needed)
 
     async def drain(self) -> None:
         """Winds every session down: no new sessions, and each running one ends now with the
