@@ -105,6 +105,11 @@ BAD: dict[str, tuple[gateway_pb2.LiveConfig | None, bytes, list[gateway_pb2.Asse
 }
 
 
+async def _one_chunk(config: gateway_pb2.LiveConfig, data: bytes) -> AsyncIterator[gateway_pb2.AssessLiveRequest]:
+    yield gateway_pb2.AssessLiveRequest(config=config)
+    yield gateway_pb2.AssessLiveRequest(audio=data)
+
+
 async def _twice() -> AsyncIterator[gateway_pb2.AssessLiveRequest]:
     yield gateway_pb2.AssessLiveRequest(config=_config())
     yield gateway_pb2.AssessLiveRequest(config=_config())
@@ -115,6 +120,8 @@ async def test_live_bad_inputs_end_the_session_with_a_clear_status(cluster: Clus
     for name, (config, audio, extra, code, words) in BAD.items():
         if name == "a second config":
             got, details, _, took = await _run(cluster, _twice())
+        elif name == "a 1 MiB chunk":
+            got, details, _, took = await _run(cluster, _one_chunk(_config(), audio))
         else:
             got, details, _, took = await _run(cluster, _stream(config, audio, 0, extra))
         rows.append([name, got, details[:90], f"{took * 1000:.0f}"])
