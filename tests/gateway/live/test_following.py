@@ -139,3 +139,40 @@ async def test_a_stage_down_mid_session_gives_degraded_events_and_the_session_go
     # The next segment is still followed (words 4-5 were not heard, so they are skipped).
     assert [(e.position.next_word, e.position.reason) for e in run.of("position")] == [(4, "advance"), (9, "skip")]
     assert run.final.words and not run.final.degraded
+
+
+async def test_a_client_faster_than_the_stages_is_slowed_not_buffered() -> None:
+    """Backpressure: with the asr taking 0.4 s per call and at most 2 s of audio allowed to wait
+    for it, feeding a minute of segments as fast as possible waits in feed()."""
+    import asyncio
+    import time
+
+    from services.gateway.live.session import LiveSession
+    from services.gateway.live.settings import LiveSettings
+
+    asr = ToneAsr()
+    assessor = build_assessor(asr)
+    words = [await recite_words(assessor, TARGET, k, k + 1) for k in range(9)]
+    audio = join(*words)
+    slow_transcribe = asr.Transcribe
+
+    async def slow(request, context):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0.4)
+        return await slow_transcribe(request, context)
+
+    asr.Transcribe = slow  # type: ignore[method-assign]
+    session = LiveSession(assessor, LiveSettings(vad="energy", max_buffered_s=2.0), pcm_config(TARGET))
+    await session.start()
+    data = audio.astype("<f4").tobytes()
+    most_pending = 0.0
+    started = time.perf_counter()
+    for offset in range(0, len(data), 16000):
+        await session.feed(data[offset : offset + 16000])
+        most_pending = max(most_pending, session._pending_s)
+    fed_in = time.perf_counter() - started
+    await session.finish()
+    await session.close()
+    segments = 9
+    # Without backpressure feeding takes a few ms; with it, it waits for most of the calls.
+    assert fed_in > 0.4 * (segments - 4)
+    assert most_pending < 2.0 + 3.0  # the cap plus at most one segment over it
