@@ -299,3 +299,30 @@ async def test_a_draining_gateway_ends_a_running_session_with_its_final_assessme
     assert any(w.code == "draining" for w in warnings)
     assert events[-1].WhichOneof("kind") == "final"
     assert 3.0 < events[-1].final.audio_duration_s < 8.0  # the audio so far, not the whole file
+
+
+async def test_a_24_khz_stereo_recitation_is_segmented_at_its_pauses(stub: gateway_pb2_grpc.GatewayServiceStub) -> None:
+    import soundfile as sf
+
+    path = AUDIO_DIR / "002282_15.wav"
+    samples, rate = sf.read(str(path), dtype="int16", always_2d=True)
+    assert (rate, samples.shape[1]) == (24000, 2)
+    target = common_pb2.Target(words=common_pb2.WordRangeTarget(surah=2, ayah=282, start_word=0, word_count=16))
+    config = live_config(target)
+    config.pcm.sample_rate_hz, config.pcm.channels = rate, 2
+    pcm = np.ascontiguousarray(samples.astype("<i2")).tobytes()
+    events = await _events(stub, stream(config, pcm, speed=4.0, bytes_per_s=rate * 4))
+    segments = [e.segment for e in events if e.WhichOneof("kind") == "segment"]
+    # The tuned segmenter's figures on this file: 4 segments, each ended by a pause.
+    assert len(segments) == 4 and all(s.closed_by_pause for s in segments)
+    assert segments[0].time_span.start_s == pytest.approx(4.25, abs=0.15)
+    final = events[-1].final
+    assert final.audio_duration_s == pytest.approx(15.0, abs=0.05)
+    assert last_verdicts(events) == {w.word_index: w.verdict for w in final.words}
+    request = gateway_pb2.AssessRequest(
+        audio=common_pb2.Audio(content=path.read_bytes()),
+        target=target,
+        options=gateway_pb2.AssessOptions(run_rules_on_mismatch=True),
+    )
+    unary = (await stub.Assess(request, timeout=120)).assessment
+    assert [w.uthmani for w in final.words] == [w.uthmani for w in unary.words]
