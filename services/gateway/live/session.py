@@ -201,6 +201,12 @@ class LiveSession:
                 return
             try:
                 await self._assess_segment(segment)
+            except MeshError as exc:
+                # One segment that cannot be judged (the aligner refusing a stretch too long for
+                # its audio, say) must not end the session: it gets an empty, degraded answer.
+                log.warning("live segment not judged", extra={"session": self.session_id, "error": exc.message})
+                self._held_from = None
+                self._emit(degraded=["alignment"], words=gateway_pb2.LiveWords(segment_index=segment.index))
             finally:
                 self._pending_s = max(0.0, self._pending_s - (segment.end_s - segment.start_s))
                 if self._pending_s < self.settings.max_buffered_s:

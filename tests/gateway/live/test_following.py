@@ -176,3 +176,16 @@ async def test_a_client_faster_than_the_stages_is_slowed_not_buffered() -> None:
     # Without backpressure feeding takes a few ms; with it, it waits for most of the calls.
     assert fed_in > 0.4 * (segments - 4)
     assert most_pending < 2.0 + 3.0  # the cap plus at most one segment over it
+
+
+async def test_a_segment_the_aligner_refuses_does_not_end_the_session() -> None:
+    asr = ToneAsr()
+    assessor = build_assessor(asr)
+    audio = join(await recite_words(assessor, TARGET, 0, 4), await recite_words(assessor, TARGET, 4, 9))
+    asr.calls = 0
+    asr.truncate_calls = {1}  # the first segment's posteriorgram cannot hold its words
+    run = await run_session(assessor, pcm_config(TARGET), audio)
+    first = [e for e in run.of("words") if e.words.segment_index == 0]
+    assert len(first) == 1 and list(first[0].degraded) == ["alignment"] and not first[0].words.words
+    assert [(e.position.next_word, e.position.reason) for e in run.of("position")] == [(9, "skip")]
+    assert run.final.words

@@ -73,6 +73,8 @@ class ToneAsr:
         self.down = False
         # Call numbers (1-based) that fail as if the stage were down.
         self.fail_calls: set[int] = set()
+        # Call numbers whose posteriorgram keeps only 3 frames (too short for its decode).
+        self.truncate_calls: set[int] = set()
 
     async def Transcribe(self, request: asr_pb2.TranscribeRequest, context: Any) -> asr_pb2.TranscribeResponse:
         from services.common.errors import Unavailable
@@ -96,6 +98,8 @@ class ToneAsr:
             elif ident and tokens:
                 tokens[-1].end_frame = f + 1
             previous = ident
+        if self.calls in self.truncate_calls:
+            log_probs, n = log_probs[:3], 3
         phonemes = "".join(t.phoneme for t in tokens)
         decode = common_pb2.Decode(phonemes=phonemes, tokens=tokens)
         decode.sifat.extend(common_pb2.Sifat() for _ in chunck_phonemes(phonemes)) if phonemes else None
