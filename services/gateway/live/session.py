@@ -42,6 +42,11 @@ AHEAD_WORDS = 30
 # Audio kept before a segment's first matched phoneme when the window is trimmed.
 TRIM_PAD_S = 0.12
 MIN_TRIM_PHONEMES = 4
+# A segment shorter than this (a lone short word after a pause) is decoded together with the
+# word before it, if that word ended less than LOOKBACK_MAX_S before: the model is weak on a
+# lone short word. Both are judged; the earlier one's verdict may be updated.
+LOOKBACK_BELOW_S = 0.9
+LOOKBACK_MAX_S = 3.0
 
 
 @lru_cache(maxsize=8)
@@ -80,6 +85,9 @@ class LiveSession:
         self.position = 0
         self._off_target = False
         self._held_from: float | None = None
+        self._last_word_start: float | None = None
+        self._last_word_end = 0.0
+        self._looked_back = False
         self._warned: set[str] = set()
         self._timings: dict[str, float] = {"asr": 0.0, "model": 0.0, "judge": 0.0}
         self.words: list[common_pb2.ReferenceWord] = []
@@ -238,6 +246,14 @@ class LiveSession:
 
     async def _assess_segment(self, segment: Segment) -> None:
         start_s = segment.start_s if self._held_from is None else min(self._held_from, segment.start_s)
+        self._looked_back = (
+            self._held_from is None
+            and self._last_word_start is not None
+            and segment.end_s - segment.start_s < LOOKBACK_BELOW_S
+            and segment.start_s - self._last_word_end < LOOKBACK_MAX_S
+        )
+        if self._looked_back and self._last_word_start is not None:
+            start_s = max(0.0, self._last_word_start - TRIM_PAD_S)
         self._timings = {"asr": 0.0, "model": 0.0, "judge": 0.0}
         transcription = await self._transcribe(start_s, segment.end_s)
         if transcription is None:
@@ -324,7 +340,9 @@ class LiveSession:
                 window_start = start_s
         reason = "advance"
         missing: list[int] = []
-        if first < self.position:
+        if self._looked_back and first == self.position - 1:
+            reason = "advance"  # the word before, decoded again as look-back, not a repeat
+        elif first < self.position:
             reason = "restart" if first == 0 or self.words[first].word_in_ayah == 0 else "repeat"
         elif first > self.position:
             reason = "skip"
@@ -345,6 +363,9 @@ class LiveSession:
         )
         self._timings["judge"] += (time.perf_counter() - judged_at) * 1000
         committed = self.committer.commit(w for w in judgement.words if w.word_index < commit_end)
+        timed = [w for w in committed if w.time_span.end_s > 0]
+        if timed:
+            self._last_word_start, self._last_word_end = timed[-1].time_span.start_s, timed[-1].time_span.end_s
         skipped = self.committer.missing(missing, [self._word_stub(k) for k in range(len(self.words))])
         self.position = commit_end
         delay_ms = (time.perf_counter() - self._arrived_at(segment.end_s)) * 1000

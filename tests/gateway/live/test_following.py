@@ -189,3 +189,17 @@ async def test_a_segment_the_aligner_refuses_does_not_end_the_session() -> None:
     assert len(first) == 1 and list(first[0].degraded) == ["alignment"] and not first[0].words.words
     assert [(e.position.next_word, e.position.reason) for e in run.of("position")] == [(9, "skip")]
     assert run.final.words
+
+
+async def test_a_lone_short_segment_is_decoded_with_the_word_before_it(
+    assessor: Assessor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.gateway.live import session
+
+    # Tones make every word long: call a 3 s segment "short" for this test.
+    monkeypatch.setattr(session, "LOOKBACK_BELOW_S", 3.0)
+    audio = join(await recite_words(assessor, TARGET, 0, 4), await recite_words(assessor, TARGET, 4, 5))
+    run = await run_session(assessor, pcm_config(TARGET), audio)
+    second = run.of("words")[1].words
+    assert [w.word_index for w in second.words] == [3, 4]  # word 3 again, as look-back
+    assert [(e.position.next_word, e.position.reason) for e in run.of("position")] == [(4, "advance"), (5, "advance")]
