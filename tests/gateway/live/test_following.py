@@ -203,3 +203,11 @@ async def test_a_lone_short_segment_is_decoded_with_the_word_before_it(
     second = run.of("words")[1].words
     assert [w.word_index for w in second.words] == [3, 4]  # word 3 again, as look-back
     assert [(e.position.next_word, e.position.reason) for e in run.of("position")] == [(4, "advance"), (5, "advance")]
+
+
+@pytest.mark.parametrize("gain,code", [(0.03, "too_quiet"), (4.0, "clipping")])
+async def test_quiet_and_clipping_recordings_are_warned(assessor: Assessor, gain: float, code: str) -> None:
+    audio = np.clip(join(await recite_words(assessor, TARGET, 0, 4)) * gain, -1.0, 1.0).astype(np.float32)
+    run = await run_session(assessor, pcm_config(TARGET), audio)
+    assert [e.warning.code for e in run.of("warning")] == [code]
+    assert run.of("final")
