@@ -13,7 +13,7 @@ TORCH_INDEX ?=
 # The peer environment's setup script (bench/peer/setup_env.sh) reads it too.
 export TORCH_INDEX
 PYTEST_ARGS ?=
-DEBIAN_PACKAGES := redis-server espeak-ng prometheus
+DEBIAN_PACKAGES := redis-server espeak-ng prometheus chromium chromium-driver
 
 .PHONY: setup system-deps protos serve demo test test-fast bench lint images reliability monitoring clean help
 

@@ -16,6 +16,7 @@ ORDER = (
     "memory",
     "peer",
     "throughput",
+    "live",
     "cpu-options",
     "gpu",
     "alignment",

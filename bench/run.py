@@ -6,9 +6,10 @@
     python -m bench.run --quick                   # smoke check: tiny checkpoint, 1 run, to a temp file
 
 Sections: latency (per stage, in process and through the mesh, with memory per process), peer
-(quran-muaalem 0.2.2 side by side), throughput (1/4/16 clients, batching off and on),
-cpu-options (ONNX Runtime and INT8 against torch fp32), gpu (FP16, VRAM; needs CUDA), alignment,
-tajweed and prosody (the stage engineers' own benchmarks). The targets table follows from latency and
+(quran-muaalem 0.2.2 side by side), throughput (1/4/16 clients, batching off and on), live
+(AssessLive at real time: pause-to-verdict delay, 16 sessions at once),
+cpu-options (ONNX Runtime, OpenVINO and INT8 against torch fp32), gpu (FP16, VRAM; needs CUDA),
+alignment, tajweed and prosody (the stage engineers' own benchmarks). The targets table follows from latency and
 peer. Before measuring, the run waits (up to --max-wait-s) for the machine's load average to
 fall under --quiet-load, and records it either way.
 """
@@ -23,7 +24,7 @@ import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from bench import cpu_options, gpu, latency, peer_compare, report, scripts, targets, throughput
+from bench import cpu_options, gpu, latency, live, peer_compare, report, scripts, targets, throughput
 from bench.common import ROOT, Machine, command_line, load_average, now_utc, table, wait_for_quiet
 from bench.context import Context, Section
 from bench.models import BACKENDS, Assets, log, prepare
@@ -32,6 +33,7 @@ SECTIONS: dict[str, Callable[[Context], Awaitable[list[Section]]]] = {
     "latency": latency.run,
     "peer": peer_compare.run,
     "throughput": throughput.run,
+    "live": live.run,
     "cpu-options": cpu_options.run,
     "gpu": gpu.run,
     "alignment": scripts.alignment,
@@ -57,6 +59,9 @@ QUICK = {
     "alignment_long_runs": 1,
     "tajweed_trials": 5,
     "gpu_requests": 8,
+    "live_durations": "5",
+    "live_sessions": 2,
+    "live_backend": "torch-fp32",
     "quiet_load": 0.0,
 }
 
@@ -86,6 +91,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--throughput-backend", default="onnx-fp32", help="the CPU option of the throughput section")
     add("--throughput-durations", default="5", help="clip lengths (s) of the throughput section")
     add("--concurrency", default="1,4,16", help="concurrent clients of the throughput section")
+    add("--live-durations", default="5,15,60", help="clip lengths (s) of the live section, streamed at real time")
+    add("--live-sessions", type=int, default=16, help="concurrent live sessions of the live section")
+    add("--live-backend", default="onnx-fp32", help="the CPU option of the live section")
     add("--requests", type=int, default=32, help="assessments per throughput row (at least one per client)")
     add("--max-batch-size", type=int, default=16, help="the asr's max batch when batching is on")
     add("--cpu-backends",
@@ -129,6 +137,7 @@ def backends_needed(args: argparse.Namespace, sections: list[str]) -> list[str]:
         "latency": args.latency_backends,
         "peer": args.peer_backends,
         "throughput": args.throughput_backend,
+        "live": args.live_backend,
         "cpu-options": args.cpu_backends,
     }
     return sorted({k.strip() for s in sections for k in keys.get(s, "").split(",") if k.strip()})

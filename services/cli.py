@@ -12,6 +12,7 @@ from collections.abc import Callable
 _AREAS = (
     "services.asr.cli",
     "services.gateway.cli",
+    "services.gateway.live.cli",
     "services.gateway.cache_cli",
     "services.gateway.reference_cli",
 )

@@ -67,11 +67,15 @@ class MeshServer:
         *,
         on_start: Callable[[], Awaitable[None]] | None = None,
         on_stop: Callable[[], Awaitable[None]] | None = None,
+        on_drain: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
         self.bindings = list(bindings)
         self._on_start = on_start
         self._on_stop = on_stop
+        # Called when the server stops taking calls, before the grace period: long-lived
+        # streams (live sessions) wind down within it instead of being cut at its end.
+        self._on_drain = on_drain
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self._server: grpc.aio.Server | None = None
         self._health_server: grpc.aio.Server | None = None
@@ -188,6 +192,8 @@ class MeshServer:
         metrics.READY.labels(self.service).set(0)
         if self.settings.shutdown_delay_s > 0:
             await asyncio.sleep(self.settings.shutdown_delay_s)
+        if self._on_drain is not None:
+            await self._on_drain()
         if self._server is not None:
             await self._server.stop(grace)
         if self._health_server is not None:

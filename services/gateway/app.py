@@ -12,6 +12,8 @@ from services.common.settings import MAX_AUDIO_S, MAX_MESSAGE_MB, MAX_STREAM_AUD
 from services.gateway.assess import Assessor
 from services.gateway.auth import ConcurrencyLimiter, Guard, KeyStore, RateLimiter
 from services.gateway.config import GatewayConfig
+from services.gateway.live.service import LiveService
+from services.gateway.live.settings import LiveSettings
 from services.gateway.prosody_stage import GrpcProsody, ProsodyStage
 from services.gateway.reference.comparison import Comparer
 from services.gateway.reference.recitation_api import RecitationApi
@@ -35,6 +37,8 @@ class GatewayApp:
     recitations: RecitationService | None = None
     prosody: ProsodyStage | None = None
     environ: Mapping[str, str] | None = None
+    # Live sessions (AssessLive, /v1/live); set by build().
+    live: LiveService | None = None
 
     @classmethod
     def build(
@@ -80,7 +84,7 @@ class GatewayApp:
             RateLimiter(config.rate_limit_rps, config.rate_limit_burst, references.redis_client()),
             ConcurrencyLimiter(config.max_concurrent_per_key),
         )
-        return cls(
+        app = cls(
             config=config,
             stages=stages,
             references=references,
@@ -90,6 +94,10 @@ class GatewayApp:
             prosody=prosody,
             environ=environ,
         )
+        live_settings = LiveSettings.from_env(environ)
+        assessor.speech_settings = live_settings
+        app.live = LiveService(assessor, guard, live_settings, final_timeout_s=config.assess_timeout_s)
+        return app
 
     # The handlers below are what both front ends (gRPC and HTTP) call: API key and limits
     # first, then the deadline, then the transport-free work.

@@ -26,6 +26,8 @@ from services.common.tensors import to_proto
 from services.gateway import metrics
 from services.gateway.config import GatewayConfig
 from services.gateway.fusion import FusionInput, fuse
+from services.gateway.live.segmenter import NO_SPEECH, has_speech
+from services.gateway.live.settings import LiveSettings
 from services.gateway.reference import moshaf as moshaf_mod
 from services.gateway.reference import targets
 from services.gateway.reference.cache import model_namespace
@@ -139,6 +141,8 @@ class Assessor:
         self.versions = ModelVersionTracker(stages)
         self.max_audio_s = max_audio_s
         self.max_stream_audio_s = max_stream_audio_s
+        # The voice-activity settings of the "no recitation detected" check (the live ones).
+        self.speech_settings: LiveSettings | None = None
 
     async def reference(self, target: common_pb2.Target, moshaf: common_pb2.MoshafAttributes | None) -> ReferenceResult:
         return await self.references.get(target, moshaf, await self.versions.current())
@@ -165,6 +169,9 @@ class Assessor:
                 f"the audio is silent: its loudest sample is {level:.1f} dBFS, "
                 f"below {self.config.min_peak_dbfs:.0f} dBFS"
             )
+        # Loud but not speech (noise, hum, a tone): say so rather than judge noise as a recitation.
+        if not await asyncio.to_thread(has_speech, audio.samples, self.speech_settings):
+            raise InvalidArgument(NO_SPEECH)
         ledger.record("audio", common_pb2.STAGE_STATUS_OK, (time.perf_counter() - audio_started) * 1000)
         tracing.set_attributes(audio_seconds=round(audio.duration_s, 3))
         return await self._assess_decoded(request, audio, ledger, started)

@@ -105,7 +105,15 @@ def _assess(args: argparse.Namespace) -> int:
     with channel:
         stub = gateway_pb2_grpc.GatewayServiceStub(channel)
         try:
-            reply = stub.Assess(request, timeout=args.timeout, metadata=metadata)
+            try:
+                reply = stub.Assess(request, timeout=args.timeout, metadata=metadata)
+            except grpc.RpcError as exc:
+                from services.gateway.live.cli import assess_streamed, over_unary_limit
+
+                # Too long or too big for one message: the same request as a streaming upload.
+                if not over_unary_limit(exc):
+                    raise
+                reply = assess_streamed(stub, request, timeout=args.timeout, metadata=metadata)
         except grpc.RpcError as exc:
             print(f"assessment failed: {exc.code().name}: {exc.details()}", file=sys.stderr)
             return 1

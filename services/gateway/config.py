@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from services.common.config import setting
 from services.common.settings import ALIGNMENT, ASR, MAX_PORT, TAJWEED, TlsFiles, tls_from_env
+from services.gateway.live import settings as live_settings  # noqa: F401
 
 # Importing the reference settings registers them with the configuration table.
 from services.gateway.reference import settings as reference_settings  # noqa: F401

@@ -22,6 +22,7 @@ from services.common.metrics import LATENCY_BUCKETS
 from services.common.pb import gateway_pb2
 from services.gateway import http_errors, openapi, parsing
 from services.gateway.app import GatewayApp
+from services.gateway.live.websocket import mount_live
 
 log = logging.getLogger("muaalem.http")
 
@@ -177,4 +178,6 @@ def create_http_app(app: GatewayApp) -> FastAPI:
         reply = await app.get_server_info(request.headers.get("authorization"))
         return JSONResponse(to_json(reply))
 
+    if app.live is not None:
+        mount_live(api, app.live)
     return api

@@ -63,6 +63,8 @@ def build(
         local = LocalMesh.build(environ)
         stages = local.stages
     app = GatewayApp.build(config, stages=stages, environ=environ, prosody=local.prosody if local else None)
+    if app.live is not None:
+        settings = app.live.connection_settings(settings)
     http = HttpFrontEnd(app, settings.host, config.http_port) if config.http_port >= 0 else None
     servicer = GatewayServicer(app)
 
@@ -93,5 +95,6 @@ def build(
         [ServiceBinding(SERVICE_NAME, lambda s: gateway_pb2_grpc.add_GatewayServiceServicer_to_server(servicer, s))],
         on_start=on_start,
         on_stop=on_stop,
+        on_drain=app.live.drain if app.live is not None else None,
     )
     return server, app, http

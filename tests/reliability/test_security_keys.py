@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import redis
 
-from services.common.pb import gateway_pb2, gateway_pb2_grpc
+from services.common.pb import common_pb2, gateway_pb2, gateway_pb2_grpc
 from services.gateway.auth import hash_key, new_key
 from tests.conftest import RedisServer
 from tests.polling import wait_until
@@ -37,6 +37,15 @@ KEY_CASES = {
 }
 
 
+def _live_requests() -> Iterator[gateway_pb2.AssessLiveRequest]:
+    """A short live session: the config, then 3 s of the recitation as S16LE."""
+    layout = common_pb2.RawPcm(sample_rate_hz=16_000, channels=1, encoding=common_pb2.PCM_ENCODING_S16LE)
+    yield gateway_pb2.AssessLiveRequest(config=gateway_pb2.LiveConfig(target=inputs.target(), pcm=layout))
+    pcm = (inputs.recitation()[: 3 * 16_000] * 32767).astype("<i2").tobytes()
+    for offset in range(0, len(pcm), 32_000):
+        yield gateway_pb2.AssessLiveRequest(audio=pcm[offset : offset + 32_000])
+
+
 def test_api_keys_guard_every_gateway_call(cluster: Cluster, report: Report) -> None:
     rows = []
     with client_channel(cluster.gateway.address) as channel:
@@ -44,6 +53,7 @@ def test_api_keys_guard_every_gateway_call(cluster: Cluster, report: Report) -> 
         calls = {
             "Assess": lambda md: stub.Assess(inputs.assess_request(), metadata=md, timeout=30),
             "AssessStream": lambda md: stub.AssessStream(inputs.pcm_stream(9), metadata=md, timeout=30),
+            "AssessLive": lambda md: list(stub.AssessLive(_live_requests(), metadata=md, timeout=60)),
             "GetReference": lambda md: stub.GetReference(
                 gateway_pb2.GetReferenceRequest(target=inputs.target()), metadata=md, timeout=30
             ),

@@ -25,6 +25,12 @@ class WordVerdict(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     WORD_VERDICT_MISTAKE: _ClassVar[WordVerdict]
     WORD_VERDICT_TAJWEED_ISSUE: _ClassVar[WordVerdict]
     WORD_VERDICT_NOT_ASSESSED: _ClassVar[WordVerdict]
+
+class LiveContainer(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LIVE_CONTAINER_UNSPECIFIED: _ClassVar[LiveContainer]
+    LIVE_CONTAINER_OGG: _ClassVar[LiveContainer]
+    LIVE_CONTAINER_WEBM: _ClassVar[LiveContainer]
 CONTENT_STATUS_UNSPECIFIED: ContentStatus
 CONTENT_STATUS_MATCH: ContentStatus
 CONTENT_STATUS_MISMATCH: ContentStatus
@@ -34,6 +40,9 @@ WORD_VERDICT_CORRECT: WordVerdict
 WORD_VERDICT_MISTAKE: WordVerdict
 WORD_VERDICT_TAJWEED_ISSUE: WordVerdict
 WORD_VERDICT_NOT_ASSESSED: WordVerdict
+LIVE_CONTAINER_UNSPECIFIED: LiveContainer
+LIVE_CONTAINER_OGG: LiveContainer
+LIVE_CONTAINER_WEBM: LiveContainer
 
 class AssessOptions(_message.Message):
     __slots__ = ("run_rules_on_mismatch", "content_threshold", "include_details", "validators", "align", "include_correct", "force_segmentation")
@@ -322,3 +331,129 @@ class RemoveReferenceRecitationRequest(_message.Message):
 class RemoveReferenceRecitationResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class LiveConfig(_message.Message):
+    __slots__ = ("target", "moshaf", "options", "pcm", "container", "api_key")
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    MOSHAF_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    PCM_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
+    target: _common_pb2.Target
+    moshaf: _common_pb2.MoshafAttributes
+    options: AssessOptions
+    pcm: _common_pb2.RawPcm
+    container: LiveContainer
+    api_key: str
+    def __init__(self, target: _Optional[_Union[_common_pb2.Target, _Mapping]] = ..., moshaf: _Optional[_Union[_common_pb2.MoshafAttributes, _Mapping]] = ..., options: _Optional[_Union[AssessOptions, _Mapping]] = ..., pcm: _Optional[_Union[_common_pb2.RawPcm, _Mapping]] = ..., container: _Optional[_Union[LiveContainer, str]] = ..., api_key: _Optional[str] = ...) -> None: ...
+
+class AssessLiveRequest(_message.Message):
+    __slots__ = ("config", "audio")
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    config: LiveConfig
+    audio: bytes
+    def __init__(self, config: _Optional[_Union[LiveConfig, _Mapping]] = ..., audio: _Optional[bytes] = ...) -> None: ...
+
+class LiveStarted(_message.Message):
+    __slots__ = ("session_id", "target", "words", "uthmani")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    WORDS_FIELD_NUMBER: _ClassVar[int]
+    UTHMANI_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    target: _common_pb2.Target
+    words: _containers.RepeatedCompositeFieldContainer[_common_pb2.ReferenceWord]
+    uthmani: str
+    def __init__(self, session_id: _Optional[str] = ..., target: _Optional[_Union[_common_pb2.Target, _Mapping]] = ..., words: _Optional[_Iterable[_Union[_common_pb2.ReferenceWord, _Mapping]]] = ..., uthmani: _Optional[str] = ...) -> None: ...
+
+class LiveSegment(_message.Message):
+    __slots__ = ("index", "time_span", "closed_by_pause")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    TIME_SPAN_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_BY_PAUSE_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    time_span: _common_pb2.TimeSpan
+    closed_by_pause: bool
+    def __init__(self, index: _Optional[int] = ..., time_span: _Optional[_Union[_common_pb2.TimeSpan, _Mapping]] = ..., closed_by_pause: _Optional[bool] = ...) -> None: ...
+
+class LiveWords(_message.Message):
+    __slots__ = ("segment_index", "words", "errors", "findings", "revised", "delay_ms", "missing_words", "timings")
+    SEGMENT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    WORDS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    FINDINGS_FIELD_NUMBER: _ClassVar[int]
+    REVISED_FIELD_NUMBER: _ClassVar[int]
+    DELAY_MS_FIELD_NUMBER: _ClassVar[int]
+    MISSING_WORDS_FIELD_NUMBER: _ClassVar[int]
+    TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    segment_index: int
+    words: _containers.RepeatedCompositeFieldContainer[WordAssessment]
+    errors: _containers.RepeatedCompositeFieldContainer[ErrorItem]
+    findings: _containers.RepeatedCompositeFieldContainer[_common_pb2.Finding]
+    revised: bool
+    delay_ms: float
+    missing_words: _containers.RepeatedScalarFieldContainer[int]
+    timings: _containers.RepeatedCompositeFieldContainer[_common_pb2.StageTiming]
+    def __init__(self, segment_index: _Optional[int] = ..., words: _Optional[_Iterable[_Union[WordAssessment, _Mapping]]] = ..., errors: _Optional[_Iterable[_Union[ErrorItem, _Mapping]]] = ..., findings: _Optional[_Iterable[_Union[_common_pb2.Finding, _Mapping]]] = ..., revised: _Optional[bool] = ..., delay_ms: _Optional[float] = ..., missing_words: _Optional[_Iterable[int]] = ..., timings: _Optional[_Iterable[_Union[_common_pb2.StageTiming, _Mapping]]] = ...) -> None: ...
+
+class LivePosition(_message.Message):
+    __slots__ = ("next_word", "reason")
+    NEXT_WORD_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    next_word: int
+    reason: str
+    def __init__(self, next_word: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class LiveOffTarget(_message.Message):
+    __slots__ = ("segment_index", "likely_recited", "similarity")
+    SEGMENT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    LIKELY_RECITED_FIELD_NUMBER: _ClassVar[int]
+    SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    segment_index: int
+    likely_recited: _containers.RepeatedCompositeFieldContainer[RecognizedPassage]
+    similarity: float
+    def __init__(self, segment_index: _Optional[int] = ..., likely_recited: _Optional[_Iterable[_Union[RecognizedPassage, _Mapping]]] = ..., similarity: _Optional[float] = ...) -> None: ...
+
+class LivePrelude(_message.Message):
+    __slots__ = ("segment_index", "kind", "time_span")
+    SEGMENT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TIME_SPAN_FIELD_NUMBER: _ClassVar[int]
+    segment_index: int
+    kind: str
+    time_span: _common_pb2.TimeSpan
+    def __init__(self, segment_index: _Optional[int] = ..., kind: _Optional[str] = ..., time_span: _Optional[_Union[_common_pb2.TimeSpan, _Mapping]] = ...) -> None: ...
+
+class LiveWarning(_message.Message):
+    __slots__ = ("code", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    message: str
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class AssessLiveResponse(_message.Message):
+    __slots__ = ("audio_s", "degraded", "started", "segment", "words", "position", "off_target", "prelude", "warning", "final")
+    AUDIO_S_FIELD_NUMBER: _ClassVar[int]
+    DEGRADED_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    WORDS_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    OFF_TARGET_FIELD_NUMBER: _ClassVar[int]
+    PRELUDE_FIELD_NUMBER: _ClassVar[int]
+    WARNING_FIELD_NUMBER: _ClassVar[int]
+    FINAL_FIELD_NUMBER: _ClassVar[int]
+    audio_s: float
+    degraded: _containers.RepeatedScalarFieldContainer[str]
+    started: LiveStarted
+    segment: LiveSegment
+    words: LiveWords
+    position: LivePosition
+    off_target: LiveOffTarget
+    prelude: LivePrelude
+    warning: LiveWarning
+    final: Assessment
+    def __init__(self, audio_s: _Optional[float] = ..., degraded: _Optional[_Iterable[str]] = ..., started: _Optional[_Union[LiveStarted, _Mapping]] = ..., segment: _Optional[_Union[LiveSegment, _Mapping]] = ..., words: _Optional[_Union[LiveWords, _Mapping]] = ..., position: _Optional[_Union[LivePosition, _Mapping]] = ..., off_target: _Optional[_Union[LiveOffTarget, _Mapping]] = ..., prelude: _Optional[_Union[LivePrelude, _Mapping]] = ..., warning: _Optional[_Union[LiveWarning, _Mapping]] = ..., final: _Optional[_Union[Assessment, _Mapping]] = ...) -> None: ...

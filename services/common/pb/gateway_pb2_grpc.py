@@ -71,6 +71,11 @@ class GatewayServiceStub:
                 request_serializer=muaalem_dot_v1_dot_gateway__pb2.RemoveReferenceRecitationRequest.SerializeToString,
                 response_deserializer=muaalem_dot_v1_dot_gateway__pb2.RemoveReferenceRecitationResponse.FromString,
                 _registered_method=True)
+        self.AssessLive = channel.stream_stream(
+                '/muaalem.v1.GatewayService/AssessLive',
+                request_serializer=muaalem_dot_v1_dot_gateway__pb2.AssessLiveRequest.SerializeToString,
+                response_deserializer=muaalem_dot_v1_dot_gateway__pb2.AssessLiveResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -126,6 +131,15 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AssessLive(self, request_iterator, context):
+        """Live feedback while the learner recites: the first message configures the session, the
+        rest carry audio as it is captured; the client's half-close ends the recitation. Events
+        arrive as the reciter pauses; the last one is the final Assessment of the whole recording.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -163,6 +177,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.RemoveReferenceRecitation,
                     request_deserializer=muaalem_dot_v1_dot_gateway__pb2.RemoveReferenceRecitationRequest.FromString,
                     response_serializer=muaalem_dot_v1_dot_gateway__pb2.RemoveReferenceRecitationResponse.SerializeToString,
+            ),
+            'AssessLive': grpc.stream_stream_rpc_method_handler(
+                    servicer.AssessLive,
+                    request_deserializer=muaalem_dot_v1_dot_gateway__pb2.AssessLiveRequest.FromString,
+                    response_serializer=muaalem_dot_v1_dot_gateway__pb2.AssessLiveResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -355,6 +374,33 @@ class GatewayService:
             '/muaalem.v1.GatewayService/RemoveReferenceRecitation',
             muaalem_dot_v1_dot_gateway__pb2.RemoveReferenceRecitationRequest.SerializeToString,
             muaalem_dot_v1_dot_gateway__pb2.RemoveReferenceRecitationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AssessLive(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/muaalem.v1.GatewayService/AssessLive',
+            muaalem_dot_v1_dot_gateway__pb2.AssessLiveRequest.SerializeToString,
+            muaalem_dot_v1_dot_gateway__pb2.AssessLiveResponse.FromString,
             options,
             channel_credentials,
             insecure,

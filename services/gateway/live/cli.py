@@ -1,0 +1,183 @@
+"""`muaalem live FILE [--realtime]`: a recording streamed through AssessLive, events printed as
+they arrive; and the streaming upload `muaalem assess` falls back to for long recordings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+CHUNK_S = 0.1
+STREAM_CHUNK_BYTES = 1 << 20
+
+
+def over_unary_limit(exc: Any) -> bool:
+    """Whether a refused Assess would pass as the streaming upload (too long or too big)."""
+    import grpc
+
+    code, details = exc.code(), exc.details() or ""
+    return (code == grpc.StatusCode.INVALID_ARGUMENT and "streaming upload" in details) or (
+        code == grpc.StatusCode.RESOURCE_EXHAUSTED and "message" in details.lower()
+    )
+
+
+def assess_streamed(stub: Any, request: Any, *, timeout: float, metadata: list[tuple[str, str]]) -> Any:
+    """AssessStream: the request without its audio, then the file in 1 MiB chunks."""
+    from services.common.pb import gateway_pb2
+
+    content = request.audio.content
+    header = gateway_pb2.AssessRequest()
+    header.CopyFrom(request)
+    header.audio.content = b""
+
+    def parts() -> Iterator[Any]:
+        yield gateway_pb2.AssessStreamRequest(header=header)
+        for offset in range(0, len(content), STREAM_CHUNK_BYTES):
+            yield gateway_pb2.AssessStreamRequest(chunk=content[offset : offset + STREAM_CHUNK_BYTES])
+
+    return stub.AssessStream(parts(), timeout=timeout, metadata=metadata)
+
+
+def _pcm(path: Path) -> tuple[bytes, int, int]:
+    """The file as s16le at its own rate and channel count (decoded here, streamed as raw PCM)."""
+    import numpy as np
+    import soundfile as sf
+
+    try:
+        samples, rate = sf.read(str(path), dtype="int16", always_2d=True)
+    except Exception:
+        from services.common.audio import decode_bytes
+
+        decoded = decode_bytes(path.read_bytes(), name_hint=path.name, max_duration_s=3600)
+        pcm = (np.clip(decoded.samples, -1, 1) * 32767).astype("<i2")
+        return pcm.tobytes(), 16000, 1
+    return np.ascontiguousarray(samples.astype("<i2")).tobytes(), int(rate), int(samples.shape[1])
+
+
+def describe(event: Any) -> str:
+    """One line per event, for a terminal."""
+    from services.common.pb import gateway_pb2
+
+    kind = event.WhichOneof("kind")
+    clock = f"[{event.audio_s:6.1f}s]"
+    degraded = f"  (degraded: {', '.join(event.degraded)})" if event.degraded else ""
+    if kind == "started":
+        return f"{clock} session {event.started.session_id}: {len(event.started.words)} words: {event.started.uthmani}"
+    if kind == "segment":
+        span = event.segment.time_span
+        how = "pause" if event.segment.closed_by_pause else "cut"
+        return f"{clock} segment {event.segment.index}: {span.start_s:.2f}-{span.end_s:.2f} s ({how})"
+    if kind == "words":
+        marks = {
+            gateway_pb2.WORD_VERDICT_CORRECT: "✓",
+            gateway_pb2.WORD_VERDICT_MISTAKE: "✗",
+            gateway_pb2.WORD_VERDICT_TAJWEED_ISSUE: "~",
+            gateway_pb2.WORD_VERDICT_NOT_ASSESSED: "?",
+        }
+        words = "  ".join(f"{marks.get(w.verdict, '?')}{w.uthmani}" for w in event.words.words)
+        label = "revised" if event.words.revised else f"after {event.words.delay_ms:.0f} ms"
+        return f"{clock} words ({label}): {words}{degraded}"
+    if kind == "position":
+        return f"{clock} next word {event.position.next_word} ({event.position.reason})"
+    if kind == "off_target":
+        seen = event.off_target.likely_recited
+        where = f"{seen[0].surah}:{seen[0].ayah} {seen[0].uthmani}" if seen else "nothing known"
+        return f"{clock} off target: sounded like {where}"
+    if kind == "prelude":
+        return f"{clock} {event.prelude.kind} recognised"
+    if kind == "warning":
+        return f"{clock} warning {event.warning.code}: {event.warning.message}"
+    if kind == "final":
+        s = event.final.scores
+        return (
+            f"{clock} final: overall {s.overall:.0f}, accuracy {s.accuracy:.0f}, tajweed {s.tajweed:.0f}, "
+            f"confidence {s.confidence:.0f}"
+        )
+    return f"{clock} {kind}"
+
+
+def _live(args: argparse.Namespace) -> int:
+    import grpc
+    from google.protobuf import json_format
+
+    from services.common.pb import common_pb2, gateway_pb2, gateway_pb2_grpc
+    from services.gateway.cli import build_request, parse_moshaf
+    from services.gateway.report import render
+
+    path = Path(args.file)
+    try:
+        pcm, rate, channels = _pcm(path)
+    except OSError as exc:
+        print(f"cannot read {path}: {exc.strerror}", file=sys.stderr)
+        return 2
+    template = build_request(
+        b"",
+        surah=args.surah,
+        ayah=args.ayah,
+        words=args.words,
+        last_ayah=args.last_ayah,
+        moshaf=parse_moshaf(args.moshaf),
+        run_rules_on_mismatch=args.run_rules_on_mismatch,
+    )
+    config = gateway_pb2.LiveConfig(
+        target=template.target,
+        options=template.options,
+        pcm=common_pb2.RawPcm(sample_rate_hz=rate, channels=channels, encoding=common_pb2.PCM_ENCODING_S16LE),
+    )
+    if template.HasField("moshaf"):
+        config.moshaf.CopyFrom(template.moshaf)
+    frame = 2 * channels
+    step = max(frame, int(rate * CHUNK_S) * frame)
+    bytes_per_s = rate * frame
+
+    def requests() -> Iterator[Any]:
+        yield gateway_pb2.AssessLiveRequest(config=config)
+        started = time.perf_counter()
+        for offset in range(0, len(pcm), step):
+            if args.realtime:
+                time.sleep(max(0.0, started + offset / bytes_per_s - time.perf_counter()))
+            yield gateway_pb2.AssessLiveRequest(audio=pcm[offset : offset + step])
+
+    key = args.api_key or os.environ.get("MUAALEM_API_KEY", "")
+    metadata = [("authorization", f"Bearer {key}")] if key else []
+    final = None
+    with grpc.insecure_channel(args.address) as channel:
+        stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+        try:
+            for event in stub.AssessLive(requests(), timeout=args.timeout, metadata=metadata):
+                if args.json:
+                    print(json.dumps(json_format.MessageToDict(event), ensure_ascii=False), flush=True)
+                else:
+                    print(describe(event), flush=True)
+                if event.WhichOneof("kind") == "final":
+                    final = event.final
+        except grpc.RpcError as exc:
+            print(f"live session ended: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 1
+    if final is not None and not args.json:
+        render(final)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from services.gateway.cli import DEFAULT_ADDRESS, parse_words
+
+    live = subparsers.add_parser("live", help="stream a recording through a live session, printing events")
+    live.add_argument("file", help="audio file (wav, flac, ogg, mp3...)")
+    live.add_argument("--surah", type=int, required=True)
+    live.add_argument("--ayah", type=int, required=True)
+    live.add_argument("--words", type=parse_words, help="FROM:COUNT imlaey words from --ayah (may run on)")
+    live.add_argument("--last-ayah", type=int, help="--ayah..--last-ayah of the surah")
+    live.add_argument("--moshaf", action="append", default=[], metavar="NAME=VALUE")
+    live.add_argument("--run-rules-on-mismatch", action="store_true")
+    live.add_argument("--realtime", action="store_true", help="send at real-time pace (default: as fast as taken)")
+    live.add_argument("--json", action="store_true", help="print each event's proto3 JSON on a line")
+    live.add_argument("--address", default=os.environ.get("MUAALEM_GATEWAY_ADDRESS", DEFAULT_ADDRESS))
+    live.add_argument("--api-key", default="", help="defaults to $MUAALEM_API_KEY")
+    live.add_argument("--timeout", type=float, default=3600.0)
+    live.set_defaults(handler=_live)

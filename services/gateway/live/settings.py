@@ -1,0 +1,96 @@
+"""Settings of live sessions: segmentation, following, and the limits on each session."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from services.common.config import ConfigError, setting
+
+_GROUP = "gateway"
+
+VAD = setting(
+    "MUAALEM_LIVE_VAD",
+    "silero",
+    "Voice-activity detector of live sessions: `silero` (Silero VAD's ONNX model, gated by the "
+    "energy envelope) or `energy` (the energy envelope alone).",
+    group=_GROUP,
+)
+VAD_THRESHOLD = setting(
+    "MUAALEM_LIVE_VAD_THRESHOLD",
+    0.3,
+    "Silero speech probability above which a 32 ms frame is speech (recitation needs lower than conversation's 0.5).",
+    group=_GROUP,
+)
+MIN_SILENCE_MS = setting(
+    "MUAALEM_LIVE_MIN_SILENCE_MS",
+    300,
+    "Silence that ends a segment; shorter breaths inside a phrase do not.",
+    group=_GROUP,
+)
+MAX_SEGMENT_S = setting(
+    "MUAALEM_LIVE_MAX_SEGMENT_S",
+    12.0,
+    "A segment with no pause is cut here; its last word waits for the next segment.",
+    group=_GROUP,
+)
+MAX_SESSION_S = setting("MUAALEM_LIVE_MAX_SESSION_S", 600.0, "Longest live session, in seconds of audio.", group=_GROUP)
+IDLE_TIMEOUT_S = setting(
+    "MUAALEM_LIVE_IDLE_TIMEOUT_S", 30.0, "A live session with no message for this long is closed.", group=_GROUP
+)
+MAX_SESSIONS = setting("MUAALEM_LIVE_MAX_SESSIONS", 64, "Live sessions one gateway serves at once.", group=_GROUP)
+MAX_SESSIONS_PER_KEY = setting(
+    "MUAALEM_LIVE_MAX_SESSIONS_PER_KEY", 4, "Live sessions one API key may hold open at once.", group=_GROUP
+)
+MAX_CHUNK_BYTES = setting(
+    "MUAALEM_LIVE_MAX_CHUNK_BYTES", 256 * 1024, "Largest audio chunk of a live session.", group=_GROUP
+)
+MAX_BUFFERED_S = setting(
+    "MUAALEM_LIVE_MAX_BUFFERED_S",
+    30.0,
+    "Audio not yet assessed that a session holds; a client ahead of it is slowed (not read).",
+    group=_GROUP,
+)
+STAGE_TIMEOUT_S = setting(
+    "MUAALEM_LIVE_STAGE_TIMEOUT_S",
+    30.0,
+    "Deadline of each stage call a live segment makes; a late stage marks the event degraded.",
+    group=_GROUP,
+)
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    vad: str = "silero"
+    vad_threshold: float = 0.3
+    min_silence_ms: int = 300
+    max_segment_s: float = 12.0
+    max_session_s: float = 600.0
+    idle_timeout_s: float = 30.0
+    max_sessions: int = 64
+    max_sessions_per_key: int = 4
+    max_chunk_bytes: int = 256 * 1024
+    max_buffered_s: float = 30.0
+    stage_timeout_s: float = 30.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> LiveSettings:
+        vad = VAD.get(environ)
+        if vad not in {"silero", "energy"}:
+            raise ConfigError(f"MUAALEM_LIVE_VAD must be `silero` or `energy`, got {vad!r}")
+        threshold = VAD_THRESHOLD.get(environ)
+        if not 0.0 < threshold < 1.0:
+            raise ConfigError(f"MUAALEM_LIVE_VAD_THRESHOLD must be within (0, 1), got {threshold}")
+        return cls(
+            vad=vad,
+            vad_threshold=threshold,
+            min_silence_ms=MIN_SILENCE_MS.get(environ),
+            max_segment_s=MAX_SEGMENT_S.get(environ),
+            max_session_s=MAX_SESSION_S.get(environ),
+            idle_timeout_s=IDLE_TIMEOUT_S.get(environ),
+            max_sessions=MAX_SESSIONS.get(environ),
+            max_sessions_per_key=MAX_SESSIONS_PER_KEY.get(environ),
+            max_chunk_bytes=MAX_CHUNK_BYTES.get(environ),
+            max_buffered_s=MAX_BUFFERED_S.get(environ),
+            stage_timeout_s=STAGE_TIMEOUT_S.get(environ),
+        )

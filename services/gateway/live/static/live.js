@@ -1,0 +1,250 @@
+// The /live page: pick a passage, record, watch each word take its colour as the gateway
+// judges it, read the final scores. Plain ES module, no build step.
+const $ = (id) => document.getElementById(id);
+const VERDICT_CLASS = {
+  WORD_VERDICT_CORRECT: "v-correct",
+  WORD_VERDICT_MISTAKE: "v-mistake",
+  WORD_VERDICT_TAJWEED_ISSUE: "v-tajweed",
+  WORD_VERDICT_NOT_ASSESSED: "v-unassessed",
+};
+const VERDICT_TEXT = {
+  WORD_VERDICT_CORRECT: "correct",
+  WORD_VERDICT_MISTAKE: "mistake",
+  WORD_VERDICT_TAJWEED_ISSUE: "tajweed issue",
+  WORD_VERDICT_NOT_ASSESSED: "not assessed",
+};
+
+const state = { ws: null, audio: null, stream: null, words: [], verdicts: new Map(), recording: false };
+
+function status(text, notice = false) {
+  $("status").textContent = text;
+  $("status").className = notice ? "notice" : "";
+}
+
+async function loadSurahs() {
+  const surahs = await (await fetch("/live/surahs.json")).json();
+  const select = $("surah");
+  for (const s of surahs) {
+    const option = document.createElement("option");
+    option.value = s.surah;
+    option.textContent = `${s.surah}. ${s.name}`;
+    option.dataset.ayahs = s.ayahs;
+    select.append(option);
+  }
+  const limit = () => {
+    const ayahs = Number(select.selectedOptions[0].dataset.ayahs);
+    for (const id of ["first", "last"]) {
+      $(id).max = ayahs;
+      if (Number($(id).value) > ayahs) $(id).value = ayahs;
+    }
+  };
+  select.addEventListener("change", () => { $("first").value = 1; $("last").value = 1; limit(); });
+  limit();
+}
+
+function target() {
+  const surah = Number($("surah").value);
+  const first = Number($("first").value);
+  const last = Math.max(first, Number($("last").value));
+  return first === last ? { ayah: { surah, ayah: first } } : { ayahRange: { surah, firstAyah: first, lastAyah: last } };
+}
+
+async function token() {
+  const key = $("key").value.trim();
+  const reply = await fetch("/v1/live/token", {
+    method: "POST",
+    headers: key ? { authorization: `Bearer ${key}` } : {},
+  });
+  if (!reply.ok) throw new Error(`the gateway refused the key (${reply.status})`);
+  return (await reply.json()).token;
+}
+
+function renderWords(words) {
+  const verse = $("verse");
+  verse.replaceChildren();
+  state.words = words;
+  state.verdicts.clear();
+  words.forEach((word, index) => {
+    const span = document.createElement("span");
+    span.className = "word";
+    span.textContent = word.uthmani;
+    span.dataset.index = index;
+    span.addEventListener("click", () => showDetails(index));
+    verse.append(span, " ");
+    const next = words[index + 1];
+    if (!next || next.ayah !== word.ayah) {
+      const end = document.createElement("span");
+      end.className = "ayah-end";
+      // U+06DD, the end-of-ayah sign: Amiri Quran draws the number inside it.
+      end.textContent = `\u06DD${Number(word.ayah || 0).toLocaleString("ar-EG")}`;
+      verse.append(end, " ");
+    }
+  });
+}
+
+function wordSpan(index) {
+  return $("verse").querySelector(`.word[data-index="${index}"]`);
+}
+
+function applyWords(event) {
+  const findings = event.findings || [];
+  for (const word of event.words || []) {
+    const index = word.wordIndex || 0;
+    const errors = (event.errors || []).filter((e) => (e.wordIndex || 0) === index);
+    state.verdicts.set(index, { word, errors, findings: (word.findingIndexes || []).map((i) => findings[i]) });
+    const span = wordSpan(index);
+    if (span) {
+      span.classList.remove(...Object.values(VERDICT_CLASS));
+      span.classList.add(VERDICT_CLASS[word.verdict] || "v-unassessed");
+    }
+  }
+}
+
+function showPosition(next) {
+  document.querySelectorAll(".word.next").forEach((w) => w.classList.remove("next"));
+  const span = wordSpan(next);
+  if (span) span.classList.add("next");
+}
+
+function showDetails(index) {
+  const panel = $("details");
+  document.querySelectorAll(".word.selected").forEach((w) => w.classList.remove("selected"));
+  wordSpan(index)?.classList.add("selected");
+  const word = state.words[index];
+  const judged = state.verdicts.get(index);
+  panel.replaceChildren();
+  const title = document.createElement("h2");
+  title.innerHTML = `<span class="ar" dir="rtl"></span> · ayah ${word.ayah}, word ${word.wordInAyah + 1 || 1}`;
+  title.querySelector(".ar").textContent = word.uthmani;
+  panel.append(title);
+  const line = document.createElement("p");
+  if (!judged) {
+    line.textContent = "Not judged yet.";
+  } else {
+    const span = judged.word.timeSpan;
+    const when = span ? ` at ${(span.startS || 0).toFixed(1)}–${(span.endS || 0).toFixed(1)} s` : "";
+    line.innerHTML = `<b class="${VERDICT_CLASS[judged.word.verdict]}">${VERDICT_TEXT[judged.word.verdict]}</b>${when}`;
+  }
+  panel.append(line);
+  for (const error of judged?.errors || []) {
+    const item = document.createElement("p");
+    item.textContent = `${error.kind}: ${error.messageEn || ""}`;
+    if (error.messageAr) {
+      const ar = document.createElement("div");
+      ar.className = "ar";
+      ar.dir = "rtl";
+      ar.textContent = error.messageAr;
+      item.append(ar);
+    }
+    panel.append(item);
+  }
+  panel.hidden = false;
+}
+
+function showScores(final) {
+  const scores = final.scores || {};
+  const panel = $("scores");
+  panel.replaceChildren();
+  const title = document.createElement("h2");
+  title.textContent = "Final scores";
+  const grid = document.createElement("div");
+  grid.className = "grid";
+  for (const [name, key] of [["overall", "overall"], ["accuracy", "accuracy"], ["tajweed", "tajweed"], ["confidence", "confidence"]]) {
+    const cell = document.createElement("div");
+    cell.className = "score";
+    cell.innerHTML = `<b>${Math.round(scores[key] || 0)}</b>${name}`;
+    grid.append(cell);
+  }
+  panel.append(title, grid);
+  const errors = (final.errors || []).length;
+  const note = document.createElement("p");
+  note.textContent = errors ? `${errors} point${errors === 1 ? "" : "s"} to work on: tap a coloured word for details.` : "No errors found.";
+  panel.append(note);
+  panel.hidden = false;
+}
+
+function onEvent(event) {
+  if (event.error) {
+    status(`Stopped: ${event.error.message}`, true);
+    return;
+  }
+  if (event.started) {
+    renderWords(event.started.words || []);
+    showPosition(0);
+    status("Listening… recite now.");
+  } else if (event.segment) {
+    status("Checking what you just recited…");
+  } else if (event.words) {
+    applyWords(event.words);
+    if (state.recording) status("Listening…");
+  } else if (event.position) {
+    showPosition(event.position.nextWord || 0);
+  } else if (event.prelude) {
+    status(event.prelude.kind === "basmala" ? "Basmala recognised." : "Isti'adha recognised.");
+  } else if (event.offTarget) {
+    const seen = (event.offTarget.likelyRecited || [])[0];
+    status(seen ? `That sounded like ${seen.surah}:${seen.ayah}, not the chosen passage.` : "That did not match the passage.", true);
+  } else if (event.warning) {
+    status(event.warning.message, true);
+  } else if (event.final) {
+    applyWords({ words: event.final.words, errors: event.final.errors, findings: event.final.findings });
+    showPosition(-1);
+    showScores(event.final);
+    status("Done. Tap a word to see its details.");
+  }
+  if (event.degraded && event.degraded.length) status(`Partly checked (${event.degraded.join(", ")} unavailable).`, true);
+}
+
+async function start() {
+  const button = $("record");
+  button.disabled = true;
+  $("scores").hidden = true;
+  $("details").hidden = true;
+  try {
+    const apiKey = await token();
+    const stream = await navigator.mediaDevices.getUserMedia({
+      audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
+    });
+    const audio = new AudioContext();
+    await audio.audioWorklet.addModule("/live/static/recorder.js");
+    const source = audio.createMediaStreamSource(stream);
+    const recorder = new AudioWorkletNode(audio, "muaalem-recorder");
+    const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/v1/live`);
+    ws.binaryType = "arraybuffer";
+    await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = () => reject(new Error("cannot reach the gateway")); });
+    ws.onmessage = (message) => onEvent(JSON.parse(message.data));
+    ws.onclose = () => { button.disabled = false; };
+    ws.send(JSON.stringify({
+      config: {
+        target: target(),
+        pcm: { sampleRateHz: audio.sampleRate, channels: 1, encoding: "PCM_ENCODING_F32LE" },
+        options: { includeCorrect: true },
+        apiKey,
+      },
+    }));
+    recorder.port.onmessage = (message) => { if (ws.readyState === WebSocket.OPEN) ws.send(message.data.buffer); };
+    source.connect(recorder);
+    Object.assign(state, { ws, audio, stream, recording: true });
+    button.textContent = "■ Stop";
+    button.classList.add("recording");
+    button.disabled = false;
+  } catch (error) {
+    status(`Could not start: ${error.message}`, true);
+    button.disabled = false;
+  }
+}
+
+async function stop() {
+  const button = $("record");
+  state.recording = false;
+  state.stream?.getTracks().forEach((t) => t.stop());
+  await state.audio?.close();
+  if (state.ws?.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify({ end: true }));
+  button.textContent = "● Record";
+  button.classList.remove("recording");
+  button.disabled = true;
+  status("Preparing your final scores…");
+}
+
+$("record").addEventListener("click", () => (state.recording ? stop() : start()));
+loadSurahs();

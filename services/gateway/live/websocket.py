@@ -1,0 +1,129 @@
+"""The WebSocket front end of live sessions: /v1/live, in the proto3 JSON mapping.
+
+Text frames carry JSON: the client's first is `{"config": {...}}` (a LiveConfig), and
+`{"end": true}` stands for gRPC's half-close (a WebSocket has none); binary frames carry audio
+bytes. Each event goes back as one text frame; an error ends the session with a last text
+frame `{"error": {"code": ..., "message": ...}}` and close code 1008 (the client's input) or
+1011 (the server's trouble).
+
+API keys: a browser cannot set headers on a WebSocket and URLs end up in logs, so the key (or
+a token from POST /v1/live/token, which takes the key in the authorization header and returns
+a one-time token valid for 60 s) goes in config.api_key, inside the first frame.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from google.protobuf import json_format
+
+from services.common.errors import InvalidArgument, MeshError
+from services.common.pb import gateway_pb2
+from services.gateway.live.service import LiveService
+from services.gateway.reference import quran
+
+TOKEN_TTL_S = 60.0
+STATIC_DIR = Path(__file__).with_name("static")
+_CLIENT_ERRORS = {
+    "INVALID_ARGUMENT",
+    "FAILED_PRECONDITION",
+    "UNAUTHENTICATED",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+}
+
+
+class TokenStore:
+    """One-time, short-lived tokens standing for an API key's name."""
+
+    def __init__(self, ttl_s: float = TOKEN_TTL_S) -> None:
+        self.ttl_s = ttl_s
+        self._tokens: dict[str, tuple[str, float]] = {}
+
+    def mint(self, name: str) -> str:
+        now = time.monotonic()
+        self._tokens = {t: v for t, v in self._tokens.items() if v[1] > now}
+        token = "lt_" + secrets.token_urlsafe(24)
+        self._tokens[token] = (name, now + self.ttl_s)
+        return token
+
+    def redeem(self, token: str) -> str | None:
+        entry = self._tokens.pop(token, None)
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
+
+
+async def _requests(ws: WebSocket) -> AsyncIterator[gateway_pb2.AssessLiveRequest]:
+    while True:
+        try:
+            message = await ws.receive()
+        except WebSocketDisconnect:
+            return
+        if message.get("type") == "websocket.disconnect":
+            return
+        if message.get("bytes") is not None:
+            yield gateway_pb2.AssessLiveRequest(audio=message["bytes"])
+            continue
+        text = message.get("text") or ""
+        try:
+            payload: Any = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidArgument(f"a text frame is not JSON: {exc}") from exc
+        if isinstance(payload, dict) and payload.get("end") is True:
+            return
+        request = gateway_pb2.AssessLiveRequest()
+        try:
+            json_format.ParseDict(payload, request)
+        except json_format.ParseError as exc:
+            raise InvalidArgument(f"a text frame is not a AssessLiveRequest in proto3 JSON: {exc}") from exc
+        yield request
+
+
+@lru_cache(maxsize=1)
+def _surahs() -> list[dict[str, object]]:
+    suras = quran.quran_dict()["quran"]["sura"]
+    return [{"surah": int(s["@index"]), "name": s["@name"], "ayahs": len(s["aya"])} for s in suras]
+
+
+def mount_live(api: FastAPI, live: LiveService) -> None:
+    tokens = TokenStore()
+    live.tokens = tokens
+
+    @api.get("/live", include_in_schema=False)
+    async def live_page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    @api.get("/live/surahs.json", include_in_schema=False)
+    async def live_surahs() -> JSONResponse:
+        return JSONResponse(_surahs())
+
+    api.mount("/live/static", StaticFiles(directory=STATIC_DIR), name="live-static")
+
+    @api.post("/v1/live/token")
+    async def live_token(request: Request) -> JSONResponse:
+        name = live.guard.identify(request.headers.get("authorization"))
+        return JSONResponse({"token": tokens.mint(name), "expiresInS": tokens.ttl_s})
+
+    @api.websocket("/v1/live")
+    async def live_socket(ws: WebSocket) -> None:
+        await ws.accept()
+        try:
+            async for event in live.run(_requests(ws), None):
+                await ws.send_text(json.dumps(json_format.MessageToDict(event), ensure_ascii=False))
+        except WebSocketDisconnect:
+            return
+        except MeshError as exc:
+            await ws.send_text(json.dumps({"error": {"code": exc.code, "message": exc.message}}))
+            await ws.close(code=1008 if exc.code in _CLIENT_ERRORS else 1011, reason=exc.code)
+            return
+        await ws.close(code=1000)
