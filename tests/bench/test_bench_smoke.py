@@ -106,12 +106,20 @@ def test_the_targets_table_says_met_and_not_met() -> None:
         peer_decode={"default": "abc", "float32": "abc"},
         transcribe_ms={"onnx-fp32": [1000.0], "onnx-int8": [500.0], "torch-bf16": [700.0]},
         assess_ms={"onnx-fp32": [1200.0], "onnx-int8": [1000.0], "torch-bf16": [800.0]},
-        # bf16 decodes the same here, yet is not float32: the fp32 target must not pick it.
+        # bf16 decodes exactly as float32 here, so it counts for the exact target (issue 17: the
+        # fastest option whose decode is identical to float32's); a bf16 that moved one symbol
+        # would not, and the fp32 row would be the best exact one.
         decode={"onnx-fp32": "abc", "onnx-int8": "abd", "torch-bf16": "abc"},
     )
     peer = PeerResult([fp32, int8, bf16], ["default", "float32"], {15.0: clip}, {}, [])
     ctx = Context(argparse.Namespace(), Machine.describe(), Assets(Path("ckpt"), "x@0+dev", True, 1), Path(), Path())
     ctx.results.update(latency=[latency], peer=peer)
+    section = targets.section(ctx)
+    assert section is not None
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in section.lines if line.startswith("| ")}
+    exact = rows["15 s Assess through the mesh <= 0.45x the peer's transcription, output identical to fp32"]
+    assert "0.27x with torch bf16" in exact and exact.endswith("**met** |")
+    clip.decode["torch-bf16"] = "abd"
     section = targets.section(ctx)
     assert section is not None
     rows = {line.split(" | ")[0].lstrip("| "): line for line in section.lines if line.startswith("| ")}

@@ -1,6 +1,7 @@
 """The /live page in a real browser: Debian's chromium, headless, driven by Selenium, with a
 fake microphone that plays a WAV file. Words take their colours while it plays, and the final
-scores appear after Stop. A screenshot of the page goes to docs/live-page.png.
+scores appear after Stop. A screenshot of the page goes to the test's temporary folder, or to
+docs/live-page.png with MUAALEM_SCREENSHOT_DOCS=1 (so a test run leaves the tree as it was).
 
 The checkpoint here is random (the real weights are not on this machine), so the gateway runs
 the tone stand-in for asr (tests/gateway/live/tone_asr.py) with the real alignment and tajweed
@@ -88,9 +89,10 @@ def browser(recitation: tuple[Path, float]) -> Iterator[Any]:
 
 
 async def test_the_live_page_colours_words_and_shows_the_final_scores(
-    page_url: str, browser: Any, recitation: tuple[Path, float]
+    page_url: str, browser: Any, recitation: tuple[Path, float], tmp_path: Path
 ) -> None:
     import asyncio
+    import os
 
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
@@ -143,5 +145,5 @@ async def test_the_live_page_colours_words_and_shows_the_final_scores(
     # A word's details on a click.
     await asyncio.to_thread(driver.find_elements(By.CSS_SELECTOR, ".word")[3].click)
     assert driver.find_element(By.ID, "details").is_displayed()
-    (ROOT / "docs").mkdir(exist_ok=True)
-    driver.save_screenshot(str(ROOT / "docs" / "live-page.png"))
+    shots = ROOT / "docs" if os.environ.get("MUAALEM_SCREENSHOT_DOCS") == "1" else tmp_path
+    assert driver.save_screenshot(str(shots / "live-page.png"))
