@@ -13,6 +13,7 @@ _AREAS = (
     "services.asr.cli",
     "services.gateway.cli",
     "services.gateway.cache_cli",
+    "services.synth.cli",
 )
 
 
