@@ -31,7 +31,9 @@ DEV_FALLBACK = setting(
     "",
     "`tiny` or `full`: when the real weights cannot be reached, create (or reuse) a random-weight "
     "development checkpoint of that size in MUAALEM_CACHE_DIR and serve it, marked dev_weights "
-    "(outputs are noise). Empty (production): start-up fails with instructions instead.",
+    "(outputs are noise). `demo`: serve the committed demo checkpoint instead, marked demo_weights "
+    "(it hears the project's synthetic reciter, not people). Empty (production): start-up fails "
+    "with instructions instead.",
     group=_GROUP,
 )
 CACHE_DIR = setting(
@@ -126,7 +128,7 @@ DEFAULT_CACHE_DIR = Path("~/.cache/muaalem")
 _DEVICES = ("auto", "cpu", "cuda")
 _PRECISIONS = ("auto", "float32", "bfloat16", "float16", "int8")
 _BACKENDS = ("torch", "onnxruntime")
-_DEV_SIZES = ("", "tiny", "full")
+_DEV_SIZES = ("", "tiny", "full", "demo")
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:

@@ -60,6 +60,7 @@ def model_version(version: ModelVersion | None) -> common_pb2.ModelVersion:
         backend=version.backend,
         precision=version.precision,
         device=version.device,
+        demo_weights=version.demo_weights,
     )
 
 

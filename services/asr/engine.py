@@ -64,6 +64,8 @@ class ModelVersion:
     backend: str
     precision: str
     device: str
+    # The demo checkpoint: trained on the synthetic reciter; it hears that voice, not people.
+    demo_weights: bool = False
 
 
 @dataclass(frozen=True)
@@ -422,6 +424,7 @@ class AsrEngine:
                 backend="onnxruntime",
                 precision=onnx.precision,
                 device=str(onnx.device),
+                demo_weights=files.demo_weights,
             )
             return onnx, version
         from services.asr.modeling import load_multilevel_ctc, use_onednn_linears
@@ -436,6 +439,7 @@ class AsrEngine:
             backend="torch",
             precision=precision,
             device=str(model.device),
+            demo_weights=files.demo_weights,
         )
         return model, version
 
@@ -484,6 +488,14 @@ class AsrEngine:
             size = self.config.dev_fallback
             if not size:
                 raise
+            if size == "demo":
+                from services.asr.checkpoint import DEMO_CHECKPOINT
+
+                if kind == "multi_level_ctc":
+                    log.warning("SERVING THE DEMO CHECKPOINT %s (it hears the synthetic reciter, not people). "
+                                "Reason: %s", DEMO_CHECKPOINT, exc.message)
+                    return resolve_checkpoint(str(DEMO_CHECKPOINT), kind)
+                size = "tiny"  # no demo segmenter: short demo audio never reaches it
             target = self.config.cache_dir / "dev-checkpoints" / f"{kind}-{size}"
             log.warning(
                 "SERVING RANDOM DEVELOPMENT WEIGHTS (%s, size %s) at %s: every output is noise and is "

@@ -25,9 +25,9 @@ def resample(x: Audio, rate_in: int, rate_out: int = RATE) -> Audio:
     if rate_in == rate_out or len(x) == 0:
         return x.astype(np.float32)
     if rate_out < rate_in:
-        x = np.convolve(x, _lowpass_taps(0.475 * rate_out / rate_in), mode="same")
+        x = np.convolve(x, _lowpass_taps(0.475 * rate_out / rate_in), mode="same").astype(np.float32)
     duration = len(x) / rate_in
-    n_out = max(1, int(round(duration * rate_out)))
+    n_out = max(1, round(duration * rate_out))
     t_out = np.arange(n_out) / rate_out
     return np.interp(t_out, np.arange(len(x)) / rate_in, x).astype(np.float32)
 
@@ -71,7 +71,7 @@ def stretch(x: Audio, target: int) -> Audio:
     ratio = (len(x) - win) / max(1, (frames - 1) * hop)
     previous_end = 0
     for k in range(frames):
-        nominal = int(round(k * hop * ratio))
+        nominal = round(k * hop * ratio)
         if k == 0:
             start = 0
         else:
@@ -103,4 +103,4 @@ def fade(x: Audio, samples: int = 48) -> Audio:
 
 
 def silence(seconds: float) -> Audio:
-    return np.zeros(int(round(seconds * RATE)), dtype=np.float32)
+    return np.zeros(round(seconds * RATE), dtype=np.float32)

@@ -13,7 +13,7 @@ from functools import cache
 
 from services.common.errors import InvalidArgument
 
-from .script import NASALS, P, Group, groups_of, reference_for
+from .script import NASALS, Group, P, groups_of, reference_for
 
 KINDS: tuple[str, ...] = (
     "letter", "haraka", "drop-word", "extra-word", "short-madd", "long-madd", "no-ghunnah", "no-qalqalah",
@@ -29,6 +29,8 @@ for _a, _b in _PAIRS:
     CONFUSED.setdefault(_a, _b)
     CONFUSED.setdefault(_b, _a)
 
+# A hidden nasal said clearly (izhar) has no ghunnah.
+_CLEAR_NASAL = {P.noon_mokhfah: P.noon, P.meem_mokhfah: P.meem}
 _HARAKA_SWAP = {P.fatha: P.kasra, P.kasra: P.fatha, P.dama: P.fatha}
 
 
@@ -143,10 +145,8 @@ def _change(kind: str, g: Group, following: Group | None) -> tuple[Group, str] |
         g.consonant_count >= 2
     ):
         rest = g.phonemes[g.consonant_count :]
-        if g.vowel:
-            plain = g.consonant * 2 + rest
-        else:
-            plain = (P.noon if g.consonant == P.noon_mokhfah else P.meem if g.consonant == P.meem_mokhfah else g.consonant) + rest
+        # With a vowel the shadda stays (two copies, no hold); a hidden nasal is said clearly.
+        plain = g.consonant * 2 + rest if g.vowel else _CLEAR_NASAL.get(g.consonant, g.consonant) + rest
         return g.with_phonemes(plain, ghonna="not_maghnoon"), f"{g.phonemes} said without its ghunnah ({plain})"
     if kind == "no-qalqalah" and g.qalqalah:
         return g.with_phonemes(g.phonemes.replace(P.qlqla, ""), qalqla="not_moqalqal"), "qalqalah not released"

@@ -37,6 +37,8 @@ class Spec:
     tempo: float = 0.3
     voice: Voice = field(default_factory=Voice)
     mistakes: tuple[mistakes_mod.Mistake, ...] = ()
+    # (start_word, word_count) of the ayah instead of the whole ayah.
+    words: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if not TEMPO_RANGE[0] <= self.tempo <= TEMPO_RANGE[1]:
@@ -76,13 +78,14 @@ def _stops(groups: Sequence[Group], reference: common_pb2.Reference) -> list[int
     stops = []
     for i, g in enumerate(groups[:-1]):
         nxt = groups[i + 1]
-        if g.word_index < len(ayah_of) and nxt.word_index < len(ayah_of) and ayah_of[g.word_index] != ayah_of[nxt.word_index]:
+        known = g.word_index < len(ayah_of) and nxt.word_index < len(ayah_of)
+        if known and ayah_of[g.word_index] != ayah_of[nxt.word_index]:
             stops.append(i)
     return stops
 
 
 def recite(spec: Spec) -> Recitation:
-    reference = reference_for(spec.surah, spec.ayah, spec.last_ayah, spec.moshaf)
+    reference = reference_for(spec.surah, spec.ayah, spec.last_ayah, spec.moshaf, spec.words)
     groups = groups_of(reference)
     applied: list[mistakes_mod.Applied] = []
     seen_words: set[int] = set()
@@ -100,8 +103,8 @@ def recite(spec: Spec) -> Recitation:
 def _truth(spec: Spec, reference: common_pb2.Reference, groups: list[Group], rendering: Any,
            applied: list[mistakes_mod.Applied]) -> dict[str, Any]:
     word_spans: dict[int, list[float]] = {}
-    truth_groups = []
-    phonemes = []
+    truth_groups: list[dict[str, Any]] = []
+    phonemes: list[dict[str, Any]] = []
     for g, (start, end), times in zip(groups, rendering.group_spans, rendering.phoneme_spans, strict=True):
         if g.reference_index >= 0:
             span = word_spans.setdefault(g.word_index, [start, end])
@@ -114,10 +117,11 @@ def _truth(spec: Spec, reference: common_pb2.Reference, groups: list[Group], ren
         phonemes.extend({"symbol": t.symbol, "start_s": round(t.start, 4), "end_s": round(t.end, 4)} for t in times)
     words = []
     for index, w in enumerate(reference.words):
-        span = word_spans.get(index)
+        found = word_spans.get(index)
+        span = found if found is not None else []
         words.append({
             "index": index, "uthmani": w.uthmani, "surah": int(w.surah), "ayah": int(w.ayah),
-            "recited": span is not None,
+            "recited": found is not None,
             "start_s": round(span[0], 4) if span else None, "end_s": round(span[1], 4) if span else None,
         })
     return {

@@ -48,11 +48,16 @@ def _spoken(consonant: str) -> str:
 
 # espeak-ng says some sakin letters alone with a trailing schwa (بْ, دْ, ءْ last ~0.4 s): keep the
 # consonant's own first part only.
+# Some come out very short (نْ: 45 ms): at least 70 ms, so that a 40 ms model frame can hold it.
 MAX_SAKIN = int(0.14 * RATE)
+MIN_SAKIN = int(0.07 * RATE)
 
 
 def _sakin(bank: SyllableBank, consonant: str) -> Audio:
-    return fade(bank.clip(_spoken(consonant) + SUKUN)[:MAX_SAKIN], 64)
+    clip = bank.clip(_spoken(consonant) + SUKUN)[:MAX_SAKIN]
+    if len(clip) < MIN_SAKIN:
+        clip = stretch(clip, MIN_SAKIN)
+    return fade(clip, 64)
 
 
 class Renderer:
@@ -88,7 +93,7 @@ class Renderer:
         if extra > 0:
             nasal = g.consonant in NASALS
             hold_s = extra * HOLD_HARAKAT * T if nasal or extra > 1 else 0.5 * T
-            hold = stretch(sakin, int(round((len(sakin) / RATE + hold_s) * RATE)))
+            hold = stretch(sakin, round((len(sakin) / RATE + hold_s) * RATE))
             pieces.append(hold)
             held = extra if g.vowel else copies
             step = len(hold) / RATE / held
@@ -96,7 +101,7 @@ class Renderer:
             t += len(hold) / RATE
         if g.vowel:
             cv, onset = self._consonant_split(g.consonant, g.vowel)
-            vowel = stretch(cv[onset:], int(round(T * RATE)))
+            vowel = stretch(cv[onset:], round(T * RATE))
             pieces.extend([cv[:onset], vowel])
             times.append(Timed(g.consonant, t, t + onset / RATE))
             t += onset / RATE
@@ -126,7 +131,7 @@ class Renderer:
             # A madd after no matching vowel (only in a mistake): a plain long vowel.
             tail = self.bank.clip("\u0627" + VOWEL_MARK[vowel])[-MIN_VOWEL_TAIL * 3 :]
         n = g.madd_count
-        audio = stretch(tail, int(round(n * T * RATE)))
+        audio = stretch(tail, round(n * T * RATE))
         return audio, [Timed(g.phonemes[i], i * T, (i + 1) * T) for i in range(n)]
 
 

@@ -90,12 +90,21 @@ def groups_of(reference: common_pb2.Reference) -> list[Group]:
     ]
 
 
-def reference_for(surah: int, ayah: int, last_ayah: int = 0, moshaf: dict[str, Any] | None = None) -> common_pb2.Reference:
-    """The gateway's reference for one ayah or a range, with the moshaf attributes over defaults."""
+def reference_for(
+    surah: int, ayah: int, last_ayah: int = 0, moshaf: dict[str, Any] | None = None,
+    words: tuple[int, int] | None = None,
+) -> common_pb2.Reference:
+    """The gateway's reference for an ayah, a range, or `words` = (start_word, word_count) of an
+    ayah, with the moshaf attributes over the defaults."""
     from services.gateway.reference import moshaf as moshaf_mod
     from services.gateway.reference.builder import build_reference
-    from services.gateway.reference.targets import ayah_range_target, ayah_target
+    from services.gateway.reference.targets import ayah_range_target, ayah_target, word_range_target
 
-    target = ayah_range_target(surah, ayah, last_ayah) if last_ayah and last_ayah != ayah else ayah_target(surah, ayah)
+    if words is not None:
+        target = word_range_target(surah, ayah, words[0], words[1])
+    elif last_ayah and last_ayah != ayah:
+        target = ayah_range_target(surah, ayah, last_ayah)
+    else:
+        target = ayah_target(surah, ayah)
     values = moshaf_mod.to_dict(moshaf_mod.to_proto({**moshaf_mod.REQUIRED_DEFAULTS, **(moshaf or {})}))
     return build_reference(target, values)
