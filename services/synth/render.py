@@ -1,6 +1,7 @@
 """Groups to audio, with every phoneme's time: espeak-ng syllables, durations set at a tempo.
 
-Durations, with T the tempo in seconds per haraka: a short vowel lasts T; a madd run of n
+Durations, with T the tempo in seconds per haraka: a voweled letter (consonant onset and short
+vowel, the haraka the tajweed service measures) lasts T, its vowel at least T/2; a madd run of n
 symbols n*T (the previous vowel's steady tail, stretched); a consonant keeps its spoken length,
 and each extra copy of it (shadda, a ghunnah of 3 symbols = 2 harakat) holds it 2T/3 longer;
 a qalqalah is a short release after the closure; a sakt is a short silence; an ayah ends with a
@@ -24,6 +25,7 @@ SAKT_S = 0.25
 QALQALAH_S = 0.07
 MIN_VOWEL_TAIL = 480  # 30 ms: the steady part a madd is stretched from
 HOLD_HARAKAT = 2.0 / 3.0
+MIN_VOWEL_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -101,12 +103,13 @@ class Renderer:
             t += len(hold) / RATE
         if g.vowel:
             cv, onset = self._consonant_split(g.consonant, g.vowel)
-            vowel = stretch(cv[onset:], round(T * RATE))
+            vowel_s = max(T - onset / RATE, MIN_VOWEL_SHARE * T)
+            vowel = stretch(cv[onset:], round(vowel_s * RATE))
             pieces.extend([cv[:onset], vowel])
             times.append(Timed(g.consonant, t, t + onset / RATE))
             t += onset / RATE
-            times.append(Timed(g.vowel, t, t + T))
-            t += T
+            times.append(Timed(g.vowel, t, t + len(vowel) / RATE))
+            t += len(vowel) / RATE
             self._last_vowel_tail = vowel[-max(MIN_VOWEL_TAIL, len(vowel) // 3):]
             self._last_vowel = g.vowel
         elif extra <= 0:

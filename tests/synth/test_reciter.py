@@ -65,8 +65,12 @@ def test_a_madd_lasts_its_harakat_at_the_tempo() -> None:
         rec = _recite(112, 1, tempo=tempo)
         madd = next(g for g in rec.truth["groups"] if g["phonemes"][0] == P.alif)
         assert madd["end_s"] - madd["start_s"] == pytest.approx(len(madd["phonemes"]) * tempo, abs=0.01)
-        vowels = [t for t in rec.truth["phoneme_times"] if t["symbol"] in (P.fatha, P.dama, P.kasra)]
-        assert all(t["end_s"] - t["start_s"] == pytest.approx(tempo, abs=0.01) for t in vowels)
+        # A voweled letter (onset and vowel: the haraka the tajweed service measures) lasts the
+        # tempo, unless its onset is so long that the vowel keeps its floor of half a haraka.
+        for g in rec.truth["groups"]:
+            if len(g["phonemes"]) == 2 and g["phonemes"][1] in (P.fatha, P.dama, P.kasra):
+                duration = g["end_s"] - g["start_s"]
+                assert tempo - 0.01 <= duration <= tempo + max(0.01, 0.14 - tempo / 2) + 1e-6, g
 
 
 def test_a_stop_between_ayahs_is_a_silent_pause() -> None:
