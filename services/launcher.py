@@ -66,7 +66,8 @@ class Mesh:
 
     def _build_env(self) -> dict[str, str]:
         env = dict(self.env)
-        env.setdefault("MUAALEM_ASR_DEV_FALLBACK", "tiny")
+        # No real weights reachable: serve the committed demo checkpoint (it hears the synthetic reciter).
+        env.setdefault("MUAALEM_ASR_DEV_FALLBACK", "demo")
         env.setdefault("PYTHONUNBUFFERED", "1")
         if not env.get("MUAALEM_API_KEYS_FILE") and not env.get("MUAALEM_API_KEYS"):
             cache_dir = Path(CACHE_DIR.get(env) or DEFAULT_CACHE_DIR).expanduser()

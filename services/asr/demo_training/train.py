@@ -30,8 +30,8 @@ SHAPE: dict[str, Any] = {
     "output_hidden_size": 128,
 }
 PEAK_LR = 2e-3
-WARMUP_STEPS = 200
-BATCH_SECONDS = 48.0  # audio per batch (padded frames included)
+WARMUP_STEPS = 100
+BATCH_SECONDS = 20.0  # audio per batch (padded frames included): more, smaller steps on a slow CPU
 PHONEME_WEIGHT = 0.5
 
 
