@@ -140,6 +140,40 @@ def phoneme_error_rate(checkpoint: str, trials: int, seed: int) -> dict[str, Any
     }
 
 
+def precision_agreement(checkpoint: str, trials: int, seed: int) -> dict[str, Any]:
+    """How far bfloat16 and int8 decodes are from float32's (phoneme edit distance per phoneme),
+    and each one's own PER against the truth, on the same evaluation-split recitations."""
+    import torch
+
+    from services.asr.checkpoint import resolve_checkpoint
+    from services.asr.features import FeatureExtractor
+    from services.asr.modeling import load_multilevel_ctc
+    from services.asr.vocab import Vocabulary
+
+    files = resolve_checkpoint(checkpoint)
+    tokens = Vocabulary.from_checkpoint(files).tokens["phonemes"]
+    extractor = FeatureExtractor(files.preprocessor_config)
+    models = {p: load_multilevel_ctc(files, "cpu", p) for p in ("float32", "bfloat16", "int8")}
+    rng = random.Random(seed + 1)
+    ayahs = eval_ayahs()
+    counts = {p: [0, 0] for p in models}  # [distance to float32, distance to truth]
+    total = 0
+    for _ in range(trials):
+        recitation = recite(random_spec(rng, *rng.choice(ayahs)))
+        features, mask = extractor([recitation.samples])
+        decoded: dict[str, str] = {}
+        for name, model in models.items():
+            with torch.inference_mode():
+                best = model(features, mask)["phonemes"][0].argmax(-1).tolist()
+            decoded[name] = "".join(tokens[t] for i, t in enumerate(best) if t != 0 and (i == 0 or best[i - 1] != t))
+        for name in models:
+            counts[name][0] += _edit_distance(decoded[name], decoded["float32"])
+            counts[name][1] += _edit_distance(decoded[name], recitation.phonemes)
+        total += len(recitation.phonemes)
+    return {name: {"differs_from_float32_per_phoneme": round(a / max(1, total), 4), "per": round(b / max(1, total), 4)}
+            for name, (a, b) in counts.items()} | {"trials": trials, "phonemes": total}
+
+
 def _edit_distance(a: str, b: str) -> int:
     from rapidfuzz.distance import Levenshtein
 
@@ -249,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clean-trials", type=int, default=20)
     parser.add_argument("--seed", type=int, default=90)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--precision-trials", type=int, default=20)
     parser.add_argument("--skip-mesh", action="store_true")
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -256,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
                                "split": f"surahs {EVAL_SURAHS.start}-{EVAL_SURAHS.stop - 1}"}
     figures["model"] = phoneme_error_rate(args.checkpoint, args.per_trials, args.seed)
     print(json.dumps(figures["model"]), flush=True)
+    if args.precision_trials:
+        figures["precision"] = precision_agreement(args.checkpoint, args.precision_trials, args.seed)
+        print(json.dumps(figures["precision"]), flush=True)
     if not args.skip_mesh:
         figures["mesh"] = mesh_figures(args.checkpoint, args.trials, args.clean_trials, args.seed,
                                        log=lambda m: print(m, flush=True))
