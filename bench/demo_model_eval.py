@@ -201,7 +201,7 @@ def start_mesh(checkpoint: str, root: Path) -> Any:
     return mesh
 
 
-def assess_with(mesh: Any) -> Callable[..., gateway_pb2.Assessment]:
+def assess_with(mesh: Any, run_rules_on_mismatch: bool = False) -> Callable[..., gateway_pb2.Assessment]:
     import grpc
 
     from services.common.pb import gateway_pb2_grpc
@@ -213,14 +213,14 @@ def assess_with(mesh: Any) -> Callable[..., gateway_pb2.Assessment]:
 
     def assess(recitation: Recitation, surah: int | None = None, ayah: int | None = None) -> gateway_pb2.Assessment:
         request = build_request(wav_bytes(recitation), surah=surah or recitation.truth["surah"],
-                                ayah=ayah or recitation.truth["ayah"])
+                                ayah=ayah or recitation.truth["ayah"], run_rules_on_mismatch=run_rules_on_mismatch)
         return stub.Assess(request, metadata=metadata, timeout=120).assessment
 
     return assess
 
 
 def mesh_figures(checkpoint: str, trials: int, clean_trials: int, seed: int, kinds: tuple[str, ...] = KINDS,
-                 log: Callable[[str], None] = print) -> dict[str, Any]:
+                 log: Callable[[str], None] = print, run_rules_on_mismatch: bool = False) -> dict[str, Any]:
     rng = random.Random(seed)
     ayahs = eval_ayahs()
     results: dict[str, Any] = {}
@@ -228,7 +228,7 @@ def mesh_figures(checkpoint: str, trials: int, clean_trials: int, seed: int, kin
     with tempfile.TemporaryDirectory(prefix="demo-eval-") as tmp:
         mesh = start_mesh(checkpoint, Path(tmp))
         try:
-            assess = assess_with(mesh)
+            assess = assess_with(mesh, run_rules_on_mismatch)
             clean_errors = clean_words = mismatches = 0
             for _ in range(clean_trials):
                 recitation = recite(random_spec(rng, *rng.choice(ayahs)))
@@ -285,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--precision-trials", type=int, default=20)
     parser.add_argument("--skip-mesh", action="store_true")
+    parser.add_argument("--run-rules-on-mismatch", action="store_true",
+                        help="judge the rules even when the content check says mismatch (counted apart)")
     args = parser.parse_args(argv)
     started = time.monotonic()
     figures: dict[str, Any] = {"checkpoint": args.checkpoint, "seed": args.seed, "tempos": TEMPOS,
@@ -296,7 +298,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(figures["precision"]), flush=True)
     if not args.skip_mesh:
         figures["mesh"] = mesh_figures(args.checkpoint, args.trials, args.clean_trials, args.seed,
-                                       log=lambda m: print(m, flush=True))
+                                       log=lambda m: print(m, flush=True),
+                                       run_rules_on_mismatch=args.run_rules_on_mismatch)
+        figures["mesh"]["run_rules_on_mismatch"] = args.run_rules_on_mismatch
     figures["wall_s"] = round(time.monotonic() - started, 1)
     text = json.dumps(figures, indent=1, ensure_ascii=False)
     if args.out:
