@@ -23,6 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--moshaf", action="append", default=[], metavar="NAME=VALUE",
                        help="a moshaf attribute (e.g. madd_monfasel_len=2); repeatable")
     synth.add_argument("--tempo", type=float, default=0.3, help="seconds per haraka (default 0.3)")
+    synth.add_argument("--snr-db", type=float, default=40.0,
+                       help="white-noise floor under the speech, in dB (default 40); negative: none")
     synth.add_argument("--voice", default="ar", help="espeak-ng voice NAME[:PITCH[:RATE]], e.g. ar+m3:40:160")
     synth.add_argument("--mistake", action="append", default=[], metavar="KIND:WORD_INDEX",
                        help="inject a mistake in a word (0-based); kinds: letter, haraka, drop-word, "
@@ -52,7 +54,7 @@ def _synth(args: argparse.Namespace) -> int:
     try:
         spec = Spec(
             surah=args.surah, ayah=args.ayah, last_ayah=args.last_ayah, moshaf=_moshaf(args.moshaf),
-            tempo=args.tempo, voice=Voice.parse(args.voice),
+            tempo=args.tempo, voice=Voice.parse(args.voice), snr_db=args.snr_db if args.snr_db >= 0 else None,
             mistakes=tuple(Mistake.parse(m) for m in args.mistake),
         )
         recitation = recite(spec)

@@ -39,6 +39,9 @@ class Spec:
     mistakes: tuple[mistakes_mod.Mistake, ...] = ()
     # (start_word, word_count) of the ayah instead of the whole ayah.
     words: tuple[int, int] | None = None
+    # A floor of white noise this many dB under the speech (a room, a microphone): the demo model
+    # was trained on renderings with 25-50 dB of it, never on digital silence. None: none.
+    snr_db: float | None = 40.0
 
     def __post_init__(self) -> None:
         if not TEMPO_RANGE[0] <= self.tempo <= TEMPO_RANGE[1]:
@@ -96,6 +99,8 @@ def recite(spec: Spec) -> Recitation:
         groups, change = mistakes_mod.apply(groups, mistake, len(reference.words))
         applied.append(change)
     rendering = render(groups, bank_for(spec.voice), spec.tempo, _stops(groups, reference))
+    if spec.snr_db is not None:
+        rendering.samples = add_noise(rendering.samples, spec.snr_db, seed=_seed(spec))
     truth = _truth(spec, reference, groups, rendering, applied)
     return Recitation(rendering.samples, RATE, reference, groups, truth)
 
@@ -138,6 +143,20 @@ def _truth(spec: Spec, reference: common_pb2.Reference, groups: list[Group], ren
             for a in applied
         ],
     }
+
+
+def _seed(spec: Spec) -> int:
+    """The same recitation gets the same noise (stable across runs and processes)."""
+    import zlib
+
+    key = f"{spec.surah}:{spec.ayah}:{spec.last_ayah}:{spec.tempo}:{spec.voice}:{spec.mistakes}:{spec.words}"
+    return zlib.crc32(key.encode())
+
+
+def add_noise(samples: Audio, snr_db: float, seed: int) -> Audio:
+    power = float(np.mean(np.square(samples, dtype=np.float64))) or 1e-6
+    noise = np.random.default_rng(seed).standard_normal(len(samples)).astype(np.float32)
+    return (samples + noise * np.float32(np.sqrt(power / 10 ** (snr_db / 10)))).astype(np.float32)
 
 
 def to_pcm16(samples: Audio) -> bytes:

@@ -26,9 +26,10 @@ pytestmark = pytest.mark.skipif(
 TEMPO = 0.3
 
 
-def _recite(surah: int, ayah: int, *mistakes: str, last_ayah: int = 0, tempo: float = TEMPO) -> Recitation:
+def _recite(surah: int, ayah: int, *mistakes: str, last_ayah: int = 0, tempo: float = TEMPO,
+            snr_db: float | None = None) -> Recitation:
     return recite(Spec(surah, ayah, last_ayah=last_ayah, tempo=tempo,
-                       mistakes=tuple(Mistake.parse(m) for m in mistakes)))
+                       mistakes=tuple(Mistake.parse(m) for m in mistakes), snr_db=snr_db))
 
 
 def _db(rec: Recitation, start: float, end: float) -> float:
@@ -71,6 +72,14 @@ def test_a_madd_lasts_its_harakat_at_the_tempo() -> None:
             if len(g["phonemes"]) == 2 and g["phonemes"][1] in (P.fatha, P.dama, P.kasra):
                 duration = g["end_s"] - g["start_s"]
                 assert tempo - 0.01 <= duration <= tempo + max(0.01, 0.14 - tempo / 2) + 1e-6, g
+
+
+def test_the_noise_floor_sits_under_the_speech_by_its_snr() -> None:
+    quiet, noisy = _recite(112, 1), _recite(112, 1, snr_db=30.0)
+    assert np.array_equal(_recite(112, 1, snr_db=30.0).samples, noisy.samples), "the same noise every time"
+    edge = noisy.samples[: int(0.3 * RATE)]
+    speech_power = float(np.mean(np.square(quiet.samples, dtype=np.float64)))
+    assert 10 * np.log10(speech_power / float(np.mean(np.square(edge, dtype=np.float64)))) == pytest.approx(30.0, abs=1.0)
 
 
 def test_a_stop_between_ayahs_is_a_silent_pause() -> None:
