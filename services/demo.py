@@ -66,24 +66,23 @@ def main() -> int:
             metadata = [("authorization", f"Bearer {mesh.api_key}")] if mesh.api_key else []
             with grpc.insecure_channel(mesh.address("gateway")) as channel:
                 stub = gateway_pb2_grpc.GatewayServiceStub(channel)
-                info = stub.GetServerInfo(gateway_pb2.GetServerInfoRequest(), metadata=metadata, timeout=10)
-                version = info.model_version
-                if version.dev_weights or not version.name:
-                    console.print(
-                        "[bold white on red] NO REAL OR DEMO WEIGHTS: running on a random-weight development "
-                        "checkpoint. The report below shows the whole mesh working; its verdicts are noise. [/]"
-                    )
-                elif version.demo_weights:
-                    console.print(
-                        "[bold black on yellow] NO REAL WEIGHTS REACHABLE: serving the demo checkpoint, trained on "
-                        "the project's synthetic reciter. It hears that voice, not people. [/]"
-                    )
                 # The demo knows what was recited: the rules run even if the content check doubts it
                 # (the report still shows the content check's verdict).
                 request = build_request(audio, surah=SURAH, ayah=AYAH, name_hint=f"synth-{SURAH}-{AYAH}.wav",
                                         run_rules_on_mismatch=True)
                 console.print(f"assessing the recitation of {SURAH}:{AYAH}...")
                 reply = stub.Assess(request, metadata=metadata, timeout=300)
+            version = reply.assessment.model_version
+            if version.demo_weights:
+                console.print(
+                    "[bold black on yellow] NO REAL WEIGHTS REACHABLE: the asr serves the demo checkpoint, trained "
+                    "on the project's synthetic reciter (never on this surah). It hears that voice, not people. [/]"
+                )
+            elif version.dev_weights:
+                console.print(
+                    "[bold white on red] NO REAL OR DEMO WEIGHTS: running on a random-weight development "
+                    "checkpoint. The report below shows the whole mesh working; its verdicts are noise. [/]"
+                )
             render(reply.assessment, console)
         except grpc.RpcError as exc:
             console.print(f"[bold red]assessment failed:[/] {exc.code().name}: {exc.details()}")
