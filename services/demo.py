@@ -16,7 +16,7 @@ from pathlib import Path
 
 import grpc
 
-from services.common.pb import gateway_pb2, gateway_pb2_grpc
+from services.common.pb import gateway_pb2_grpc
 from services.gateway.cli import build_request
 from services.gateway.report import render
 from services.launcher import Mesh
