@@ -275,6 +275,45 @@ def mesh_figures(checkpoint: str, trials: int, clean_trials: int, seed: int, kin
     return results
 
 
+def markdown(figures: dict[str, Any]) -> str:
+    """The figures as docs/demo-model.md shows them."""
+    model = figures["model"]
+    lines = [
+        f"Phoneme error rate (greedy decode, model alone): **{100 * model['per']:.1f} %** over {model['trials']} "
+        f"recitations ({model['phonemes']} phonemes); by tempo: "
+        + ", ".join(f"{k} s/haraka {100 * v:.1f} %" for k, v in model["per_by_tempo"].items()) + ".",
+        "",
+    ]
+    if "precision" in figures:
+        p = figures["precision"]
+        lines += ["| precision | decode differs from float32 (per phoneme) | PER |", "|---|---|---|"]
+        for name in ("float32", "bfloat16", "int8"):
+            differs = 100 * p[name]["differs_from_float32_per_phoneme"]
+            lines.append(f"| {name} | {differs:.1f} % | {100 * p[name]['per']:.1f} % |")
+        lines.append("")
+    mesh = figures.get("mesh")
+    if mesh:
+        clean = mesh["clean"]
+        lines += [
+            "| mistake kind | recitations | recall (right word, right kind) | an error on the right word (any kind) "
+            "| content check not `match` |",
+            "|---|---|---|---|---|",
+        ]
+        for kind in KINDS:
+            if kind in mesh:
+                r = mesh[kind]
+                lines.append(f"| {kind} | {r['trials']} | {100 * r['recall']:.0f} % | "
+                             f"{100 * r['right_word_any_kind']:.0f} % | {r['content_not_match']} |")
+        lines += [
+            "",
+            f"Clean recitations: {clean['recitations']} ({clean['words']} words), content check not `match` on "
+            f"{clean['content_not_match']}; words with an error line: {clean['words_flagged']}, i.e. "
+            f"**{clean['false_alarms_per_100_words']} false alarms per 100 clean words**. Over every trial (the "
+            f"words away from the injected mistake): {mesh['false_alarms_per_100_clean_words_all_trials']} per 100.",
+        ]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.demo_model_eval")
     parser.add_argument("--checkpoint", default="services/asr/demo_model")
@@ -306,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.write_text(text + "\n", encoding="utf-8")
     print(text)
+    print(markdown(figures))
     return 0
 
 
