@@ -23,7 +23,7 @@ from services.launcher import Mesh
 
 # An ayah of the evaluation split (surahs 90-114 are never trained on) and its mistakes.
 SURAH, AYAH = 103, 3
-MISTAKES = ("letter:2", "long-madd:1", "drop-word:6")
+MISTAKES = ("letter:2", "short-madd:1", "drop-word:6")
 TEMPO = 0.3
 
 
