@@ -15,11 +15,13 @@ export TORCH_INDEX
 PYTEST_ARGS ?=
 DEBIAN_PACKAGES := redis-server espeak-ng prometheus chromium chromium-driver
 
-.PHONY: setup system-deps protos serve demo test test-fast bench lint images reliability monitoring clean help
+.PHONY: setup system-deps protos serve demo demo-model demo-eval test test-fast bench lint images reliability monitoring clean help
 
 help:
-	@echo "make demo   - set up, start the four services, assess a sample recitation, stop"
-	@echo "make test   - set up (incl. redis-server, espeak-ng, prometheus) and run the test suite"
+	@echo "make demo   - set up, start the five services, assess a synthetic recitation with named mistakes, stop"
+	@echo "make demo-model - train the demo checkpoint on the synthetic reciter (CPU, ~1-2 h; committed already)"
+	@echo "make demo-eval  - the demo checkpoint's figures (PER, per-mistake recall, false alarms)"
+	@echo "make test   - set up (incl. redis-server, espeak-ng, prometheus, chromium) and run the test suite"
 	@echo "make serve  - run the mesh on loopback until Ctrl-C"
 	@echo "make bench  - benchmarks; writes docs/benchmarks.md"
 	@echo "make lint   - ruff, mypy, buf lint, generated-code freshness"
@@ -56,8 +58,20 @@ protos: setup
 serve: setup
 	$(PY) -m services.launcher
 
-demo: setup
+demo: setup system-deps
 	$(PY) -m services.demo
+
+# The demo checkpoint: renders the training split with the synthetic reciter (cached in
+# .cache/demo-train), trains for DEMO_MODEL_MINUTES on DEMO_MODEL_THREADS threads and writes
+# services/asr/demo_model (weights, recipe.json).
+DEMO_MODEL_MINUTES ?= 80
+DEMO_MODEL_THREADS ?= 2
+demo-model: setup system-deps
+	$(PY) -m services.asr.demo_training --out services/asr/demo_model --data .cache/demo-train/data.pt \
+		--budget-min $(DEMO_MODEL_MINUTES) --threads $(DEMO_MODEL_THREADS) --seed 0
+
+demo-eval: setup system-deps
+	$(PY) -m bench.demo_model_eval --checkpoint services/asr/demo_model --out services/asr/demo_model/figures.json
 
 test: setup system-deps
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -15,6 +15,7 @@ _AREAS = (
     "services.gateway.live.cli",
     "services.gateway.cache_cli",
     "services.gateway.reference_cli",
+    "services.synth.cli",
 )
 
 

@@ -1,9 +1,13 @@
-"""`make demo`: start the mesh, assess the sample recitation shipped with the project, print the
-learner's report, stop. With no real weights reachable it runs on development weights and says
-so before and after."""
+"""`make demo`: start the mesh, recite an ayah of the evaluation split with the synthetic reciter
+and a few named mistakes, assess it, print the learner's report, stop.
+
+With no real weights reachable the asr serves the committed demo checkpoint (trained on the
+synthetic reciter, never on this ayah's surah), so the report's verdicts are real: the injected
+mistakes are listed first, so that a reader can check them against the report."""
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 import tempfile
@@ -12,14 +16,27 @@ from pathlib import Path
 
 import grpc
 
-from services.common.pb import gateway_pb2, gateway_pb2_grpc
+from services.common.pb import gateway_pb2_grpc
 from services.gateway.cli import build_request
 from services.gateway.report import render
 from services.launcher import Mesh
 
-SAMPLE = Path(__file__).resolve().parent / "gateway" / "samples" / "test.wav"
-# The sample's own reading (its reference in the model author's test fixture).
-SAMPLE_MOSHAF = {"madd_monfasel_len": 2, "madd_mottasel_len": 4, "madd_mottasel_waqf": 4, "madd_aared_len": 2}
+# An ayah of the evaluation split (surahs 90-114 are never trained on) and its mistakes.
+SURAH, AYAH = 103, 3
+MISTAKES = ("letter:2", "short-madd:1", "drop-word:6")
+TEMPO = 0.3
+
+
+def synthesize() -> tuple[bytes, list[dict[str, object]]]:
+    import soundfile
+
+    from services.synth.mistakes import Mistake
+    from services.synth.reciter import Spec, recite
+
+    recitation = recite(Spec(SURAH, AYAH, tempo=TEMPO, mistakes=tuple(Mistake.parse(m) for m in MISTAKES)))
+    buffer = io.BytesIO()
+    soundfile.write(buffer, recitation.samples, recitation.rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue(), list(recitation.truth["mistakes"])
 
 
 def main() -> int:
@@ -27,6 +44,14 @@ def main() -> int:
 
     console = Console()
     env = dict(os.environ)
+    env.setdefault("MUAALEM_ASR_DEV_FALLBACK", "demo")
+    # The demo model has no segmenter of its own; the demo's audio is too short to need one.
+    env.setdefault("MUAALEM_SEGMENTER_MODEL", "")
+    console.print(f"[bold]reciting {SURAH}:{AYAH}[/] with the synthetic reciter (espeak-ng, {TEMPO} s per haraka)...")
+    audio, mistakes = synthesize()
+    console.print("[bold]injected mistakes[/] (word numbers count from 0):")
+    for m in mistakes:
+        console.print(f"  - {m['kind']} in word {m['word_index']} ({m['word']}): {m['detail']}")
     with tempfile.TemporaryDirectory(prefix="muaalem-demo-") as logs:
         console.print("[bold]starting the mesh[/] (asr, alignment, tajweed, gateway as four processes)...")
         started = time.monotonic()
@@ -41,26 +66,23 @@ def main() -> int:
             metadata = [("authorization", f"Bearer {mesh.api_key}")] if mesh.api_key else []
             with grpc.insecure_channel(mesh.address("gateway")) as channel:
                 stub = gateway_pb2_grpc.GatewayServiceStub(channel)
-                info = stub.GetServerInfo(gateway_pb2.GetServerInfoRequest(), metadata=metadata, timeout=10)
-                dev = info.model_version.dev_weights
-                if dev or not info.model_version.name:
-                    console.print(
-                        "[bold white on red] NO REAL WEIGHTS REACHABLE: running on a random-weight development "
-                        "checkpoint. The report below shows the whole mesh working; its verdicts are noise. [/]"
-                    )
-                request = build_request(
-                    SAMPLE.read_bytes(),
-                    surah=8,
-                    ayah=75,
-                    words=(17, 9),
-                    moshaf=SAMPLE_MOSHAF,
-                    name_hint=SAMPLE.name,
-                    # Development weights decode noise, which the content check rightly calls a mismatch;
-                    # run the rules anyway so every stage shows its work.
-                    run_rules_on_mismatch=True,
-                )
-                console.print(f"assessing {SAMPLE.name} (8:75, words 17+9, into 9:1)...")
+                # The demo knows what was recited: the rules run even if the content check doubts it
+                # (the report still shows the content check's verdict).
+                request = build_request(audio, surah=SURAH, ayah=AYAH, name_hint=f"synth-{SURAH}-{AYAH}.wav",
+                                        run_rules_on_mismatch=True)
+                console.print(f"assessing the recitation of {SURAH}:{AYAH}...")
                 reply = stub.Assess(request, metadata=metadata, timeout=300)
+            version = reply.assessment.model_version
+            if version.demo_weights:
+                console.print(
+                    "[bold black on yellow] NO REAL WEIGHTS REACHABLE: the asr serves the demo checkpoint, trained "
+                    "on the project's synthetic reciter (never on this surah). It hears that voice, not people. [/]"
+                )
+            elif version.dev_weights:
+                console.print(
+                    "[bold white on red] NO REAL OR DEMO WEIGHTS: running on a random-weight development "
+                    "checkpoint. The report below shows the whole mesh working; its verdicts are noise. [/]"
+                )
             render(reply.assessment, console)
         except grpc.RpcError as exc:
             console.print(f"[bold red]assessment failed:[/] {exc.code().name}: {exc.details()}")

@@ -67,7 +67,8 @@ class Mesh:
 
     def _build_env(self) -> dict[str, str]:
         env = dict(self.env)
-        env.setdefault("MUAALEM_ASR_DEV_FALLBACK", "tiny")
+        # No real weights reachable: serve the committed demo checkpoint (it hears the synthetic reciter).
+        env.setdefault("MUAALEM_ASR_DEV_FALLBACK", "demo")
         env.setdefault("PYTHONUNBUFFERED", "1")
         if not env.get("MUAALEM_API_KEYS_FILE") and not env.get("MUAALEM_API_KEYS"):
             self.api_key, keys_file = dev_api_key(client.cache_dir(env))

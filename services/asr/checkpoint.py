@@ -30,6 +30,12 @@ KINDS: tuple[str, ...] = ("multi_level_ctc", "frame_classifier")
 
 # Key written into config.json by `muaalem dev-model`: random weights must never pass for a model.
 DEV_MARKER = "muaalem_dev_checkpoint"
+# Key written into config.json by `make demo-model`: weights trained on the project's synthetic
+# reciter. They hear that voice (the demo and its tests are real), not people.
+DEMO_MARKER = "muaalem_demo_checkpoint"
+# The committed demo checkpoint, served (MUAALEM_ASR_DEV_FALLBACK=demo) when the real weights
+# cannot be reached.
+DEMO_CHECKPOINT = Path(__file__).resolve().parent / "demo_model"
 
 # Short: the hub is unreachable here and a hanging startup is worse than a clear error.
 HUB_TIMEOUT_S = 5.0
@@ -51,6 +57,7 @@ class CheckpointFiles:
     preprocessor_config: dict[str, Any] = field(repr=False)
     weight_files: tuple[Path, ...]
     dev_weights: bool
+    demo_weights: bool = False
 
     @cached_property
     def weights_digest(self) -> str:
@@ -59,8 +66,8 @@ class CheckpointFiles:
 
     @property
     def version(self) -> str:
-        """`name@digest`, with a `+dev` suffix for random-weight checkpoints."""
-        suffix = "+dev" if self.dev_weights else ""
+        """`name@digest`, with a `+dev` suffix for random-weight checkpoints, `+demo` for the demo's."""
+        suffix = "+dev" if self.dev_weights else "+demo" if self.demo_weights else ""
         return f"{self.name}@{self.weights_digest}{suffix}"
 
 
@@ -168,6 +175,7 @@ def _read(name: str, kind: str, directory: Path) -> CheckpointFiles:
         preprocessor_config=preprocessor,
         weight_files=weights,
         dev_weights=DEV_MARKER in config,
+        demo_weights=DEMO_MARKER in config,
     )
 
 

@@ -33,9 +33,11 @@ DEV_FALLBACK = setting(
     "",
     "`tiny` or `full`: when the real weights cannot be reached, create (or reuse) a random-weight "
     "development checkpoint of that size in MUAALEM_CACHE_DIR and serve it, marked dev_weights "
-    "(outputs are noise). Empty (production): start-up fails with instructions instead.",
+    "(outputs are noise). `demo`: serve the committed demo checkpoint instead, marked demo_weights "
+    "(it hears the project's synthetic reciter, not people). Empty (production): start-up fails "
+    "with instructions instead.",
     group=_GROUP,
-    choices=("", "tiny", "full"),
+    choices=("", "tiny", "full", "demo"),
 )
 CACHE_DIR = setting(
     "MUAALEM_CACHE_DIR",

@@ -61,6 +61,7 @@ def model_version(version: ModelVersion | None) -> common_pb2.ModelVersion:
         precision=version.precision,
         precision_reason=version.precision_reason,
         device=version.device,
+        demo_weights=version.demo_weights,
     )
 
 

@@ -166,6 +166,16 @@ def _prepare(out_dir: str | Path) -> Path:
     return out
 
 
+def write_checkpoint_files(
+    out_dir: str | Path, config: dict[str, Any], state: dict[str, torch.Tensor], vocab: dict[str, dict[str, int]]
+) -> Path:
+    """Writes a multi_level_ctc checkpoint (trained weights too: the demo model) in the real format."""
+    out = _prepare(out_dir)
+    _write_json(out / "vocab.json", vocab)
+    _write(out, config, state)
+    return out
+
+
 def _write(out: Path, config: dict[str, Any], state: dict[str, torch.Tensor]) -> None:
     from safetensors.torch import save_file
 

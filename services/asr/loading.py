@@ -68,6 +68,7 @@ def version_of(
         precision=precision,
         device=device,
         precision_reason=reason,
+        demo_weights=files.demo_weights,
     )
 
 
@@ -205,6 +206,19 @@ def resolve_files(cfg: AsrConfig, name: str, kind: str) -> CheckpointFiles:
         size = cfg.dev_fallback
         if not size:
             raise
+        if size == "demo":
+            from services.asr.checkpoint import DEMO_CHECKPOINT
+
+            if kind == "multi_level_ctc" and (DEMO_CHECKPOINT / "config.json").is_file():
+                log.warning(
+                    "SERVING THE DEMO CHECKPOINT %s (it hears the synthetic reciter, not people). Reason: %s",
+                    DEMO_CHECKPOINT,
+                    exc.message,
+                )
+                return resolve_checkpoint(str(DEMO_CHECKPOINT), kind)
+            # No demo segmenter (short demo audio never reaches one), and without the demo
+            # checkpoint (a checkout without it) the random tiny one keeps the mesh running.
+            size = "tiny"
         target = cfg.cache_dir / "dev-checkpoints" / f"{kind}-{size}"
         log.warning(
             "SERVING RANDOM DEVELOPMENT WEIGHTS (%s, size %s) at %s: every output is noise and is "

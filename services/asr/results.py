@@ -27,6 +27,8 @@ class ModelVersion:
     device: str
     # Why this backend and precision (auto's hardware choice, or the setting that asked for it).
     precision_reason: str = ""
+    # The demo checkpoint: trained on the synthetic reciter; it hears that voice, not people.
+    demo_weights: bool = False
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,21 @@ def render(assessment: gateway_pb2.Assessment, console: Console | None = None, m
             )
         )
 
+    elif assessment.model_version.demo_weights:
+        parts.append(
+            Panel(
+                Text(
+                    "DEMO WEIGHTS: a small model trained on the project's synthetic reciter (espeak-ng).\n"
+                    "It hears that voice, not people: its verdicts on synthetic recitations are real,\n"
+                    "on a person's recitation they are not.\n"
+                    "Point MUAALEM_ASR_MODEL at the real checkpoint (obadx/muaalem-model-v3_2) for real feedback.",
+                    style="bold black on yellow",
+                ),
+                title="demo weights",
+                border_style="yellow",
+            )
+        )
+
     verse = Text(justify="right")
     for word in assessment.words:
         verse.append(word.uthmani, style=WORD_STYLE.get(word.verdict, ""))

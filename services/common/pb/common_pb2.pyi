@@ -424,7 +424,7 @@ class Decode(_message.Message):
     def __init__(self, phonemes: _Optional[str] = ..., tokens: _Optional[_Iterable[_Union[DecodedToken, _Mapping]]] = ..., sifat: _Optional[_Iterable[_Union[Sifat, _Mapping]]] = ...) -> None: ...
 
 class ModelVersion(_message.Message):
-    __slots__ = ("name", "weights_digest", "dev_weights", "backend", "precision", "device", "precision_reason")
+    __slots__ = ("name", "weights_digest", "dev_weights", "backend", "precision", "device", "precision_reason", "demo_weights")
     NAME_FIELD_NUMBER: _ClassVar[int]
     WEIGHTS_DIGEST_FIELD_NUMBER: _ClassVar[int]
     DEV_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
@@ -432,6 +432,7 @@ class ModelVersion(_message.Message):
     PRECISION_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     PRECISION_REASON_FIELD_NUMBER: _ClassVar[int]
+    DEMO_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     name: str
     weights_digest: str
     dev_weights: bool
@@ -439,7 +440,8 @@ class ModelVersion(_message.Message):
     precision: str
     device: str
     precision_reason: str
-    def __init__(self, name: _Optional[str] = ..., weights_digest: _Optional[str] = ..., dev_weights: _Optional[bool] = ..., backend: _Optional[str] = ..., precision: _Optional[str] = ..., device: _Optional[str] = ..., precision_reason: _Optional[str] = ...) -> None: ...
+    demo_weights: bool
+    def __init__(self, name: _Optional[str] = ..., weights_digest: _Optional[str] = ..., dev_weights: _Optional[bool] = ..., backend: _Optional[str] = ..., precision: _Optional[str] = ..., device: _Optional[str] = ..., precision_reason: _Optional[str] = ..., demo_weights: _Optional[bool] = ...) -> None: ...
 
 class SpeechInterval(_message.Message):
     __slots__ = ("start_s", "end_s")
