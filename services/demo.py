@@ -19,7 +19,7 @@ import grpc
 from services.common.pb import gateway_pb2_grpc
 from services.gateway.cli import build_request
 from services.gateway.report import render
-from services.launcher import Mesh
+from services.launcher import ORDER, Mesh
 
 # An ayah of the evaluation split (surahs 90-114 are never trained on) and its mistakes.
 SURAH, AYAH = 103, 3
@@ -53,7 +53,7 @@ def main() -> int:
     for m in mistakes:
         console.print(f"  - {m['kind']} in word {m['word_index']} ({m['word']}): {m['detail']}")
     with tempfile.TemporaryDirectory(prefix="muaalem-demo-") as logs:
-        console.print("[bold]starting the mesh[/] (asr, alignment, tajweed, gateway as four processes)...")
+        console.print(f"[bold]starting the mesh[/] ({', '.join(ORDER)}: {len(ORDER)} processes)...")
         started = time.monotonic()
         mesh = Mesh(env=env, log_dir=Path(logs))
         try:
@@ -62,7 +62,7 @@ def main() -> int:
             console.print(f"[bold red]the mesh did not start:[/] {exc}")
             return 1
         try:
-            console.print(f"all four services SERVING after {time.monotonic() - started:.1f} s")
+            console.print(f"all {len(ORDER)} services SERVING after {time.monotonic() - started:.1f} s")
             metadata = [("authorization", f"Bearer {mesh.api_key}")] if mesh.api_key else []
             with grpc.insecure_channel(mesh.address("gateway")) as channel:
                 stub = gateway_pb2_grpc.GatewayServiceStub(channel)
