@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from services.common.errors import FailedPrecondition
+from services.common.errors import FailedPrecondition, Unavailable
 
 from .checkpoint import CheckpointFiles
 from .modeling import MultiLevelCTC
@@ -151,6 +151,17 @@ def _set_metadata(path: Path, metadata: dict[str, Any]) -> None:
     entry = model.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
     onnx.save(model, str(path))
+
+
+def existing_graph(path: str | Path) -> Path:
+    """The graph a backend is to run, refused with the command that writes one when it is absent."""
+    graph = Path(path)
+    if not graph.is_file():
+        raise Unavailable(
+            f"ONNX model {graph} does not exist; write one with "
+            "`muaalem export-onnx CHECKPOINT OUT.onnx [--int8]` and set MUAALEM_ASR_ONNX_PATH"
+        )
+    return graph
 
 
 def read_metadata(path: Path) -> dict[str, Any]:

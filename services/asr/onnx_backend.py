@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from services.common.errors import FailedPrecondition, Unavailable
+from services.common.errors import FailedPrecondition
 
-from .export import INPUT_NAMES, METADATA_KEY, output_name
+from .export import INPUT_NAMES, METADATA_KEY, existing_graph, output_name
 
 
 def default_providers() -> list[str]:
@@ -37,12 +37,7 @@ class OnnxMultiLevelCTC:
     ) -> None:
         import onnxruntime as ort
 
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise Unavailable(
-                f"ONNX model {self.path} does not exist; write one with "
-                "`muaalem export-onnx CHECKPOINT OUT.onnx [--int8]` and set MUAALEM_ASR_ONNX_PATH"
-            )
+        self.path = existing_graph(path)
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads

@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from services.common.errors import FailedPrecondition, Unavailable
+from services.common.errors import FailedPrecondition
 
-from .export import INPUT_NAMES, output_name, read_metadata
+from .export import INPUT_NAMES, existing_graph, output_name, read_metadata
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +52,7 @@ class OpenVinoMultiLevelCTC:
     ) -> None:
         import openvino as ov
 
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise Unavailable(
-                f"ONNX model {self.path} does not exist; write one with "
-                "`muaalem export-onnx CHECKPOINT OUT.onnx [--int8]` and set MUAALEM_ASR_ONNX_PATH"
-            )
+        self.path = existing_graph(path)
         self.metadata: dict[str, Any] = read_metadata(self.path)
         self.levels: list[str] = list(self.metadata["levels"])
         self.version: str = self.metadata["version"]
