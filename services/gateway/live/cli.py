@@ -143,10 +143,21 @@ def _live(args: argparse.Namespace) -> int:
                 time.sleep(max(0.0, started + offset / bytes_per_s - time.perf_counter()))
             yield gateway_pb2.AssessLiveRequest(audio=pcm[offset : offset + step])
 
-    key = args.api_key or os.environ.get("MUAALEM_API_KEY", "")
+    from services.common.config import ConfigError
+    from services.gateway import client
+
+    try:
+        tls = client.ClientTls.resolve(
+            ca=args.tls_ca, cert=args.tls_cert, key=args.tls_key, server_name=args.tls_server_name, enabled=args.tls
+        )
+        channel = client.open_channel(args.address, tls)
+    except (ConfigError, ValueError) as exc:
+        print(f"muaalem live: {exc}", file=sys.stderr)
+        return 2
+    key = client.api_key(args.api_key, args.address, os.environ)
     metadata = [("authorization", f"Bearer {key}")] if key else []
     final = None
-    with grpc.insecure_channel(args.address) as channel:
+    with channel:
         stub = gateway_pb2_grpc.GatewayServiceStub(channel)
         try:
             for event in stub.AssessLive(requests(), timeout=args.timeout, metadata=metadata):
@@ -165,7 +176,7 @@ def _live(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from services.gateway.cli import DEFAULT_ADDRESS, parse_words
+    from services.gateway.cli import add_connection_options, parse_words
 
     live = subparsers.add_parser("live", help="stream a recording through a live session, printing events")
     live.add_argument("file", help="audio file (wav, flac, ogg, mp3...)")
@@ -177,7 +188,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     live.add_argument("--run-rules-on-mismatch", action="store_true")
     live.add_argument("--realtime", action="store_true", help="send at real-time pace (default: as fast as taken)")
     live.add_argument("--json", action="store_true", help="print each event's proto3 JSON on a line")
-    live.add_argument("--address", default=os.environ.get("MUAALEM_GATEWAY_ADDRESS", DEFAULT_ADDRESS))
-    live.add_argument("--api-key", default="", help="defaults to $MUAALEM_API_KEY")
+    add_connection_options(live)
     live.add_argument("--timeout", type=float, default=3600.0)
     live.set_defaults(handler=_live)
