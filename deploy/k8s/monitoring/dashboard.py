@@ -137,6 +137,7 @@ def rows() -> list[tuple[str, list[Panel]]]:
         ),
         ("Alignment", _stage_panels("alignment")),
         ("Tajweed", _stage_panels("tajweed")),
+        ("Prosody", _stage_panels("prosody")),
         (
             "Reference cache",
             [
