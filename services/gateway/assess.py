@@ -147,6 +147,16 @@ class Assessor:
     async def reference(self, target: common_pb2.Target, moshaf: common_pb2.MoshafAttributes | None) -> ReferenceResult:
         return await self.references.get(target, moshaf, await self.versions.current())
 
+    async def refuse_inaudible(self, audio: DecodedAudio, level: float, what: str = "the audio") -> None:
+        """InvalidArgument for silent audio, or loud audio with no speech in it (noise, hum, a
+        tone): say so rather than judge noise as a recitation (or keep it as a reference)."""
+        if level < self.config.min_peak_dbfs:
+            raise InvalidArgument(
+                f"{what} is silent: its loudest sample is {level:.1f} dBFS, below {self.config.min_peak_dbfs:.0f} dBFS"
+            )
+        if not await asyncio.to_thread(has_speech, audio.samples, self.speech_settings):
+            raise InvalidArgument(NO_SPEECH if what == "the audio" else f"{what}: {NO_SPEECH}")
+
     async def assess(self, request: gateway_pb2.AssessRequest, *, streamed: bool = False) -> gateway_pb2.Assessment:
         started = time.perf_counter()
         ledger = StageLedger()
@@ -164,14 +174,7 @@ class Assessor:
         limit = self.max_stream_audio_s if streamed else self.max_audio_s
         # Decoding and the loudness scan both walk up to 20 minutes of samples: off the event loop.
         audio, level = await asyncio.to_thread(_decode_and_measure, request.audio, limit)
-        if level < self.config.min_peak_dbfs:
-            raise InvalidArgument(
-                f"the audio is silent: its loudest sample is {level:.1f} dBFS, "
-                f"below {self.config.min_peak_dbfs:.0f} dBFS"
-            )
-        # Loud but not speech (noise, hum, a tone): say so rather than judge noise as a recitation.
-        if not await asyncio.to_thread(has_speech, audio.samples, self.speech_settings):
-            raise InvalidArgument(NO_SPEECH)
+        await self.refuse_inaudible(audio, level)
         ledger.record("audio", common_pb2.STAGE_STATUS_OK, (time.perf_counter() - audio_started) * 1000)
         tracing.set_attributes(audio_seconds=round(audio.duration_s, 3))
         return await self._assess_decoded(request, audio, ledger, started)

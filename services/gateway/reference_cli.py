@@ -40,13 +40,15 @@ def warm_recitations(model_version: str, environ: Mapping[str, str] | None = Non
 
 
 async def _add(args: argparse.Namespace) -> int:
-    from services.common.audio import decode_bytes
+    from services.common.audio import decode_bytes, peak_dbfs
 
     path = Path(args.file)
     data = await asyncio.to_thread(path.read_bytes)
     audio = decode_bytes(data, name_hint=path.name, max_duration_s=1200.0)
     app = _app()
     try:
+        # As the RPC (recitation_api): silence or noise is refused before the analysis.
+        await app.assessor.refuse_inaudible(audio, peak_dbfs(audio.samples), what="the reference audio")
         version = await app.assessor.versions.current()
         added = await app.recitations.add(
             audio.samples,

@@ -26,6 +26,10 @@ from services.launcher import dev_api_key
 from tests.conftest import REPO, free_port
 
 STAGES = ("asr", "alignment", "tajweed")
+# Only Assess with compare_to and the reference recitations call it: a mesh starts it on demand.
+PROSODY = "prosody"
+# The development key (dev_api_key) is the admin of reference recitations in a mesh with prosody.
+DEV_KEY_NAME = "dev"
 
 
 def base_environment(cache_dir: Path) -> dict[str, str]:
@@ -200,7 +204,7 @@ class Service:
 
 @dataclass
 class Cluster:
-    """Three stages and one gateway (more gateways on demand), each its own process."""
+    """Three stages (four with prosody) and one gateway (more gateways on demand), each its own process."""
 
     root: Path
     redis_url: str = ""
@@ -211,12 +215,18 @@ class Cluster:
     services: dict[str, Service] = field(default_factory=dict)
     api_key: str = ""
     keys_file: Path | None = None
+    # Also the prosody stage, the recitations' store and the admin key (compare_to works).
+    prosody: bool = False
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        return (*STAGES, PROSODY) if self.prosody else STAGES
 
     def __post_init__(self) -> None:
         cache = self.root / "cache"
         self.env = base_environment(cache)
         self.api_key, self.keys_file = dev_api_key(cache)
-        for name in STAGES:
+        for name in self.stage_names:
             env = {**self.env, **self.stage_env}
             env[f"MUAALEM_{name.upper()}_PORT"] = str(free_port())
             env[f"MUAALEM_{name.upper()}_METRICS_PORT"] = "-1"
@@ -247,9 +257,12 @@ class Cluster:
             "MUAALEM_API_KEYS_FILE": str(self.keys_file),
             "MUAALEM_REDIS_URL": self.redis_url,
         }
-        for stage in STAGES:
+        for stage in self.stage_names:
             address = (targets or {}).get(stage, self.services[stage].address)
             gateway_env[f"MUAALEM_{stage.upper()}_TARGET"] = address
+        if self.prosody:
+            gateway_env["MUAALEM_RECITATIONS_DIR"] = str(self.root / "recitations")
+            gateway_env["MUAALEM_ADMIN_KEY_NAMES"] = DEV_KEY_NAME
         gateway_env.update(self.gateway_env)
         gateway_env.update(env or {})
         gateway_env.update(overrides)

@@ -104,17 +104,19 @@ def mesh_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory, mesh_redis: RedisServer, report: Report) -> Iterator[Cluster]:
-    """The four services as processes, the tiny development checkpoint, Redis as the cache.
-    Rate limits are off here (tests of limits start their own gateway)."""
+    """The five services as processes (prosody too: compare_to and reference recitations work),
+    the tiny development checkpoint, Redis as the cache. Rate limits are off here (tests of
+    limits start their own gateway)."""
     mesh = Cluster(
         tmp_path_factory.mktemp("mesh"),
         redis_url=mesh_redis.url,
         gateway_env={"MUAALEM_RATE_LIMIT_RPS": "0", "MUAALEM_MAX_CONCURRENT_PER_KEY": "1000"},
+        prosody=True,
     )
     startup = mesh.start()
     report.add(
         "startup",
-        "Start-up of the mesh (seconds from process start to health SERVING, all four started at once)",
+        f"Start-up of the mesh (seconds from process start to health SERVING, all {len(startup)} started at once)",
         ["service", "seconds"],
         [[name, f"{seconds:.1f}"] for name, seconds in startup.items()],
     )

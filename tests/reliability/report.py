@@ -18,6 +18,7 @@ class Profile:
     fault_clients: int
     redis_fault_s: float  # length of the load run around the Redis kill
     asr_fault_s: float  # length of the load run around the asr kill
+    prosody_fault_s: float  # length of the load run around the prosody kill (without its restart)
     slow_requests: int  # requests per slow-stage scenario
     drain_requests: int  # requests in flight when the gateway gets SIGTERM
 
@@ -31,6 +32,7 @@ SHORT = Profile(
     fault_clients=4,
     redis_fault_s=9.0,
     asr_fault_s=14.0,
+    prosody_fault_s=8.0,
     slow_requests=2,
     drain_requests=6,
 )
@@ -43,6 +45,7 @@ FULL = Profile(
     fault_clients=8,
     redis_fault_s=40.0,
     asr_fault_s=45.0,
+    prosody_fault_s=30.0,
     slow_requests=12,
     drain_requests=16,
 )
@@ -56,6 +59,7 @@ PROFILE_FIELDS = {
     "fault_clients": "clients in fault runs",
     "redis_fault_s": "Redis run s",
     "asr_fault_s": "asr run s",
+    "prosody_fault_s": "prosody run s",
     "slow_requests": "requests per slow case",
     "drain_requests": "in flight at SIGTERM",
 }

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from services.common.audio import decode_message
+from services.common.audio import decode_message, peak_dbfs
 from services.common.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from services.common.pb import gateway_pb2
 from services.gateway.reference.recitation_store import Registered
@@ -55,6 +55,9 @@ class RecitationApi:
         audio = await asyncio.to_thread(
             decode_message, request.audio, max_duration_s=MAX_REFERENCE_AUDIO_S, min_duration_s=0.5
         )
+        # As Assess: silence or noise is refused here, not sent through the mesh to fail there.
+        level = await asyncio.to_thread(peak_dbfs, audio.samples)
+        await self.app.assessor.refuse_inaudible(audio, level, what="the reference audio")
         added = await self.app.recitations.add(
             audio.samples,
             surah=request.surah,
