@@ -53,4 +53,4 @@ def test_latency_panels_show_three_quantiles_the_rules_record() -> None:
     }
     assert recorded == {"0.5", "0.95", "0.99"}
     latency = [e for e in dashboard.expressions() if "quantile_rate5m" in e]
-    assert len(latency) == 4  # one per stage row
+    assert len(latency) == 5  # one per stage row

@@ -116,7 +116,7 @@ def train(data_path: Path, out_dir: Path, seed: int, budget_s: float, threads: i
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     rng = random.Random(seed)
-    data = torch.load(data_path, weights_only=False)
+    data = torch.load(data_path, weights_only=True)
     examples: list[dict[str, Any]] = data["examples"]
     held_out = examples[: max(8, len(examples) // 50)]  # a check on unseen renderings, same split
     examples = examples[len(held_out):]
