@@ -4,11 +4,12 @@ mesh server started on loopback for the length of a block."""
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,31 @@ REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO / "tests" / "data"
 AUDIO_DIR = DATA_DIR / "audio"
 FIXTURES_DIR = DATA_DIR / "fixtures"
+
+
+def launcher_env(root: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a launcher Mesh under `root`: the tiny random checkpoint (no real
+    weights here), no segmenter, JSON logs, no HTTP port, every port free, no tracing from the
+    caller's shell; then `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update(
+        {
+            "MUAALEM_CACHE_DIR": str(root / "cache"),
+            "MUAALEM_ASR_MODEL": str(root / "no-such-model"),
+            "MUAALEM_ASR_DEV_FALLBACK": "tiny",
+            "MUAALEM_SEGMENTER_MODEL": "",
+            "MUAALEM_LOG_FORMAT": "json",
+            "MUAALEM_SHUTDOWN_DELAY_S": "0",
+            "MUAALEM_GATEWAY_HTTP_PORT": "-1",
+        }
+    )
+    from services.launcher import ORDER
+
+    for name in ORDER:
+        env[f"MUAALEM_{name.upper()}_PORT"] = str(free_port())
+        env[f"MUAALEM_{name.upper()}_METRICS_PORT"] = str(free_port())
+    env.update(extra or {})
+    return env
 
 
 def free_port() -> int:

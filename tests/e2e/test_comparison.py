@@ -23,7 +23,7 @@ from services.common.audio import decode_bytes
 from services.common.pb import common_pb2, gateway_pb2, gateway_pb2_grpc
 from services.gateway.cli import build_request
 from services.launcher import Mesh
-from tests.conftest import AUDIO_DIR, REPO, free_port
+from tests.conftest import AUDIO_DIR, REPO, launcher_env
 
 pytestmark = pytest.mark.slow
 
@@ -31,23 +31,13 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     root = tmp_path_factory.mktemp("mesh")
-    env = dict(os.environ)
-    env.update(
+    env = launcher_env(
+        root,
         {
-            "MUAALEM_CACHE_DIR": str(root / "cache"),
-            "MUAALEM_ASR_MODEL": str(root / "no-such-model"),
-            "MUAALEM_ASR_DEV_FALLBACK": "tiny",
-            "MUAALEM_SEGMENTER_MODEL": "",
-            "MUAALEM_LOG_FORMAT": "json",
-            "MUAALEM_SHUTDOWN_DELAY_S": "0",
             "MUAALEM_RECITATIONS_DIR": str(root / "recitations"),
             "MUAALEM_ADMIN_KEY_NAMES": "dev",  # the launcher's development key
-            "MUAALEM_GATEWAY_HTTP_PORT": "-1",
-        }
+        },
     )
-    for name in ("gateway", "asr", "alignment", "tajweed", "prosody"):
-        env[f"MUAALEM_{name.upper()}_PORT"] = str(free_port())
-        env[f"MUAALEM_{name.upper()}_METRICS_PORT"] = str(free_port())
     instance = Mesh(env=env, log_dir=root / "logs", start_timeout_s=60)
     instance.start()
     yield instance

@@ -20,7 +20,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from services.common.pb import common_pb2, gateway_pb2, gateway_pb2_grpc
 from services.gateway.cli import build_request
 from services.launcher import Mesh
-from tests.conftest import AUDIO_DIR, FIXTURES_DIR, free_port
+from tests.conftest import AUDIO_DIR, FIXTURES_DIR, free_port, launcher_env
 from tests.polling import wait_until
 
 pytestmark = pytest.mark.slow
@@ -42,21 +42,7 @@ def _strip(value: Any) -> Any:
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
     root = tmp_path_factory.mktemp("mesh")
-    env = dict(os.environ)
-    env.update(
-        {
-            "MUAALEM_CACHE_DIR": str(root / "cache"),
-            "MUAALEM_ASR_MODEL": str(root / "no-such-model"),
-            "MUAALEM_ASR_DEV_FALLBACK": "tiny",
-            "MUAALEM_SEGMENTER_MODEL": "",
-            "MUAALEM_LOG_FORMAT": "json",
-            "MUAALEM_SHUTDOWN_DELAY_S": "0",
-        }
-    )
-    for name in ("gateway", "asr", "alignment", "tajweed", "prosody"):
-        env[f"MUAALEM_{name.upper()}_PORT"] = str(free_port())
-        env[f"MUAALEM_{name.upper()}_METRICS_PORT"] = str(free_port())
-    env["MUAALEM_GATEWAY_HTTP_PORT"] = str(free_port())
+    env = launcher_env(root, {"MUAALEM_GATEWAY_HTTP_PORT": str(free_port())})
     started = time.monotonic()
     instance = Mesh(env=env, log_dir=root / "logs", start_timeout_s=60)
     instance.start()

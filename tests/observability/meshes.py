@@ -1,9 +1,8 @@
-"""The four services as separate processes (the launcher's Mesh), with metrics ports and any
+"""The services as separate processes (the launcher's Mesh), with metrics ports and any
 extra environment an observability test needs, and a client that assesses the sample."""
 
 from __future__ import annotations
 
-import os
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,33 +11,14 @@ import grpc
 
 from services.common.pb import gateway_pb2, gateway_pb2_grpc
 from services.gateway.cli import build_request
-from services.launcher import ORDER, Mesh
-from tests.conftest import AUDIO_DIR, free_port
+from services.launcher import Mesh
+from tests.conftest import AUDIO_DIR, launcher_env
 
 MOSHAF = {"madd_monfasel_len": 2, "madd_mottasel_len": 4, "madd_mottasel_waqf": 4, "madd_aared_len": 2}
 
 
 def start_mesh(root: Path, extra: Mapping[str, str] | None = None) -> Mesh:
-    env = dict(os.environ)
-    # Nothing from the caller's shell may turn tracing on or point it elsewhere.
-    for key in [k for k in env if k.startswith("OTEL_")]:
-        del env[key]
-    env.update(
-        {
-            "MUAALEM_CACHE_DIR": str(root / "cache"),
-            "MUAALEM_ASR_MODEL": str(root / "no-such-model"),
-            "MUAALEM_ASR_DEV_FALLBACK": "tiny",
-            "MUAALEM_SEGMENTER_MODEL": "",
-            "MUAALEM_LOG_FORMAT": "json",
-            "MUAALEM_SHUTDOWN_DELAY_S": "0",
-            "MUAALEM_GATEWAY_HTTP_PORT": "-1",
-        }
-    )
-    for name in ORDER:
-        env[f"MUAALEM_{name.upper()}_PORT"] = str(free_port())
-        env[f"MUAALEM_{name.upper()}_METRICS_PORT"] = str(free_port())
-    env.update(extra or {})
-    mesh = Mesh(env=env, log_dir=root / "logs", start_timeout_s=90)
+    mesh = Mesh(env=launcher_env(root, extra), log_dir=root / "logs", start_timeout_s=90)
     mesh.start()
     return mesh
 
