@@ -130,7 +130,7 @@ def clip(seconds: float) -> Clip:
     spec = ClipSpec(seconds, spec.recording, spec.surah, spec.ayah, spec.words, spec.last_ayah)
     path = AUDIO_DIR / spec.recording
     if not path.is_file():
-        # A machine without ../shared: the sample shipped with the gateway, looped.
+        # A recording missing from tests/data: the sample shipped with the gateway, looped.
         path = SAMPLE
     data, rate = sf.read(str(path), dtype="int16", always_2d=True)
     total = data.shape[0] / rate

@@ -1,4 +1,4 @@
-"""One assessment, as /work/shared/docs/design.md lays it out.
+"""One assessment, as the design lays out its Assess flow:
 
 decode audio once -> [reference || asr || energy] -> content check -> alignment -> tajweed -> fusion
 
