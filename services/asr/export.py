@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -151,6 +152,22 @@ def _set_metadata(path: Path, metadata: dict[str, Any]) -> None:
     entry = model.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(metadata)
     onnx.save(model, str(path))
+
+
+def graph_inputs(
+    features: Tensor, attention_mask: Tensor | None, input_frames: Tensor | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The exported graph's three inputs as contiguous arrays (features float32, mask and
+    frame counts int64), an absent mask or frame count meaning "every frame is real"."""
+    batch, frames = features.shape[:2]
+    if attention_mask is None:
+        attention_mask = torch.ones((batch, frames), dtype=torch.int64)
+    if input_frames is None:
+        input_frames = torch.full((batch,), frames, dtype=torch.int64)
+    return tuple(  # type: ignore[return-value]
+        np.ascontiguousarray(t.detach().to("cpu").numpy(), dtype=d)
+        for t, d in ((features, np.float32), (attention_mask, np.int64), (input_frames, np.int64))
+    )
 
 
 def existing_graph(path: str | Path) -> Path:

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from services.common.errors import FailedPrecondition
 
-from .export import INPUT_NAMES, METADATA_KEY, existing_graph, output_name
+from .export import INPUT_NAMES, METADATA_KEY, existing_graph, graph_inputs, output_name
 
 
 def default_providers() -> list[str]:
@@ -67,16 +67,8 @@ class OnnxMultiLevelCTC:
     def __call__(
         self, features: Tensor, attention_mask: Tensor | None = None, input_frames: Tensor | None = None
     ) -> dict[str, Tensor]:
-        batch, frames = features.shape[:2]
-        if attention_mask is None:
-            attention_mask = torch.ones((batch, frames), dtype=torch.int64)
-        if input_frames is None:
-            input_frames = torch.full((batch,), frames, dtype=torch.int64)
-        feeds = {
-            INPUT_NAMES[0]: _numpy(features, np.float32),
-            INPUT_NAMES[1]: _numpy(attention_mask, np.int64),
-            INPUT_NAMES[2]: _numpy(input_frames, np.int64),
-        }
+        feats, mask, lengths = graph_inputs(features, attention_mask, input_frames)
+        feeds = {INPUT_NAMES[0]: feats, INPUT_NAMES[1]: mask, INPUT_NAMES[2]: lengths}
         outputs = self.session.run(self._outputs, feeds)
         return {
             level: torch.from_numpy(np.asarray(value)).to(features.device)
@@ -86,6 +78,3 @@ class OnnxMultiLevelCTC:
     def num_parameters(self) -> int:
         return int(self.metadata["parameters"])
 
-
-def _numpy(tensor: Tensor, dtype: type[np.generic]) -> np.ndarray:
-    return np.ascontiguousarray(tensor.detach().to("cpu").numpy(), dtype=dtype)

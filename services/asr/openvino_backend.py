@@ -30,7 +30,7 @@ from torch import Tensor
 
 from services.common.errors import FailedPrecondition
 
-from .export import INPUT_NAMES, existing_graph, output_name, read_metadata
+from .export import INPUT_NAMES, existing_graph, graph_inputs, output_name, read_metadata
 
 log = logging.getLogger(__name__)
 
@@ -108,19 +108,14 @@ class OpenVinoMultiLevelCTC:
     def __call__(
         self, features: Tensor, attention_mask: Tensor | None = None, input_frames: Tensor | None = None
     ) -> dict[str, Tensor]:
-        batch, frames = features.shape[:2]
-        if attention_mask is None:
-            attention_mask = torch.ones((batch, frames), dtype=torch.int64)
-        if input_frames is None:
-            input_frames = torch.full((batch,), frames, dtype=torch.int64)
-        feats = _numpy(features, np.float32)
-        mask = _numpy(attention_mask, np.int64)
+        frames = features.shape[1]
+        feats, mask, lengths = graph_inputs(features, attention_mask, input_frames)
         padded = _bucket(frames, self.bucket_frames)
         if padded > frames:
             # Masked frames past every item's extent: the graph ignores them (see modeling.py).
             feats = np.pad(feats, ((0, 0), (0, padded - frames), (0, 0)))
             mask = np.pad(mask, ((0, 0), (0, padded - frames)))
-        inputs = {INPUT_NAMES[0]: feats, INPUT_NAMES[1]: mask, INPUT_NAMES[2]: _numpy(input_frames, np.int64)}
+        inputs = {INPUT_NAMES[0]: feats, INPUT_NAMES[1]: mask, INPUT_NAMES[2]: lengths}
         result = self._request.infer(inputs)
         # Output frames of the unpadded batch (the padding adds frames only at the end).
         out: dict[str, Tensor] = {}
@@ -150,6 +145,3 @@ def _output_frames(frames: int, metadata: dict[str, Any]) -> int:
         frames = strided_frames(frames, kernel, stride, stride // 2)
     return frames
 
-
-def _numpy(tensor: Tensor, dtype: type[np.generic]) -> np.ndarray:
-    return np.ascontiguousarray(tensor.detach().to("cpu").numpy(), dtype=dtype)
