@@ -39,16 +39,20 @@ def validate(analysis: Analysis) -> list[Finding]:
             or phonetics.is_ghunnah_group(group)
         ):
             continue
+        decoded = analysis.decoded(group.index)
+        if analysis.match is not None and decoded is None:
+            # Not heard at all: the content check already reports the letter missing, and the
+            # span the aligner squeezed it into measures nothing about doubling.
+            continue
         votes: list[float] = []
         held: float | None = None
         duration_s: float | None = None
         if analysis.timeline is not None:
             duration_s = analysis.timeline.duration(group.index)
             single = tempo.haraka_s if phonetics.is_voweled(group) else tempo.consonant_s
-            held = 1.0 + (duration_s - single) / tempo.consonant_s
+            held = max(0.0, 1.0 + (duration_s - single) / tempo.consonant_s)
             spread = max(_MIN_SD, config.duration_rel_sd * duration_s / tempo.consonant_s)
             votes.append(normal_cdf((held - config.shadda_threshold) / spread))
-        decoded = analysis.decoded(group.index)
         count: int | None = None
         if decoded is not None and decoded.core == group.core:
             count = decoded.count_of(group.core)

@@ -117,3 +117,22 @@ def test_izhar_instead_of_ikhfa() -> None:
     [finding] = [f for f in synth.validate(req).findings if f.verdict != Verdict.CORRECT]
     assert (finding.rule, finding.verdict, finding.heard_phonemes) == (RuleKind.IKHFA, Verdict.WRONG, "ن")
     assert finding.source == "ghunnah" and "izhar" in finding.message_en
+
+
+def test_shadda_on_a_letter_not_heard_is_left_to_the_content_check() -> None:
+    """A dropped word: its doubled letter has no decoded counterpart, and the aligner squeezes it
+    into a sliver; a shadda verdict there would measure nothing (it once read 'held -1.09')."""
+    ref = synth.reference(112, 1)
+    lam = synth.group_index(ref, "للَ")
+    durations = synth.natural_durations(ref, 0.4, 0.12)
+    durations[lam] = 0.01
+    dropped = synth.replace_group(ref, lam, "")
+    result = synth.validate(
+        synth.request(ref, synth.alignment(ref, durations), synth.decode(dropped), validators=["shadda"])
+    )
+    assert [f for f in result.findings if f.phoneme_start == ref.groups[lam].phoneme_start] == []
+    # Timing alone (no decode) still judges it, and never reports a negative hold.
+    timing_only = synth.validate(synth.request(ref, synth.alignment(ref, durations), None, validators=["shadda"]))
+    [finding] = [f for f in timing_only.findings if f.phoneme_start == ref.groups[lam].phoneme_start]
+    assert finding.verdict == Verdict.MISSING
+    assert finding.measured.text.startswith("held 0 ")
