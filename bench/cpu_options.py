@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from rapidfuzz.distance import Levenshtein
 
+from bench import cpu_agreement
 from bench.clips import Clip, describe
 from bench.common import p50, p50_p95, table
 from bench.context import Context, Section
@@ -200,8 +201,12 @@ async def run(ctx: Context) -> list[Section]:
     backends = ctx.backends(ctx.args.cpu_backends)
     provenance = ctx.provenance()
     results = await measure(ctx, backends, clips)
-    provenance.finish()
     lines = render(backends, clips, results, ctx.runs)
+    if ctx.args.agreement_recitations > 0 and cpu_agreement.DEMO_CHECKPOINT.is_dir():
+        count = ctx.args.agreement_recitations
+        agreement_results = await cpu_agreement.measure(ctx.cache_dir, backends, count)
+        lines += ["", *cpu_agreement.render(backends, agreement_results, count)]
+    provenance.finish()
     return [
         Section(
             "cpu-options", "CPU options: ONNX Runtime, OpenVINO, bf16 and INT8 against torch fp32", lines, provenance

@@ -55,6 +55,7 @@ QUICK = {
     "requests": 4,
     "max_batch_size": 4,
     "cpu_backends": "torch-fp32,torch-int8",
+    "agreement_recitations": 2,
     "alignment_runs": 3,
     "alignment_long_runs": 1,
     "tajweed_trials": 5,
@@ -100,6 +101,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default="torch-fp32,onnx-fp32,torch-bf16,ov-fp32,ov-bf16,torch-int8,onnx-int8,onnx-int8-static,"
         "ov-int8,ov-int8-static",
         help="CPU options compared (the first is the reference)")
+    add("--agreement-recitations", type=int, default=24,
+        help="synthetic recitations the cpu-options section decodes with the demo checkpoint (0: none)")
     add("--gpu-precision", default="auto", help="precision of the gpu section (auto: float16)")
     add("--gpu-batch-sizes", default="1,4,16,32", help="batch sizes of the VRAM table")
     add("--gpu-concurrency", default="1,16,64,256", help="concurrent callers of the GPU throughput table")

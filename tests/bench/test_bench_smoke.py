@@ -55,6 +55,11 @@ def test_quick_mode_writes_every_table(tmp_path: Path) -> None:
 
     options = _block(text, "cpu-options")
     assert "| 5 s | torch fp32 |" in options and "| 5 s | torch int8 (dynamic quantization) |" in options
+    # The demo checkpoint decodes synthetic recitations: torch fp32 agrees with itself, and what it
+    # decodes is close to the truth (a random-weight model would be near 100 %).
+    heard = re.search(r"^\| torch fp32 \| 100\.00 % \| 0\.00 % \| (\d+\.\d+) % \|", options, re.M)
+    assert heard is not None and float(heard.group(1)) < 40
+    assert re.search(r"^\| torch int8 \(dynamic quantization\) \| \d+\.\d+ % \|", options, re.M)
 
     assert "AMD" in _block(text, "machine") or "| CPU |" in _block(text, "machine")
     assert "no GPU" in _block(text, "gpu") or "forward ms" in _block(text, "gpu")
