@@ -84,7 +84,7 @@ bench: setup system-deps
 
 lint: setup
 	$(VENV)/bin/ruff check services tests bench deploy
-	$(VENV)/bin/mypy services
+	$(VENV)/bin/mypy services bench
 	cd protos && $(abspath $(VENV))/bin/buf lint
 	$(PY) -m services.common.protogen --check
 	$(PY) -m deploy.k8s.monitoring.generate --check

@@ -110,7 +110,7 @@ def phoneme_error_rate(checkpoint: str, trials: int, seed: int) -> dict[str, Any
 
     from services.asr.checkpoint import resolve_checkpoint
     from services.asr.features import FeatureExtractor
-    from services.asr.modeling import load_multilevel_ctc
+    from services.asr.weights import load_multilevel_ctc
     from services.asr.vocab import Vocabulary
 
     files = resolve_checkpoint(checkpoint)
@@ -147,7 +147,7 @@ def precision_agreement(checkpoint: str, trials: int, seed: int) -> dict[str, An
 
     from services.asr.checkpoint import resolve_checkpoint
     from services.asr.features import FeatureExtractor
-    from services.asr.modeling import load_multilevel_ctc
+    from services.asr.weights import load_multilevel_ctc
     from services.asr.vocab import Vocabulary
 
     files = resolve_checkpoint(checkpoint)
