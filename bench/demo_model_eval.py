@@ -110,8 +110,8 @@ def phoneme_error_rate(checkpoint: str, trials: int, seed: int) -> dict[str, Any
 
     from services.asr.checkpoint import resolve_checkpoint
     from services.asr.features import FeatureExtractor
-    from services.asr.weights import load_multilevel_ctc
     from services.asr.vocab import Vocabulary
+    from services.asr.weights import load_multilevel_ctc
 
     files = resolve_checkpoint(checkpoint)
     model = load_multilevel_ctc(files)
@@ -147,8 +147,8 @@ def precision_agreement(checkpoint: str, trials: int, seed: int) -> dict[str, An
 
     from services.asr.checkpoint import resolve_checkpoint
     from services.asr.features import FeatureExtractor
-    from services.asr.weights import load_multilevel_ctc
     from services.asr.vocab import Vocabulary
+    from services.asr.weights import load_multilevel_ctc
 
     files = resolve_checkpoint(checkpoint)
     tokens = Vocabulary.from_checkpoint(files).tokens["phonemes"]

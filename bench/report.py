@@ -18,6 +18,7 @@ ORDER = (
     "throughput",
     "live",
     "cpu-options",
+    "openvino-shapes",
     "gpu",
     "alignment",
     "tajweed",

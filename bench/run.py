@@ -8,7 +8,8 @@
 Sections: latency (per stage, in process and through the mesh, with memory per process), peer
 (quran-muaalem 0.2.2 side by side), throughput (1/4/16 clients, batching off and on), live
 (AssessLive at real time: pause-to-verdict delay, 16 sessions at once),
-cpu-options (ONNX Runtime, OpenVINO and INT8 against torch fp32), gpu (FP16, VRAM; needs CUDA),
+cpu-options (ONNX Runtime, OpenVINO and INT8 against torch fp32), openvino-shapes (dynamic shapes
+against length buckets), gpu (FP16, VRAM; needs CUDA),
 alignment, tajweed and prosody (the stage engineers' own benchmarks). The targets table follows from latency and
 peer. Before measuring, the run waits (up to --max-wait-s) for the machine's load average to
 fall under --quiet-load, and records it either way.
@@ -35,6 +36,7 @@ SECTIONS: dict[str, Callable[[Context], Awaitable[list[Section]]]] = {
     "throughput": throughput.run,
     "live": live.run,
     "cpu-options": cpu_options.run,
+    "openvino-shapes": scripts.openvino_shapes,
     "gpu": gpu.run,
     "alignment": scripts.alignment,
     "tajweed": scripts.tajweed,
@@ -142,6 +144,7 @@ def backends_needed(args: argparse.Namespace, sections: list[str]) -> list[str]:
         "throughput": args.throughput_backend,
         "live": args.live_backend,
         "cpu-options": args.cpu_backends,
+        "openvino-shapes": "ov-bf16",
     }
     return sorted({k.strip() for s in sections for k in keys.get(s, "").split(",") if k.strip()})
 

@@ -1,5 +1,6 @@
-"""The stage engineers' own benchmarks (bench/alignment_bench.py, bench/tajweed_sweep.py), run
-as they are and their markdown kept as a section."""
+"""Benchmarks that run as scripts of their own (bench/alignment_bench.py, bench/tajweed_sweep.py,
+bench/prosody_bench.py, bench/openvino_shapes.py), run as they are and their markdown kept as a
+section."""
 
 from __future__ import annotations
 
@@ -68,3 +69,20 @@ async def prosody(ctx: Context) -> list[Section]:
         "",
     ]
     return [Section("prosody", "Prosody and the comparison", intro + lines, provenance)]
+
+
+async def openvino_shapes(ctx: Context) -> list[Section]:
+    provenance = ctx.provenance()
+    clips = "2" if ctx.args.quick else "8"
+    args = [str(ctx.assets.onnx["fp32"]), str(ctx.assets.checkpoint), "--precision", "bfloat16", "--clips", clips]
+    lines = await asyncio.to_thread(_run_module, "bench.openvino_shapes", args)
+    provenance.finish()
+    intro = [
+        "Why the openvino backend keeps shapes dynamic (`MUAALEM_ASR_OPENVINO_BUCKET_FRAMES=0`): "
+        f"`python -m bench.openvino_shapes` compiles the exported graph once per setting and runs {clips} "
+        "clips of distinct lengths (3-8 s, each length new to the plugin, as in serving), interleaved "
+        "across settings, in bfloat16. A bucket pads the frame axis up to a multiple of its width "
+        "(masked frames): fewer distinct shapes, more frames to compute.",
+        "",
+    ]
+    return [Section("openvino-shapes", "OpenVINO: dynamic shapes or length buckets", intro + lines, provenance)]
