@@ -72,6 +72,23 @@ BACKENDS: dict[str, Backend] = {
 }
 
 
+BF16_OPTIONS = ("torch-bf16", "ov-bf16")
+
+
+def native_bf16() -> bool:
+    from services.asr.hardware import NATIVE_BF16_FLAGS, cpu_flags
+
+    return bool(set(NATIVE_BF16_FLAGS) & cpu_flags())
+
+
+def for_this_cpu(keys: str) -> str:
+    """A default list of options without the bfloat16 ones where the CPU has no native bfloat16:
+    the openvino backend refuses it there, and torch emulates it at minutes per 15 s clip."""
+    if native_bf16():
+        return keys
+    return ",".join(k for k in keys.split(",") if k.strip() not in BF16_OPTIONS)
+
+
 def backends(keys: str) -> list[Backend]:
     chosen = [k.strip() for k in keys.split(",") if k.strip()]
     unknown = [k for k in chosen if k not in BACKENDS]

@@ -28,7 +28,7 @@ from pathlib import Path
 from bench import cpu_options, gpu, latency, live, peer_compare, report, scripts, targets, throughput
 from bench.common import ROOT, Machine, command_line, load_average, now_utc, table, wait_for_quiet
 from bench.context import Context, Section
-from bench.models import BACKENDS, Assets, log, prepare
+from bench.models import BACKENDS, Assets, for_this_cpu, log, prepare
 
 SECTIONS: dict[str, Callable[[Context], Awaitable[list[Section]]]] = {
     "latency": latency.run,
@@ -120,6 +120,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         for key, value in QUICK.items():
             if key not in explicit:
                 setattr(args, key, value)
+    explicit = {a.lstrip("-").split("=")[0].replace("-", "_") for a in (argv or sys.argv[1:]) if a.startswith("--")}
+    for key in ("latency_backends", "peer_backends", "cpu_backends"):
+        if key not in explicit:
+            setattr(args, key, for_this_cpu(getattr(args, key)))
     if args.out is None:
         quick_out = Path(tempfile.gettempdir()) / "muaalem-bench-quick.md"
         args.out = quick_out if args.quick else ROOT / "docs" / "benchmarks.md"
@@ -144,7 +148,7 @@ def backends_needed(args: argparse.Namespace, sections: list[str]) -> list[str]:
         "throughput": args.throughput_backend,
         "live": args.live_backend,
         "cpu-options": args.cpu_backends,
-        "openvino-shapes": "ov-bf16",
+        "openvino-shapes": "ov-fp32",
     }
     return sorted({k.strip() for s in sections for k in keys.get(s, "").split(",") if k.strip()})
 

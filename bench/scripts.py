@@ -10,7 +10,7 @@ import sys
 
 from bench.common import ROOT
 from bench.context import Context, Section
-from bench.models import log
+from bench.models import log, native_bf16
 
 
 def _run_module(module: str, args: list[str]) -> list[str]:
@@ -74,15 +74,16 @@ async def prosody(ctx: Context) -> list[Section]:
 async def openvino_shapes(ctx: Context) -> list[Section]:
     provenance = ctx.provenance()
     clips = "2" if ctx.args.quick else "8"
-    args = [str(ctx.assets.onnx["fp32"]), str(ctx.assets.checkpoint), "--precision", "bfloat16", "--clips", clips]
+    precision = "bfloat16" if native_bf16() else "float32"
+    args = [str(ctx.assets.onnx["fp32"]), str(ctx.assets.checkpoint), "--precision", precision, "--clips", clips]
     lines = await asyncio.to_thread(_run_module, "bench.openvino_shapes", args)
     provenance.finish()
     intro = [
         "Why the openvino backend keeps shapes dynamic (`MUAALEM_ASR_OPENVINO_BUCKET_FRAMES=0`): "
         f"`python -m bench.openvino_shapes` compiles the exported graph once per setting and runs {clips} "
         "clips of distinct lengths (3-8 s, each length new to the plugin, as in serving), interleaved "
-        "across settings, in bfloat16. A bucket pads the frame axis up to a multiple of its width "
-        "(masked frames): fewer distinct shapes, more frames to compute.",
+        f"across settings, in {precision} (what `auto` serves on this CPU). A bucket pads the frame "
+        "axis up to a multiple of its width (masked frames): fewer distinct shapes, more frames to compute.",
         "",
     ]
     return [Section("openvino-shapes", "OpenVINO: dynamic shapes or length buckets", intro + lines, provenance)]

@@ -58,8 +58,9 @@ PRECISION = setting(
     "MUAALEM_ASR_PRECISION",
     "auto",
     "`auto` chooses by the hardware and logs why: float16 on CUDA; bfloat16 on a CPU with native "
-    "bfloat16 (avx512_bf16 or AMX), float32 on other CPUs. Or `float32`, `bfloat16`, `float16` "
-    "(CUDA) or `int8` (torch: dynamic quantisation on CPU; a graph backend: the graph's int8).",
+    "bfloat16 (avx512_bf16 or AMX), float32 on other CPUs. Or `float32`, `bfloat16` (torch "
+    "emulates it, slowly, where the CPU lacks it; openvino refuses it there), `float16` (CUDA) or "
+    "`int8` (torch: dynamic quantisation on CPU; a graph backend: the graph's int8).",
     group=_GROUP,
     choices=("auto", "float32", "bfloat16", "float16", "int8"),
 )

@@ -3,9 +3,10 @@
 Chosen by configuration only (MUAALEM_ASR_BACKEND=openvino), never as a silent fallback. It runs
 the graph `muaalem export-onnx` writes (OpenVINO reads the ONNX file as it is; its own exporter
 does not know Wav2Vec2-BERT), compiled once at start for the CPU at the precision asked for:
-`bfloat16` is OpenVINO's INFERENCE_PRECISION_HINT=bf16 (weights and activations in bfloat16 on
-CPUs with native bfloat16, accumulation in float32), `float32` keeps every op in float32, and an
-int8 graph (dynamic or static quantisation) runs its integer ops as written.
+`bfloat16` is OpenVINO's INFERENCE_PRECISION_HINT=bf16 (weights and activations in bfloat16,
+accumulation in float32; refused on a CPU without native bfloat16, where the plugin would run f32
+under that name), `float32` keeps every op in float32, and an int8 graph (dynamic or static
+quantisation) runs its integer ops as written.
 
 The compiled model is cached in MUAALEM_CACHE_DIR/openvino (OpenVINO's CACHE_DIR, keyed by the
 graph and the compile options): a restart reads the blob instead of compiling again.
@@ -102,6 +103,15 @@ class OpenVinoMultiLevelCTC:
         # What the plugin settled on (f32 where the CPU lacks what the hint asks for).
         hinted = self.compiled.get_property("INFERENCE_PRECISION_HINT")
         self.hint = hinted.get_type_name() if hasattr(hinted, "get_type_name") else str(hinted)
+        if graph_precision == "float32" and self.hint != hint:
+            # The plugin quietly computes in f32 what was asked in bf16 or f16: served under that
+            # name, the model would report a precision it does not run.
+            capabilities = ", ".join(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+            raise FailedPrecondition(
+                f"the openvino backend cannot run {precision} on this CPU: OpenVINO's CPU plugin would "
+                f"compute in {self.hint} (its capabilities: {capabilities}); set MUAALEM_ASR_PRECISION=float32, "
+                "or auto to choose by the hardware"
+            )
         self._request = self.compiled.create_infer_request()
         self._outputs = [self.compiled.output(output_name(level)) for level in self.levels]
 
