@@ -100,6 +100,21 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def vector_features() -> str:
+    """The instruction sets the CPU options' speed turns on (machines of the same model name
+    differ: one EPYC here had AVX-512 with bfloat16, another AVX2 only)."""
+    from services.asr.hardware import cpu_flags
+
+    flags = cpu_flags()
+    named = [
+        ("AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else ""),
+        "AVX512-BF16" if "avx512_bf16" in flags else "",
+        "AMX" if "amx_tile" in flags else "",
+        "VNNI" if flags & {"avx512_vnni", "avx_vnni"} else "",
+    ]
+    return ", ".join(n for n in named if n) or "no AVX2"
+
+
 def memory_gib() -> float:
     with contextlib.suppress(OSError, ValueError):
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -138,7 +153,7 @@ class Machine:
     @classmethod
     def describe(cls) -> Machine:
         return cls(
-            cpu=cpu_model(),
+            cpu=f"{cpu_model()} ({vector_features()})",
             cores=os.cpu_count() or 0,
             ram_gib=memory_gib(),
             system=f"{platform.system()} {platform.release()}",

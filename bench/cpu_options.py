@@ -25,7 +25,7 @@ from bench import cpu_agreement
 from bench.clips import Clip, describe
 from bench.common import p50, p50_p95, table
 from bench.context import Context, Section
-from bench.models import Backend, log
+from bench.models import Backend, log, native_bf16
 from services.asr.config import AsrConfig
 from services.asr.engine import AsrEngine, TranscribeOptions, Transcription
 
@@ -181,6 +181,16 @@ def render(backends: list[Backend], clips: list[Clip], results: dict[str, Option
         "not Intel's, which halved the matrix products' rate on this AMD EPYC. Same float32 "
         "arithmetic, another summation order.",
         "",
+        *(
+            []
+            if native_bf16()
+            else [
+                "No bfloat16 rows: this CPU has no native bfloat16 (avx512_bf16 or AMX), where the "
+                "openvino backend refuses it and torch emulates it at several times its float32 time; "
+                "name them with --cpu-backends to measure them anyway.",
+                "",
+            ]
+        ),
         "RSS added at load: the process's resident memory after the option's engine started minus "
         "before (options share one process, so this is each one's own weights and buffers, not a "
         "process peak). Start-up: AsrEngine() to SERVING; for OpenVINO first with an empty "

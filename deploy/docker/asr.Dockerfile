@@ -10,9 +10,10 @@
 # old driver at start) without the `runtime` flavour's second ~3 GB copy of those libraries.
 # GPU nodes need an NVIDIA driver >= 580 (CUDA 13) and a GPU of compute capability 7.5 or newer.
 #
-# MUAALEM_ASR_BACKEND=auto: torch on a GPU; on a CPU the fastest option measured, OpenVINO (the
-# checkpoint exported to ONNX into MUAALEM_CACHE_DIR on the first start, compiled, the compiled
-# model cached beside it), at MUAALEM_ASR_PRECISION=auto (bfloat16 where the CPU has it natively).
+# MUAALEM_ASR_BACKEND=auto: torch on a GPU; on a CPU the fastest option measured for that CPU:
+# OpenVINO in bfloat16 where the CPU has it natively (avx512_bf16 or AMX; the compiled model cached
+# in MUAALEM_CACHE_DIR), ONNX Runtime in float32 elsewhere. Either way the checkpoint is exported to
+# ONNX into MUAALEM_CACHE_DIR on the first start; MUAALEM_ASR_PRECISION=auto picks the precision.
 
 FROM nvidia/cuda:13.0.0-base-ubuntu24.04 AS deps
 ARG DEBIAN_FRONTEND=noninteractive

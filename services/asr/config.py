@@ -70,7 +70,9 @@ BACKEND = setting(
     "`torch`; `onnxruntime` (runs MUAALEM_ASR_ONNX_PATH, made by `muaalem export-onnx`); or "
     "`openvino` (CPU: runs that graph compiled by OpenVINO, the compiled model cached in "
     "MUAALEM_CACHE_DIR; with no MUAALEM_ASR_ONNX_PATH the checkpoint is exported there once); "
-    "or `auto`: openvino when the model runs on the CPU, torch on CUDA (the images' default).",
+    "or `auto` (the images' default): torch on CUDA; on a CPU openvino where it has native "
+    "bfloat16 (avx512_bf16 or AMX), onnxruntime elsewhere (each the fastest measured there; with no "
+    "MUAALEM_ASR_ONNX_PATH the checkpoint is exported into MUAALEM_CACHE_DIR once).",
     group=_GROUP,
     choices=("torch", "onnxruntime", "openvino", "auto"),
 )

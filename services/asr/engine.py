@@ -28,7 +28,7 @@ from services.asr import chunking, metrics
 from services.asr.batching import DynamicBatcher
 from services.asr.config import AsrConfig
 from services.asr.decode import DecodeReference, DecodeResult, greedy_decode
-from services.asr.hardware import choose_precision
+from services.asr.hardware import choose_backend, choose_precision
 from services.asr.loading import SegmenterParts, geometry_of, load_ctc, load_segmenter, resolve_device, resolve_files
 from services.asr.results import (
     LogProbs,
@@ -155,7 +155,7 @@ class AsrEngine:
         # OpenVINO serves on the CPU (config refuses it with a CUDA device).
         device = "cpu" if cfg.backend == "openvino" else resolve_device(cfg.device)
         if cfg.backend == "auto":
-            cfg = dataclasses.replace(cfg, backend="openvino" if device == "cpu" else "torch")
+            cfg = dataclasses.replace(cfg, backend=choose_backend("auto", device))
         started = time.perf_counter()
         files = resolve_files(cfg, cfg.model, "multi_level_ctc")
         vocabulary = Vocabulary.from_checkpoint(files)

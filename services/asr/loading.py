@@ -107,7 +107,8 @@ def load_ctc(cfg: AsrConfig, files: CheckpointFiles, device: str, choice: Precis
         from services.asr.onnx_backend import OnnxMultiLevelCTC, default_providers
 
         providers = default_providers() if device.startswith("cuda") else ["CPUExecutionProvider"]
-        onnx = OnnxMultiLevelCTC(Path(cfg.onnx_path).expanduser(), providers, threads=cfg.torch_threads)
+        graph = Path(cfg.onnx_path).expanduser() if cfg.onnx_path else ensure_graph(cfg, files)
+        onnx = OnnxMultiLevelCTC(graph, providers, threads=cfg.torch_threads)
         check_graph_digest(cfg, files, onnx.weights_digest)
         if onnx.precision != precision:
             reason = f"{reason}; the graph runs as exported ({onnx.precision})"
@@ -136,7 +137,9 @@ def ensure_graph(cfg: AsrConfig, files: CheckpointFiles) -> Path:
     if graph.is_file():
         return graph
     directory.parent.mkdir(parents=True, exist_ok=True)
-    log.warning("exporting %s to %s for the openvino backend (once; reused on later starts)", files.name, graph)
+    log.warning(
+        "exporting %s to %s for the %s backend (once; reused on later starts)", files.name, graph, cfg.backend
+    )
     staging = Path(tempfile.mkdtemp(prefix=f".{files.weights_digest}-", dir=directory.parent))
     try:
         export_onnx(files, staging / "model.onnx")

@@ -13,7 +13,7 @@ from services.asr.checkpoint import CheckpointFiles
 from services.asr.engine import AsrEngine
 from services.asr.export import STATIC_INT8, export_onnx
 from services.asr.features import FeatureExtractor
-from services.asr.hardware import NATIVE_BF16_FLAGS, choose_precision, cpu_flags
+from services.asr.hardware import NATIVE_BF16_FLAGS, choose_backend, choose_precision, cpu_flags
 from services.asr.modeling import MultiLevelCTC
 from services.asr.onnx_backend import OnnxMultiLevelCTC
 from services.asr.openvino_backend import OpenVinoMultiLevelCTC
@@ -154,6 +154,14 @@ def test_auto_chooses_by_the_hardware() -> None:
     assert choose_precision("int8", "cpu", frozenset({"avx512_bf16"})).precision == "int8"
 
 
+def test_auto_backend_follows_the_measurements() -> None:
+    assert choose_backend("auto", "cuda:0") == "torch"
+    assert choose_backend("auto", "cpu", frozenset({"avx2", "avx512_bf16"})) == "openvino"
+    assert choose_backend("auto", "cpu", frozenset({"avx2", "amx_bf16"})) == "openvino"
+    assert choose_backend("auto", "cpu", frozenset({"avx2", "fma"})) == "onnxruntime"
+    assert choose_backend("openvino", "cpu", frozenset({"avx2"})) == "openvino"
+
+
 async def test_auto_is_logged_and_exposed(tmp_path: Path) -> None:
     from prometheus_client import REGISTRY
 
@@ -168,13 +176,14 @@ async def test_auto_is_logged_and_exposed(tmp_path: Path) -> None:
     await engine.start()
     try:
         expected = choose_precision("auto", "cpu", cpu_flags())
-        reason = f"backend auto: openvino on cpu; {expected.reason}"
-        assert engine.version.backend == "openvino" and engine.version.precision == expected.precision
+        backend = "openvino" if set(NATIVE_BF16_FLAGS) & cpu_flags() else "onnxruntime"
+        reason = f"backend auto: {backend} on cpu; {expected.reason}"
+        assert engine.version.backend == backend and engine.version.precision == expected.precision
         assert engine.version.precision_reason == reason
         assert engine.model_info().model_version.precision_reason == reason
         assert REGISTRY.get_sample_value(
             "muaalem_asr_model_info",
-            {"model": engine.version.name, "backend": "openvino", "precision": expected.precision, "device": "cpu",
+            {"model": engine.version.name, "backend": backend, "precision": expected.precision, "device": "cpu",
              "precision_reason": reason},
         ) == 1.0
     finally:
