@@ -39,8 +39,6 @@ def _span(span: common_pb2.TimeSpan) -> str:
     return f"{span.start_s:5.2f}-{span.end_s:5.2f} s" if span.end_s > 0 else ""
 
 
-
-
 def _merge_extras(errors: list[gateway_pb2.ErrorItem]) -> list[gateway_pb2.ErrorItem]:
     """Consecutive inserted sounds in one word read as one line ("extra: ابت"), not one line each."""
     merged: list[gateway_pb2.ErrorItem] = []
@@ -56,6 +54,31 @@ def _merge_extras(errors: list[gateway_pb2.ErrorItem]) -> list[gateway_pb2.Error
             previous.heard += error.heard
             previous.time_span.end_s = max(previous.time_span.end_s, error.time_span.end_s)
             previous.message_en = f"Extra sounds not in the text: {previous.heard}"
+            continue
+        copy = gateway_pb2.ErrorItem()
+        copy.CopyFrom(error)
+        merged.append(copy)
+    return merged
+
+
+def _merge_missing(errors: list[gateway_pb2.ErrorItem]) -> list[gateway_pb2.ErrorItem]:
+    """Consecutive sounds missing from one word read as one line: a dropped word is one mistake
+    to a learner, not a line per letter."""
+    merged: list[gateway_pb2.ErrorItem] = []
+    for error in errors:
+        previous = merged[-1] if merged else None
+        if (
+            previous is not None
+            and error.expected
+            and not error.heard
+            and previous.expected
+            and not previous.heard
+            and previous.word_index == error.word_index
+            and previous.kind == error.kind
+        ):
+            previous.expected += error.expected
+            previous.time_span.end_s = max(previous.time_span.end_s, error.time_span.end_s)
+            previous.message_en = f"Not recited: {previous.expected}"
             continue
         copy = gateway_pb2.ErrorItem()
         copy.CopyFrom(error)
@@ -116,7 +139,7 @@ def render(assessment: gateway_pb2.Assessment, console: Console | None = None, m
         )
     parts.append(Panel(Group(*body), title="recitation", border_style="cyan"))
 
-    errors = _merge_extras(list(assessment.errors))
+    errors = _merge_missing(_merge_extras(list(assessment.errors)))
     if errors:
         table = Table(title="errors", show_lines=False)
         for column in ("word", "kind", "rule", "expected", "heard", "when", "note"):
