@@ -19,6 +19,7 @@ ORDER = (
     "live",
     "cpu-options",
     "openvino-shapes",
+    "profile",
     "gpu",
     "alignment",
     "tajweed",

@@ -9,7 +9,7 @@ Sections: latency (per stage, in process and through the mesh, with memory per p
 (quran-muaalem 0.2.2 side by side), throughput (1/4/16 clients, batching off and on), live
 (AssessLive at real time: pause-to-verdict delay, 16 sessions at once),
 cpu-options (ONNX Runtime, OpenVINO and INT8 against torch fp32), openvino-shapes (dynamic shapes
-against length buckets), gpu (FP16, VRAM; needs CUDA),
+against length buckets), profile (where a forward pass spends its time), gpu (FP16, VRAM; needs CUDA),
 alignment, tajweed and prosody (the stage engineers' own benchmarks). The targets table follows from latency and
 peer. Before measuring, the run waits (up to --max-wait-s) for the machine's load average to
 fall under --quiet-load, and records it either way.
@@ -39,6 +39,7 @@ SECTIONS: dict[str, Callable[[Context], Awaitable[list[Section]]]] = {
     # three compiled models of this one beside that ran the 24 GiB machine out of memory.
     "openvino-shapes": scripts.openvino_shapes,
     "cpu-options": cpu_options.run,
+    "profile": scripts.profile,
     "gpu": gpu.run,
     "alignment": scripts.alignment,
     "tajweed": scripts.tajweed,

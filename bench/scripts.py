@@ -87,3 +87,20 @@ async def openvino_shapes(ctx: Context) -> list[Section]:
         "",
     ]
     return [Section("openvino-shapes", "OpenVINO: dynamic shapes or length buckets", intro + lines, provenance)]
+
+
+async def profile(ctx: Context) -> list[Section]:
+    provenance = ctx.provenance()
+    seconds = "5" if ctx.args.quick else "15"
+    precision = "bfloat16" if native_bf16() else "float32"
+    args = [str(ctx.assets.checkpoint), "--seconds", seconds, "--precision", precision]
+    lines = await asyncio.to_thread(_run_module, "bench.forward_profile", args)
+    provenance.finish()
+    intro = [
+        "Where the time goes (`python -m bench.forward_profile`): torch's profiler on one forward pass "
+        f"of the model at the precision `auto` serves on this CPU ({precision}). The model is the whole "
+        "of an assessment's time on a CPU (see the latency section), so this is where a faster CPU path "
+        "has to win.",
+        "",
+    ]
+    return [Section("profile", "Where a forward pass spends its time", intro + lines, provenance)]
