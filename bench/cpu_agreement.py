@@ -11,8 +11,6 @@ argmax agreement, decode edit distance per phoneme) and with the truth (phoneme 
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +19,7 @@ import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 from bench.common import ROOT, table
-from bench.models import GRAPHS, Assets, Backend, log
+from bench.models import Backend, log, prepare
 from services.asr.config import AsrConfig
 from services.asr.engine import AsrEngine, TranscribeOptions
 from services.synth.reciter import Recitation, recite
@@ -56,36 +54,20 @@ def _recitations(ayat: list[tuple[int, int]], seed: int) -> list[Recitation]:
     return [recite(random_spec(rng, surah, ayah)) for surah, ayah in ayat]
 
 
-def _assets(cache_dir: Path, needed: list[Backend]) -> Assets:
-    from services.asr.checkpoint import resolve_checkpoint
-
-    files = resolve_checkpoint(str(DEMO_CHECKPOINT), "multi_level_ctc")
-    assets = Assets(checkpoint=files.directory, version=files.version, dev_weights=False, parameters=0)
-    graphs = sorted({b.graph for b in needed if b.runs_graph})
-    calibration: list[str] = []
-    if "int8-static" in graphs:
-        folder = Path(tempfile.mkdtemp(prefix="bench-calib-"))
-        for i, recitation in enumerate(_recitations(list(CALIBRATION_AYAT), seed=11)):
-            wav = folder / f"calib-{i}.wav"
-            recitation.write(wav)
-            calibration.append(str(wav))
-    for graph in graphs:
-        suffix, flags = GRAPHS[graph]
-        if graph == "int8-static":
-            flags = ["--int8-static", *calibration]
-        out = cache_dir / "onnx" / assets.digest / f"demo_model{suffix}.onnx"
-        if not out.is_file():
-            log(f"exporting {out}")
-            command = [sys.executable, "-m", "services.cli", "export-onnx", str(files.directory), str(out)]
-            subprocess.run(command + flags, check=True, cwd=ROOT)
-        assets.onnx[graph] = out
-    return assets
+def _calibration() -> list[str]:
+    folder = Path(tempfile.mkdtemp(prefix="bench-calib-"))
+    paths = []
+    for i, recitation in enumerate(_recitations(list(CALIBRATION_AYAT), seed=11)):
+        wav = folder / f"calib-{i}.wav"
+        recitation.write(wav)
+        paths.append(str(wav))
+    return paths
 
 
 async def measure(cache_dir: Path, backends: list[Backend], count: int, seed: int = 5) -> dict[str, Agreement]:
     from bench.demo_model_eval import eval_ayahs
 
-    assets = _assets(cache_dir, backends)
+    assets = prepare(str(DEMO_CHECKPOINT), "", cache_dir, backends, calibration=("synthetic", _calibration))
     ayat = random.Random(seed).sample(eval_ayahs(), count)
     recitations = _recitations(ayat, seed)
     results = {b.key: Agreement() for b in backends}

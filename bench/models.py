@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,9 +77,9 @@ BF16_OPTIONS = ("torch-bf16", "ov-bf16")
 
 
 def native_bf16() -> bool:
-    from services.asr.hardware import NATIVE_BF16_FLAGS, cpu_flags
+    from services.asr.hardware import native_bf16_flags
 
-    return bool(set(NATIVE_BF16_FLAGS) & cpu_flags())
+    return bool(native_bf16_flags())
 
 
 def for_this_cpu(keys: str) -> str:
@@ -114,9 +115,17 @@ class Assets:
         return f"`{self.checkpoint.name}` ({self.parameters / 1e6:.1f} M parameters, {weights}, digest {self.digest})"
 
 
-def prepare(checkpoint: str | None, size: str, cache_dir: Path, needed: list[Backend]) -> Assets:
+def prepare(
+    checkpoint: str | None,
+    size: str,
+    cache_dir: Path,
+    needed: list[Backend],
+    calibration: tuple[str, Callable[[], list[str]]] | None = None,
+) -> Assets:
     """The checkpoint (written when it is a dev one not made yet) and the ONNX graphs `needed`
-    (exported when missing: minutes and several GB of memory for the full-size model)."""
+    (exported when missing: minutes and several GB of memory for the full-size model).
+    `calibration`: (a name for the graph file, what makes the audio files) for the static int8
+    graph instead of the repository's recitations; called only when that graph is exported."""
     from services.asr.checkpoint import resolve_checkpoint
     from services.asr.loading import ensure_dev_checkpoint
     from services.asr.modeling import EncoderConfig
@@ -140,10 +149,14 @@ def prepare(checkpoint: str | None, size: str, cache_dir: Path, needed: list[Bac
     stem = files.directory.name
     for graph in sorted({b.graph for b in needed if b.runs_graph}):
         suffix, flags = GRAPHS[graph]
+        if graph == "int8-static" and calibration is not None:
+            suffix = f"{suffix}-{calibration[0]}"
         out = cache_dir / "onnx" / assets.digest / f"{stem}{suffix}.onnx"
         if not out.is_file():
             log(f"exporting {out} (once per checkpoint)")
             started = time.monotonic()
+            if graph == "int8-static" and calibration is not None:
+                flags = ["--int8-static", *calibration[1]()]
             command = [sys.executable, "-m", "services.cli", "export-onnx", str(files.directory), str(out)]
             subprocess.run(command + flags, check=True, cwd=ROOT)
             log(f"exported {out.name} in {time.monotonic() - started:.0f} s")

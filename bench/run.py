@@ -118,12 +118,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--quiet-load", type=float, default=0.5, help="wait for a 1-min load average below this (0: do not)")
     add("--max-wait-s", type=float, default=900.0, help="longest wait for a quiet machine")
     args = parser.parse_args(argv)
+    explicit = {a.lstrip("-").split("=")[0].replace("-", "_") for a in (argv or sys.argv[1:]) if a.startswith("--")}
     if args.quick:
-        explicit = {a.lstrip("-").split("=")[0].replace("-", "_") for a in (argv or sys.argv[1:]) if a.startswith("--")}
         for key, value in QUICK.items():
             if key not in explicit:
                 setattr(args, key, value)
-    explicit = {a.lstrip("-").split("=")[0].replace("-", "_") for a in (argv or sys.argv[1:]) if a.startswith("--")}
     for key in ("latency_backends", "peer_backends", "cpu_backends"):
         if key not in explicit:
             setattr(args, key, for_this_cpu(getattr(args, key)))

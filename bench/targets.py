@@ -4,7 +4,6 @@ asserted)."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 from bench.common import p50, table
@@ -12,6 +11,7 @@ from bench.context import Context, Section
 from bench.latency import SEED_BUDGET_MS, BackendResult
 from bench.peer_compare import PeerResult
 from bench.realistic import LEARNER, Row
+from services.asr.hardware import native_bf16_flags
 
 TARGET_S = 15.0
 
@@ -121,23 +121,13 @@ GPU_ROWS = [
 ]
 
 
-def _cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 def _peer_note(peer: PeerResult) -> list[str]:
     """Why the peer targets stand where they do: how fast the peer's default is on this CPU."""
     clip = peer.clips.get(TARGET_S)
     if clip is None or "default" not in clip.peer_ms or "float32" not in clip.peer_ms:
         return []
     speed = p50(clip.peer_ms["float32"]) / p50(clip.peer_ms["default"])
-    flags = sorted(f for f in _cpu_flags() if f in {"avx512_bf16", "amx_bf16", "amx_tile"})
+    flags = native_bf16_flags()
     if speed < 1:
         return [
             "",

@@ -41,14 +41,19 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
     return frozenset()
 
 
+def native_bf16_flags(flags: frozenset[str] | None = None) -> list[str]:
+    """Which of NATIVE_BF16_FLAGS the CPU has (this machine's unless `flags` are given)."""
+    have = flags if flags is not None else cpu_flags()
+    return [flag for flag in NATIVE_BF16_FLAGS if flag in have]
+
+
 def choose_precision(requested: str, device: str, flags: frozenset[str] | None = None) -> PrecisionChoice:
     """`requested` as it is when not `auto`; `auto` by the device and the CPU's flags."""
     if requested != "auto":
         return PrecisionChoice(requested, f"MUAALEM_ASR_PRECISION={requested} (set explicitly)")
     if device.startswith("cuda"):
         return PrecisionChoice("float16", "auto: float16 on a CUDA device")
-    have = flags if flags is not None else cpu_flags()
-    native = [flag for flag in NATIVE_BF16_FLAGS if flag in have]
+    native = native_bf16_flags(flags)
     if native:
         return PrecisionChoice("bfloat16", f"auto: bfloat16, the CPU has native bfloat16 ({', '.join(native)})")
     flags_named = " or ".join(NATIVE_BF16_FLAGS)
@@ -64,5 +69,4 @@ def choose_backend(requested: str, device: str, flags: frozenset[str] | None = N
         return requested
     if device.startswith("cuda"):
         return "torch"
-    have = flags if flags is not None else cpu_flags()
-    return "openvino" if any(flag in have for flag in NATIVE_BF16_FLAGS) else "onnxruntime"
+    return "openvino" if native_bf16_flags(flags) else "onnxruntime"

@@ -39,46 +39,34 @@ def _span(span: common_pb2.TimeSpan) -> str:
     return f"{span.start_s:5.2f}-{span.end_s:5.2f} s" if span.end_s > 0 else ""
 
 
-def _merge_extras(errors: list[gateway_pb2.ErrorItem]) -> list[gateway_pb2.ErrorItem]:
-    """Consecutive inserted sounds in one word read as one line ("extra: ابت"), not one line each."""
+def _gap(error: gateway_pb2.ErrorItem) -> str:
+    """"extra" for a sound heard with nothing expected, "missing" for one expected and not heard."""
+    if not error.expected:
+        return "extra"
+    return "missing" if not error.heard else ""
+
+
+def _merge_gaps(errors: list[gateway_pb2.ErrorItem]) -> list[gateway_pb2.ErrorItem]:
+    """Consecutive inserted sounds in one word read as one line ("extra: ابت"), and so do
+    consecutive missing ones: a dropped word is one mistake to a learner, not a line per letter."""
     merged: list[gateway_pb2.ErrorItem] = []
     for error in errors:
         previous = merged[-1] if merged else None
+        gap = _gap(error)
         if (
             previous is not None
-            and not error.expected
-            and not previous.expected
+            and gap
+            and _gap(previous) == gap
             and previous.word_index == error.word_index
             and previous.kind == error.kind
         ):
-            previous.heard += error.heard
             previous.time_span.end_s = max(previous.time_span.end_s, error.time_span.end_s)
-            previous.message_en = f"Extra sounds not in the text: {previous.heard}"
-            continue
-        copy = gateway_pb2.ErrorItem()
-        copy.CopyFrom(error)
-        merged.append(copy)
-    return merged
-
-
-def _merge_missing(errors: list[gateway_pb2.ErrorItem]) -> list[gateway_pb2.ErrorItem]:
-    """Consecutive sounds missing from one word read as one line: a dropped word is one mistake
-    to a learner, not a line per letter."""
-    merged: list[gateway_pb2.ErrorItem] = []
-    for error in errors:
-        previous = merged[-1] if merged else None
-        if (
-            previous is not None
-            and error.expected
-            and not error.heard
-            and previous.expected
-            and not previous.heard
-            and previous.word_index == error.word_index
-            and previous.kind == error.kind
-        ):
-            previous.expected += error.expected
-            previous.time_span.end_s = max(previous.time_span.end_s, error.time_span.end_s)
-            previous.message_en = f"Not recited: {previous.expected}"
+            if gap == "extra":
+                previous.heard += error.heard
+                previous.message_en = f"Extra sounds not in the text: {previous.heard}"
+            else:
+                previous.expected += error.expected
+                previous.message_en = f"Not recited: {previous.expected}"
             continue
         copy = gateway_pb2.ErrorItem()
         copy.CopyFrom(error)
@@ -139,7 +127,7 @@ def render(assessment: gateway_pb2.Assessment, console: Console | None = None, m
         )
     parts.append(Panel(Group(*body), title="recitation", border_style="cyan"))
 
-    errors = _merge_missing(_merge_extras(list(assessment.errors)))
+    errors = _merge_gaps(list(assessment.errors))
     if errors:
         table = Table(title="errors", show_lines=False)
         for column in ("word", "kind", "rule", "expected", "heard", "when", "note"):

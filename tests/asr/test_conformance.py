@@ -28,7 +28,7 @@ import torch
 from services.asr.checkpoint import CheckpointFiles, resolve_checkpoint
 from services.asr.decode import DecodeReference, greedy_decode
 from services.asr.features import FeatureExtractor
-from services.asr.hardware import NATIVE_BF16_FLAGS, cpu_flags
+from services.asr.hardware import native_bf16_flags
 from services.asr.modeling import MultiLevelCTC
 from services.asr.vocab import BLANK_ID, Vocabulary, build_vocab_table
 from services.asr.weights import load_multilevel_ctc
@@ -231,7 +231,7 @@ def test_openvino_on_the_conformance_set(
     pytest.importorskip("openvino")
     from services.asr.openvino_backend import OpenVinoMultiLevelCTC
 
-    if precision == "bfloat16" and not set(NATIVE_BF16_FLAGS) & cpu_flags():
+    if precision == "bfloat16" and not native_bf16_flags():
         pytest.skip("no native bfloat16 on this CPU: the openvino backend refuses it (tests/asr/test_openvino.py)")
     backend = OpenVinoMultiLevelCTC(author_graph, precision=precision, cache_dir=tmp_path)
     vocab = Vocabulary.from_checkpoint(author_files)

@@ -13,7 +13,7 @@ from services.asr.checkpoint import CheckpointFiles
 from services.asr.engine import AsrEngine
 from services.asr.export import STATIC_INT8, export_onnx
 from services.asr.features import FeatureExtractor
-from services.asr.hardware import NATIVE_BF16_FLAGS, choose_backend, choose_precision, cpu_flags
+from services.asr.hardware import choose_backend, choose_precision, cpu_flags, native_bf16_flags
 from services.asr.modeling import MultiLevelCTC
 from services.asr.onnx_backend import OnnxMultiLevelCTC
 from services.asr.openvino_backend import OpenVinoMultiLevelCTC
@@ -62,7 +62,7 @@ def test_openvino_float32_matches_torch(
 def test_openvino_bfloat16_stays_close_to_float32(
     graph: Path, tiny_files: CheckpointFiles, tiny_model: MultiLevelCTC, tmp_path: Path
 ) -> None:
-    if not set(NATIVE_BF16_FLAGS) & cpu_flags():
+    if not native_bf16_flags():
         # OpenVINO would compute in f32 under the name bfloat16: refused, and the message says why.
         with pytest.raises(FailedPrecondition, match=r"cannot run bfloat16 on this CPU.*would compute in f32"):
             OpenVinoMultiLevelCTC(graph, precision="bfloat16", cache_dir=tmp_path)
@@ -165,8 +165,6 @@ def test_auto_backend_follows_the_measurements() -> None:
 async def test_auto_is_logged_and_exposed(tmp_path: Path) -> None:
     from prometheus_client import REGISTRY
 
-    from services.asr.hardware import cpu_flags
-
     engine = AsrEngine(
         support.config(
             MUAALEM_SEGMENTER_MODEL="", MUAALEM_ASR_PRECISION="auto", MUAALEM_ASR_BACKEND="auto",
@@ -176,7 +174,7 @@ async def test_auto_is_logged_and_exposed(tmp_path: Path) -> None:
     await engine.start()
     try:
         expected = choose_precision("auto", "cpu", cpu_flags())
-        backend = "openvino" if set(NATIVE_BF16_FLAGS) & cpu_flags() else "onnxruntime"
+        backend = "openvino" if native_bf16_flags() else "onnxruntime"
         reason = f"backend auto: {backend} on cpu; {expected.reason}"
         assert engine.version.backend == backend and engine.version.precision == expected.precision
         assert engine.version.precision_reason == reason

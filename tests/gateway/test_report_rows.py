@@ -27,3 +27,16 @@ def test_a_dropped_word_is_one_line() -> None:
     # The next word's missing letter is its own line, and nothing was merged in the message itself.
     assert "Missing: وَ was not recited" in text
     assert text.count("pronunciation") == 2
+
+
+def test_inserted_sounds_in_one_word_are_one_line() -> None:
+    extra = [
+        gateway_pb2.ErrorItem(word_index=2, word="w2", kind="pronunciation", expected="", heard=h,
+                              time_span=common_pb2.TimeSpan(start_s=s, end_s=s + 0.1), message_en=f"Extra: {h}")
+        for h, s in (("ا", 3.0), ("ب", 3.1), ("ت", 3.2))
+    ]
+    console = Console(record=True, width=200)
+    render(gateway_pb2.Assessment(uthmani="قُلْ", errors=extra), console)
+    text = console.export_text()
+    assert "Extra sounds not in the text: ابت" in text and "3.00- 3.30 s" in text
+    assert text.count("pronunciation") == 1
