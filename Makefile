@@ -67,7 +67,7 @@ demo: setup system-deps
 DEMO_MODEL_MINUTES ?= 80
 DEMO_MODEL_THREADS ?= 2
 demo-model: setup system-deps
-	$(PY) -m services.asr.demo_training --out services/asr/demo_model --data .cache/demo-train/data.pt \
+	$(PY) -m services.demo.training --out services/asr/demo_model --data .cache/demo-train/data.pt \
 		--budget-min $(DEMO_MODEL_MINUTES) --threads $(DEMO_MODEL_THREADS) --seed 0
 
 demo-eval: setup system-deps

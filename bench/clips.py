@@ -78,7 +78,7 @@ class Clip:
         return f"{self.spec.seconds:g} s"
 
     def assess_request(self, *, include_details: bool = False) -> gateway_pb2.AssessRequest:
-        from services.gateway.cli import build_request
+        from services.client.options import build_request
 
         request: gateway_pb2.AssessRequest = build_request(
             self.wav,

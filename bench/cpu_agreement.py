@@ -22,7 +22,7 @@ from bench.common import ROOT, table
 from bench.models import Backend, log, prepare
 from services.asr.config import AsrConfig
 from services.asr.engine import AsrEngine, TranscribeOptions
-from services.synth.reciter import Recitation, recite
+from services.demo.synth.reciter import Recitation, recite
 
 DEMO_CHECKPOINT = ROOT / "services/asr/demo_model"
 OPTIONS = TranscribeOptions(include_log_probs=True, levels=("phonemes",))

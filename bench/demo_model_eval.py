@@ -22,9 +22,9 @@ from typing import Any
 
 from services.common.errors import MeshError
 from services.common.pb import common_pb2, gateway_pb2
-from services.synth.espeak import VOICES, Voice
-from services.synth.mistakes import KINDS, Mistake
-from services.synth.reciter import Recitation, Spec, recite
+from services.demo.synth.espeak import VOICES, Voice
+from services.demo.synth.mistakes import KINDS, Mistake
+from services.demo.synth.reciter import Recitation, Spec, recite
 
 EVAL_SURAHS = range(90, 115)
 TEMPOS = (0.25, 0.45)
@@ -204,8 +204,8 @@ def start_mesh(checkpoint: str, root: Path) -> Any:
 def assess_with(mesh: Any, run_rules_on_mismatch: bool = False) -> Callable[..., gateway_pb2.Assessment]:
     import grpc
 
+    from services.client.options import build_request
     from services.common.pb import gateway_pb2_grpc
-    from services.gateway.cli import build_request
 
     channel = grpc.insecure_channel(mesh.address("gateway"))
     stub = gateway_pb2_grpc.GatewayServiceStub(channel)
@@ -248,7 +248,7 @@ def mesh_figures(checkpoint: str, trials: int, clean_trials: int, seed: int, kin
                 while done < trials and attempts < trials * 20:
                     attempts += 1
                     surah, ayah = rng.choice(ayahs)
-                    from services.synth.script import reference_for
+                    from services.demo.synth.script import reference_for
 
                     words = len(reference_for(surah, ayah).words)
                     mistake = Mistake(kind, rng.randrange(words))

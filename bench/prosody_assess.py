@@ -23,8 +23,8 @@ import numpy as np
 import soundfile as sf
 
 from bench.common import ROOT, p50_p95, table
+from services.client.options import build_request
 from services.common.audio import decode_bytes
-from services.gateway.cli import build_request
 
 RECORDING = ROOT / "tests" / "data" / "audio" / "test.wav"
 

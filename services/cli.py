@@ -11,11 +11,12 @@ from collections.abc import Callable
 # (module, function) pairs: each function takes the subparsers object and adds its commands.
 _AREAS = (
     "services.asr.cli",
-    "services.gateway.cli",
-    "services.gateway.live.cli",
+    "services.client.assess",
+    "services.client.live",
+    "services.gateway.keys_cli",
     "services.gateway.cache_cli",
     "services.gateway.reference_cli",
-    "services.synth.cli",
+    "services.demo.synth.cli",
 )
 
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from services.common import settings as common_settings
 from services.common.healthcheck import check
 from services.common.settings import SERVICES
-from services.gateway import client
 from services.gateway.config import HTTP_PORT
 
 ORDER = ("asr", "alignment", "tajweed", "prosody", "gateway")
@@ -33,8 +33,8 @@ def dev_api_key(cache_dir: Path) -> tuple[str, Path]:
     from services.gateway.auth import hash_key, new_key
 
     cache_dir.mkdir(parents=True, exist_ok=True)
-    # The CLI reads it from there (services.gateway.client) when it calls a loopback gateway.
-    key_path = cache_dir / client.DEV_KEY_FILE
+    # The CLI reads it from there (services.client.connection) when it calls a loopback gateway.
+    key_path = cache_dir / common_settings.DEV_KEY_FILE
     if not key_path.exists():
         key_path.write_text(new_key() + "\n")
         key_path.chmod(0o600)
@@ -71,7 +71,7 @@ class Mesh:
         env.setdefault("MUAALEM_ASR_DEV_FALLBACK", "demo")
         env.setdefault("PYTHONUNBUFFERED", "1")
         if not env.get("MUAALEM_API_KEYS_FILE") and not env.get("MUAALEM_API_KEYS"):
-            self.api_key, keys_file = dev_api_key(client.cache_dir(env))
+            self.api_key, keys_file = dev_api_key(common_settings.cache_dir(env))
             env["MUAALEM_API_KEYS_FILE"] = str(keys_file)
         for name in ("asr", "alignment", "tajweed", "prosody"):
             env.setdefault(f"MUAALEM_{name.upper()}_TARGET", _address(env, name))

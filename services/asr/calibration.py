@@ -19,7 +19,7 @@ from services.common import audio
 from services.common.errors import FailedPrecondition
 
 from .checkpoint import CheckpointFiles
-from .export import INPUT_NAMES
+from .graph_names import INPUT_NAMES
 
 # Calibration windows: as long as serving's windows at most, so the ranges are serving's.
 WINDOW_S = 20.0

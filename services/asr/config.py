@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.common.config import ConfigError, setting
-from services.common.settings import MAX_AUDIO_S, MAX_STREAM_AUDIO_S
+from services.common.settings import CACHE_DIR, DEFAULT_CACHE_DIR, MAX_AUDIO_S, MAX_STREAM_AUDIO_S
 
 _GROUP = "asr"
 
@@ -38,13 +38,6 @@ DEV_FALLBACK = setting(
     "with instructions instead.",
     group=_GROUP,
     choices=("", "tiny", "full", "demo"),
-)
-CACHE_DIR = setting(
-    "MUAALEM_CACHE_DIR",
-    "",
-    "Where development checkpoints, the openvino backend's ONNX export and its compiled model are "
-    "written and reused (default ~/.cache/muaalem).",
-    group=_GROUP,
 )
 DEVICE = setting(
     "MUAALEM_ASR_DEVICE",
@@ -157,9 +150,6 @@ TORCH_THREADS = setting(
     group=_GROUP,
     ge=0,
 )
-
-DEFAULT_CACHE_DIR = Path("~/.cache/muaalem")
-
 
 @dataclass(frozen=True)
 class AsrConfig:

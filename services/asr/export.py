@@ -24,10 +24,10 @@ from torch import Tensor, nn
 from services.common.errors import FailedPrecondition, Unavailable
 
 from .checkpoint import CheckpointFiles
+from .graph_names import INPUT_NAMES
 from .modeling import MultiLevelCTC
 from .weights import load_multilevel_ctc
 
-INPUT_NAMES = ("features", "attention_mask", "input_frames")
 METADATA_KEY = "muaalem"
 # The precision a statically quantised graph declares (weights and activations int8).
 STATIC_INT8 = "int8-static"

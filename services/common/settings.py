@@ -7,11 +7,33 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from services.common.config import Setting, setting
 
 # 120 s of 16 kHz mono float32 is 7.68 MB; 10 MiB leaves room for the rest of a request.
 _DEFAULT_MAX_MESSAGE_MB = 10.0
+
+CACHE_DIR = setting(
+    "MUAALEM_CACHE_DIR",
+    "",
+    "Where development checkpoints, the openvino backend's ONNX export and its compiled model are "
+    "written and reused, and where `make serve` leaves the development API key the CLI reads on "
+    "loopback (default ~/.cache/muaalem).",
+    group="asr",
+)
+DEFAULT_CACHE_DIR = Path("~/.cache/muaalem")
+# The launcher writes the development key here, under the cache directory; the CLI reads it.
+DEV_KEY_FILE = "dev-api-key"
+
+
+def cache_dir(environ: Mapping[str, str]) -> Path:
+    return Path(CACHE_DIR.get(environ) or DEFAULT_CACHE_DIR).expanduser()
+
+
+def dev_key_path(environ: Mapping[str, str]) -> Path:
+    return cache_dir(environ) / DEV_KEY_FILE
+
 
 LOG_LEVEL = setting(
     "MUAALEM_LOG_LEVEL",

@@ -22,6 +22,7 @@ from services.gateway.reference.recitation_store import RecitationStore
 from services.gateway.reference.recitations import RecitationService
 from services.gateway.reference.service import ReferenceService
 from services.gateway.reference.settings import ContentSearchConfig
+from services.gateway.registry import StageRegistry
 from services.gateway.stages import GrpcStages, Stages
 from services.gateway.upload import collect_stream
 from services.gateway.verification import ContentVerifier, PassageFinder
@@ -39,6 +40,11 @@ class GatewayApp:
     environ: Mapping[str, str] | None = None
     # Live sessions (AssessLive, /v1/live); set by build().
     live: LiveService | None = None
+
+    @property
+    def registry(self) -> StageRegistry:
+        """Every stage this gateway calls (health, readiness, GetServerInfo read it)."""
+        return StageRegistry(self.stages, self.prosody)
 
     @classmethod
     def build(
@@ -135,14 +141,11 @@ class GatewayApp:
             return await self.server_info()
 
     async def server_info(self) -> gateway_pb2.GetServerInfoResponse:
-        health = await self.stages.health(timeout=1.0)
+        states = await self.registry.states(timeout=1.0)
         reply = gateway_pb2.GetServerInfoResponse(
             version=version("muaalem-mesh"),
             cache_backend=self.references.backend_name,
-            stages=[
-                gateway_pb2.StageInfo(stage=name, address=address, health=health.get(name, "UNKNOWN"))
-                for name, address in self.stages.addresses.items()
-            ],
+            stages=[gateway_pb2.StageInfo(stage=s.name, address=s.address, health=s.health) for s in states],
         )
         if self.assessor.versions.model is not None:
             reply.model_version.CopyFrom(self.assessor.versions.model)
@@ -162,7 +165,5 @@ class GatewayApp:
         return RecitationApi(self, admins, self.guard.identify)
 
     async def close(self) -> None:
-        await self.stages.close()
-        if self.prosody is not None:
-            await self.prosody.close()
+        await self.registry.close()
         await self.references.close()

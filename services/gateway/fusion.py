@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from quran_transcript import chunck_phonemes
 from rapidfuzz.distance import Levenshtein
 
+from services.common.findings import LETTER_RULES
 from services.common.pb import common_pb2, gateway_pb2
 
-# Rules about the letters themselves (what was said), not how they were held or joined.
-LETTER_RULES = {common_pb2.RULE_PRONUNCIATION, common_pb2.RULE_TASHKEEL}
 _NOT_A_PROBLEM = {common_pb2.VERDICT_CORRECT, common_pb2.VERDICT_UNCERTAIN, common_pb2.VERDICT_UNSPECIFIED}
 
 # Overall score weights: getting the letters right matters most, then the rules, then how

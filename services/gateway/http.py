@@ -16,11 +16,11 @@ from google.protobuf.message import Message
 from prometheus_client import Counter, Histogram
 
 from services.common import context as call_context
-from services.common import tracing
+from services.common import parsing, tracing
 from services.common.errors import InvalidArgument, TooLarge
 from services.common.metrics import LATENCY_BUCKETS
 from services.common.pb import gateway_pb2
-from services.gateway import http_errors, openapi, parsing
+from services.gateway import http_errors, openapi
 from services.gateway.app import GatewayApp
 from services.gateway.live.websocket import mount_live
 
@@ -144,8 +144,7 @@ def create_http_app(app: GatewayApp) -> FastAPI:
 
     @api.get("/readyz")
     async def readyz() -> JSONResponse:
-        health = await app.stages.health(timeout=1.0)
-        ready = all(status == "SERVING" for status in health.values())
+        ready, health = await app.registry.ready(timeout=1.0)
         return JSONResponse(status_code=200 if ready else 503, content={"stages": health})
 
     @api.post("/v1/assess")

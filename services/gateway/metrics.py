@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
+from services.gateway.registry import ALL_STAGES
+
 ASSESSMENTS = Counter(
     "muaalem_assessments_total",
     "Assessments answered, by outcome: complete (every stage answered) or degraded (a partial answer).",
@@ -36,6 +38,9 @@ LIVE_SESSIONS_REJECTED = Counter(
 
 for _outcome in ("complete", "degraded"):
     ASSESSMENTS.labels(_outcome)
+# A series per stage the gateway calls (registry.py), at 0 until one is missing from an answer.
+for _stage in ALL_STAGES:
+    DEGRADED_STAGES.labels(_stage)
 
 
 def record_assessment(degraded: list[str]) -> None:

@@ -8,8 +8,8 @@ from typing import Any
 
 from google.protobuf.descriptor import FieldDescriptor
 
+from services.common.parsing import WORDS_FORM
 from services.common.pb import gateway_pb2
-from services.gateway.parsing import WORDS_FORM
 
 _SCALARS: dict[int, dict[str, Any]] = {
     FieldDescriptor.TYPE_DOUBLE: {"type": "number", "format": "double"},

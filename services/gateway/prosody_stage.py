@@ -1,7 +1,8 @@
 """How the gateway reaches the prosody stage: over gRPC (the mesh) or in-process (local mode).
 
 Kept beside `stages.Stages` rather than in it: the prosody stage is optional (no target: no
-comparison), and a failure of it never fails an assessment, only drops the comparison."""
+comparison), and a failure of it never fails an assessment, only drops the comparison. Both are
+listed together in the stage registry (registry.py)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,11 @@ class ProsodyStage(Protocol):
         self, request: prosody_pb2.CompareRequest, timeout: float | None
     ) -> prosody_pb2.CompareResponse: ...
 
+    async def health(self, timeout: float | None) -> str: ...
+
+    @property
+    def address(self) -> str: ...
+
     async def close(self) -> None: ...
 
 
@@ -48,6 +54,21 @@ class GrpcProsody:
             return await self._stub.Compare(request, timeout=timeout)
         except grpc.aio.AioRpcError as exc:
             raise stage_error("prosody", exc) from exc
+
+    async def health(self, timeout: float | None) -> str:
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        try:
+            reply = await health_pb2_grpc.HealthStub(self._channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=timeout
+            )
+        except grpc.aio.AioRpcError as exc:
+            return str(exc.code().name)
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+    @property
+    def address(self) -> str:
+        return self.target
 
     async def close(self) -> None:
         await self._channel.close(None)
@@ -71,6 +92,13 @@ class LocalProsody:
 
     async def compare(self, request: prosody_pb2.CompareRequest, timeout: float | None) -> prosody_pb2.CompareResponse:
         return await self._bounded(self._servicer.Compare(request, None), timeout)
+
+    async def health(self, timeout: float | None) -> str:
+        return "SERVING"
+
+    @property
+    def address(self) -> str:
+        return "in-process"
 
     async def close(self) -> None:
         return None

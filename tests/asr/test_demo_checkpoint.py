@@ -51,7 +51,7 @@ def test_the_committed_checkpoint_is_small_and_says_how_it_was_made() -> None:
 @needs_demo
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 async def test_with_no_real_weights_the_demo_fallback_serves_a_model_that_hears(tmp_path: Path) -> None:
-    from services.synth.reciter import Spec, recite
+    from services.demo.synth.reciter import Spec, recite
 
     engine = AsrEngine(support.config(
         MUAALEM_ASR_MODEL="/nonexistent/muaalem-model", MUAALEM_SEGMENTER_MODEL="/nonexistent/segmenter",

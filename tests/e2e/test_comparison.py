@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from services.client.options import build_request
 from services.common.audio import decode_bytes
 from services.common.pb import common_pb2, gateway_pb2, gateway_pb2_grpc
-from services.gateway.cli import build_request
 from services.launcher import Mesh
 from tests.conftest import AUDIO_DIR, REPO, launcher_env
 

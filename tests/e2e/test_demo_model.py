@@ -14,8 +14,8 @@ import pytest
 from bench.demo_model_eval import assess_with, flagged, start_mesh
 from services.asr.checkpoint import DEMO_CHECKPOINT
 from services.common.pb import gateway_pb2
-from services.synth.mistakes import Mistake
-from services.synth.reciter import Spec, recite
+from services.demo.synth.mistakes import Mistake
+from services.demo.synth.reciter import Spec, recite
 
 pytestmark = [
     pytest.mark.slow,

@@ -17,8 +17,8 @@ import pytest
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from services.client.options import build_request
 from services.common.pb import common_pb2, gateway_pb2, gateway_pb2_grpc
-from services.gateway.cli import build_request
 from services.launcher import Mesh
 from tests.conftest import AUDIO_DIR, FIXTURES_DIR, free_port, launcher_env
 from tests.polling import wait_until

@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from services.client.options import build_request
 from services.common.errors import DeadlineExceeded, FailedPrecondition, Unavailable
 from services.common.pb import common_pb2, gateway_pb2
 from services.gateway.app import GatewayApp
-from services.gateway.cli import build_request
 from services.gateway.config import GatewayConfig
 from services.gateway.reference import builder, moshaf, targets
 from tests.gateway.standin import StandInStages, transcription

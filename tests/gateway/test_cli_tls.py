@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from services import cli
+from services.client import connection as client
 from services.common.errors import Unavailable
-from services.gateway import client
 from services.gateway.server import build
 from services.launcher import dev_api_key
 from tests.certs import CertSet, make_certs

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
+from services.client.report import render
 from services.common.pb import gateway_pb2, prosody_pb2
-from services.gateway.report import render
 
 
 def _text(assessment: gateway_pb2.Assessment) -> str:

@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from services.client import options as cli
+from services.common import parsing
 from services.common.errors import InvalidArgument, Unavailable
-from services.gateway import cli, parsing
 from services.gateway.app import GatewayApp
 from services.gateway.auth import hash_key
 from services.gateway.config import GatewayConfig

@@ -9,10 +9,10 @@ from pathlib import Path
 import grpc
 import pytest
 
+from services.client.options import build_request
 from services.common.pb import common_pb2, gateway_pb2_grpc
 from services.common.server import MeshServer
 from services.gateway.app import GatewayApp
-from services.gateway.cli import build_request
 from services.gateway.server import build
 from tests.conftest import loopback_env, serving
 

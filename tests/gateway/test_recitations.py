@@ -16,13 +16,13 @@ import pytest
 import redis
 import soundfile as sf
 
+from services.client.options import build_request
 from services.common.audio import decode_bytes
 from services.common.errors import InvalidArgument
 from services.common.pb import common_pb2, gateway_pb2, gateway_pb2_grpc
 from services.common.server import MeshServer
 from services.gateway.app import GatewayApp
 from services.gateway.auth import hash_key, new_key
-from services.gateway.cli import build_request
 from services.gateway.prosody_stage import GrpcProsody
 from services.gateway.reference.cache import ENTRY_FORMAT_VERSION, MAGIC
 from services.gateway.reference.recitation_entry import decode_entry

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
+from services.client.report import render
 from services.common.pb import common_pb2, gateway_pb2
-from services.gateway.report import render
 
 
 def test_the_footer_names_backend_precision_and_the_reason() -> None:

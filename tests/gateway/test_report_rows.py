@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
+from services.client.report import render
 from services.common.pb import common_pb2, gateway_pb2
-from services.gateway.report import render
 
 
 def _missing(word: int, expected: str, start: float) -> gateway_pb2.ErrorItem:

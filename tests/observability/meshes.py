@@ -9,8 +9,8 @@ from pathlib import Path
 
 import grpc
 
+from services.client.options import build_request
 from services.common.pb import gateway_pb2, gateway_pb2_grpc
-from services.gateway.cli import build_request
 from services.launcher import Mesh
 from tests.conftest import AUDIO_DIR, launcher_env
 

@@ -13,11 +13,11 @@ import pytest
 import soundfile
 
 from services.common.errors import InvalidArgument
-from services.synth.dsp import RATE, frame_energy_db
-from services.synth.espeak import Voice
-from services.synth.mistakes import KINDS, Mistake
-from services.synth.reciter import Recitation, Spec, recite
-from services.synth.script import P
+from services.demo.synth.dsp import RATE, frame_energy_db
+from services.demo.synth.espeak import Voice
+from services.demo.synth.mistakes import KINDS, Mistake
+from services.demo.synth.reciter import Recitation, Spec, recite
+from services.demo.synth.script import P
 
 pytestmark = pytest.mark.skipif(
     shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (`make test` installs Debian's espeak-ng)"

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from services.gateway.registry import ALL_STAGES
+
 DS = {"type": "prometheus", "uid": "${datasource}"}
 WIDTH = 24
 HEIGHT = 8
@@ -135,9 +137,8 @@ def rows() -> list[tuple[str, list[Panel]]]:
                 ),
             ],
         ),
-        ("Alignment", _stage_panels("alignment")),
-        ("Tajweed", _stage_panels("tajweed")),
-        ("Prosody", _stage_panels("prosody")),
+        # The other stages the gateway calls, from its stage registry (asr has its own row above).
+        *((stage.capitalize(), _stage_panels(stage)) for stage in ALL_STAGES if stage != "asr"),
         (
             "Reference cache",
             [

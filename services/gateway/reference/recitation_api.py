@@ -5,15 +5,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from services.common.audio import decode_message, peak_dbfs
 from services.common.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from services.common.pb import gateway_pb2
+from services.gateway.assess import Assessor
+from services.gateway.prosody_stage import ProsodyStage
 from services.gateway.reference.recitation_store import Registered
+from services.gateway.reference.recitations import RecitationService
 
-if TYPE_CHECKING:
-    from services.gateway.app import GatewayApp
+
+class RecitationHost(Protocol):
+    """What the RPCs need of the gateway (its GatewayApp); named here so that the app, which
+    builds this API, is not imported back."""
+
+    assessor: Assessor
+    recitations: RecitationService | None
+    prosody: ProsodyStage | None
 
 # A teacher's recording of a whole surah can be long; the asr streams it in chunks anyway.
 MAX_REFERENCE_AUDIO_S = 1200.0
@@ -31,7 +40,9 @@ def _proto(item: Registered) -> gateway_pb2.ReferenceRecitation:
 
 
 class RecitationApi:
-    def __init__(self, app: GatewayApp, admin_key_names: frozenset[str], identify: Callable[[str | None], str]) -> None:
+    def __init__(
+        self, app: RecitationHost, admin_key_names: frozenset[str], identify: Callable[[str | None], str]
+    ) -> None:
         self.app = app
         self.admins = admin_key_names
         self.identify = identify

@@ -15,10 +15,10 @@ import grpc
 import numpy as np
 import pytest
 
+from services.client.options import build_request
 from services.common.pb import common_pb2, gateway_pb2, gateway_pb2_grpc
 from services.common.server import MeshServer
 from services.gateway.app import GatewayApp
-from services.gateway.cli import build_request
 from services.gateway.server import build
 from tests.conftest import AUDIO_DIR, serving
 from tests.gateway.live.servers import TARGET, environ, last_verdicts, live_config, stream, wav_pcm

@@ -1,46 +1,19 @@
 """`muaalem live FILE [--realtime]`: a recording streamed through AssessLive, events printed as
-they arrive; and the streaming upload `muaalem assess` falls back to for long recordings."""
+they arrive, then the final report."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from services.client.options import add_connection_options, build_request, connect, parse_moshaf, parse_words
+
 CHUNK_S = 0.1
-STREAM_CHUNK_BYTES = 1 << 20
-
-
-def over_unary_limit(exc: Any) -> bool:
-    """Whether a refused Assess would pass as the streaming upload (too long or too big)."""
-    import grpc
-
-    code, details = exc.code(), exc.details() or ""
-    return (code == grpc.StatusCode.INVALID_ARGUMENT and "streaming upload" in details) or (
-        code == grpc.StatusCode.RESOURCE_EXHAUSTED and "message" in details.lower()
-    )
-
-
-def assess_streamed(stub: Any, request: Any, *, timeout: float, metadata: list[tuple[str, str]]) -> Any:
-    """AssessStream: the request without its audio, then the file in 1 MiB chunks."""
-    from services.common.pb import gateway_pb2
-
-    content = request.audio.content
-    header = gateway_pb2.AssessRequest()
-    header.CopyFrom(request)
-    header.audio.content = b""
-
-    def parts() -> Iterator[Any]:
-        yield gateway_pb2.AssessStreamRequest(header=header)
-        for offset in range(0, len(content), STREAM_CHUNK_BYTES):
-            yield gateway_pb2.AssessStreamRequest(chunk=content[offset : offset + STREAM_CHUNK_BYTES])
-
-    return stub.AssessStream(parts(), timeout=timeout, metadata=metadata)
 
 
 def _pcm(path: Path) -> tuple[bytes, int, int]:
@@ -105,9 +78,8 @@ def _live(args: argparse.Namespace) -> int:
     import grpc
     from google.protobuf import json_format
 
+    from services.client.report import render
     from services.common.pb import common_pb2, gateway_pb2, gateway_pb2_grpc
-    from services.gateway.cli import build_request, parse_moshaf
-    from services.gateway.report import render
 
     path = Path(args.file)
     try:
@@ -144,18 +116,12 @@ def _live(args: argparse.Namespace) -> int:
             yield gateway_pb2.AssessLiveRequest(audio=pcm[offset : offset + step])
 
     from services.common.config import ConfigError
-    from services.gateway import client
 
     try:
-        tls = client.ClientTls.resolve(
-            ca=args.tls_ca, cert=args.tls_cert, key=args.tls_key, server_name=args.tls_server_name, enabled=args.tls
-        )
-        channel = client.open_channel(args.address, tls)
+        channel, metadata = connect(args)
     except (ConfigError, ValueError) as exc:
         print(f"muaalem live: {exc}", file=sys.stderr)
         return 2
-    key = client.api_key(args.api_key, args.address, os.environ)
-    metadata = [("authorization", f"Bearer {key}")] if key else []
     final = None
     with channel:
         stub = gateway_pb2_grpc.GatewayServiceStub(channel)
@@ -176,8 +142,6 @@ def _live(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from services.gateway.cli import add_connection_options, parse_words
-
     live = subparsers.add_parser("live", help="stream a recording through a live session, printing events")
     live.add_argument("file", help="audio file (wav, flac, ogg, mp3...)")
     live.add_argument("--surah", type=int, required=True)

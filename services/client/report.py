@@ -10,8 +10,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from services.common.findings import LETTER_RULES
 from services.common.pb import common_pb2, gateway_pb2
-from services.gateway.fusion import LETTER_RULES
 
 WORD_STYLE = {
     gateway_pb2.WORD_VERDICT_CORRECT: "bold green",
@@ -174,7 +174,7 @@ def render(assessment: gateway_pb2.Assessment, console: Console | None = None, m
             parts.append(Text(f"... and {len(rule_findings) - max_rows} more rule checks", style="grey50"))
 
     if assessment.HasField("comparison"):
-        from services.gateway.comparison_report import comparison_parts
+        from services.client.comparison_report import comparison_parts
 
         parts.extend(comparison_parts(assessment.comparison, max_rows))
 

@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..checkpoint import DEMO_MARKER
-from ..devmodel import PREPROCESSOR_CONFIG, multilevel_ctc_config, write_checkpoint_files
-from ..modeling import EncoderConfig, MultiLevelCTC
-from ..vocab import Vocabulary
+from services.asr.checkpoint import DEMO_MARKER
+from services.asr.devmodel import PREPROCESSOR_CONFIG, multilevel_ctc_config, write_checkpoint_files
+from services.asr.modeling import EncoderConfig, MultiLevelCTC
+from services.asr.vocab import Vocabulary
 
 # A few MB of weights: espeak-ng speech is regular, a small conformer learns it.
 SHAPE: dict[str, Any] = {

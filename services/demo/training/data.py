@@ -12,13 +12,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from services.synth.espeak import VOICES, Voice
-from services.synth.mistakes import KINDS, Mistake
-from services.synth.reciter import Recitation, Spec, recite
-
-from ..devmodel import PREPROCESSOR_CONFIG
-from ..features import FeatureExtractor
-from ..vocab import SIFA_LABEL_ARABIC, Vocabulary
+from services.asr.devmodel import PREPROCESSOR_CONFIG
+from services.asr.features import FeatureExtractor
+from services.asr.vocab import SIFA_LABEL_ARABIC, Vocabulary
+from services.demo.synth.espeak import VOICES, Voice
+from services.demo.synth.mistakes import KINDS, Mistake
+from services.demo.synth.reciter import Recitation, Spec, recite
 
 TRAIN_SURAHS = range(1, 90)
 EVAL_SURAHS = range(90, 115)
@@ -101,7 +100,7 @@ def build(count: int, out: Path, seed: int, log: Any = print, budget_s: float = 
         item = pool[index % len(pool)]
         index += 1
         try:
-            from services.synth.script import reference_for
+            from services.demo.synth.script import reference_for
 
             words = len(reference_for(item.surah, item.ayah, words=item.words).words)
             spec = Spec(item.surah, item.ayah, tempo=rng.uniform(*TEMPO_RANGE), voice=random_voice(rng),

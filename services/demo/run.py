@@ -16,9 +16,9 @@ from pathlib import Path
 
 import grpc
 
+from services.client.options import build_request
+from services.client.report import render
 from services.common.pb import gateway_pb2_grpc
-from services.gateway.cli import build_request
-from services.gateway.report import render
 from services.launcher import ORDER, Mesh
 
 # An ayah of the evaluation split (surahs 90-114 are never trained on) and its mistakes.
@@ -30,8 +30,8 @@ TEMPO = 0.3
 def synthesize() -> tuple[bytes, list[dict[str, object]]]:
     import soundfile
 
-    from services.synth.mistakes import Mistake
-    from services.synth.reciter import Spec, recite
+    from services.demo.synth.mistakes import Mistake
+    from services.demo.synth.reciter import Spec, recite
 
     recitation = recite(Spec(SURAH, AYAH, tempo=TEMPO, mistakes=tuple(Mistake.parse(m) for m in MISTAKES)))
     buffer = io.BytesIO()

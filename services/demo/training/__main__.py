@@ -1,4 +1,4 @@
-"""`python -m services.asr.demo_training`: render the training data (cached), then train the demo
+"""`python -m services.demo.training`: render the training data (cached), then train the demo
 model for a wall-clock budget and write it (`make demo-model`)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.asr.demo_training")
+    parser = argparse.ArgumentParser(prog="python -m services.demo.training")
     parser.add_argument("--out", type=Path, default=Path("services/asr/demo_model"))
     parser.add_argument("--data", type=Path, default=Path("~/.cache/muaalem/demo-train/data.pt").expanduser(),
                         help="the rendered training data (made when missing)")

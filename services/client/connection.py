@@ -12,27 +12,14 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import grpc
 
-from services.common.settings import TlsFiles, tls_from_env
+from services.common.settings import TlsFiles, dev_key_path, tls_from_env
 from services.common.tls import read_pem
 
-# The launcher writes the development key here, under the cache directory (MUAALEM_CACHE_DIR).
-DEV_KEY_FILE = "dev-api-key"
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
-
-
-def cache_dir(environ: Mapping[str, str]) -> Path:
-    from services.asr.config import CACHE_DIR, DEFAULT_CACHE_DIR
-
-    return Path(CACHE_DIR.get(environ) or DEFAULT_CACHE_DIR).expanduser()
-
-
-def dev_key_path(environ: Mapping[str, str]) -> Path:
-    return cache_dir(environ) / DEV_KEY_FILE
 
 
 def host_of(address: str) -> str:
