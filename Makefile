@@ -13,7 +13,7 @@ TORCH_INDEX ?=
 # The peer environment's setup script (bench/peer/setup_env.sh) reads it too.
 export TORCH_INDEX
 PYTEST_ARGS ?=
-DEBIAN_PACKAGES := redis-server espeak-ng prometheus chromium chromium-driver
+DEBIAN_PACKAGES := redis-server espeak-ng prometheus chromium chromium-driver tmux
 
 .PHONY: setup system-deps protos serve demo demo-model demo-eval test test-fast bench lint images reliability monitoring clean help
 

@@ -13,6 +13,7 @@ _AREAS = (
     "services.asr.cli",
     "services.client.assess",
     "services.client.live",
+    "services.client.show",
     "services.gateway.keys_cli",
     "services.gateway.cache_cli",
     "services.gateway.reference_cli",

@@ -1,5 +1,9 @@
 """The learner's report in a terminal: the verse coloured word by word like a teacher's marks,
-the error table, the rules checked, the scores, and how each stage fared."""
+the errors, the rules checked, the scores, and how each stage fared.
+
+A terminal of WIDE_COLUMNS or more gets the tables; a narrower one (an 80-column pane) gets each
+finding on one or two lines (findings.py), because a seven-column table squeezes its notes into
+ten-character columns there, one word per line."""
 
 from __future__ import annotations
 
@@ -10,6 +14,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from services.client.findings import WIDE_COLUMNS, error_lines, rule_lines, span_text
+from services.client.findings import rule_name as _rule_name
+from services.client.findings import verdict_name as _verdict_name
 from services.common.findings import LETTER_RULES
 from services.common.pb import common_pb2, gateway_pb2
 
@@ -25,18 +32,6 @@ LEGEND = (
     ("tajweed issue", "bold dark_orange"),
     ("not assessed", "grey50"),
 )
-
-
-def _rule_name(rule: int) -> str:
-    return common_pb2.Rule.Name(rule).removeprefix("RULE_").replace("_", " ").lower()
-
-
-def _verdict_name(verdict: int) -> str:
-    return common_pb2.Verdict.Name(verdict).removeprefix("VERDICT_").replace("_", " ").lower()
-
-
-def _span(span: common_pb2.TimeSpan) -> str:
-    return f"{span.start_s:5.2f}-{span.end_s:5.2f} s" if span.end_s > 0 else ""
 
 
 def _gap(error: gateway_pb2.ErrorItem) -> str:
@@ -77,34 +72,6 @@ def _merge_gaps(errors: list[gateway_pb2.ErrorItem]) -> list[gateway_pb2.ErrorIt
 def render(assessment: gateway_pb2.Assessment, console: Console | None = None, max_rows: int = 30) -> None:
     console = console or Console()
     parts: list[Any] = []
-    if assessment.model_version.dev_weights:
-        parts.append(
-            Panel(
-                Text(
-                    "DEVELOPMENT WEIGHTS: the model has random weights, so what it 'heard' is noise.\n"
-                    "Point MUAALEM_ASR_MODEL at the real checkpoint (obadx/muaalem-model-v3_2) for real feedback.",
-                    style="bold white on red",
-                ),
-                title="warning",
-                border_style="red",
-            )
-        )
-
-    elif assessment.model_version.demo_weights:
-        parts.append(
-            Panel(
-                Text(
-                    "DEMO WEIGHTS: a small model trained on the project's synthetic reciter (espeak-ng).\n"
-                    "It hears that voice, not people: its verdicts on synthetic recitations are real,\n"
-                    "on a person's recitation they are not.\n"
-                    "Point MUAALEM_ASR_MODEL at the real checkpoint (obadx/muaalem-model-v3_2) for real feedback.",
-                    style="bold black on yellow",
-                ),
-                title="demo weights",
-                border_style="yellow",
-            )
-        )
-
     verse = Text(justify="right")
     for word in assessment.words:
         verse.append(word.uthmani, style=WORD_STYLE.get(word.verdict, ""))
@@ -125,9 +92,56 @@ def render(assessment: gateway_pb2.Assessment, console: Console | None = None, m
                 style="yellow",
             )
         )
+    # The verse first: what a learner looks for is which words turned red.
     parts.append(Panel(Group(*body), title="recitation", border_style="cyan"))
+    parts.extend(_weights_banner(assessment.model_version))
 
     errors = _merge_gaps(list(assessment.errors))
+    rule_findings = [f for f in assessment.findings if f.rule not in LETTER_RULES]
+    if console.width < WIDE_COLUMNS:
+        parts.extend(error_lines(errors, max_rows))
+        parts.extend(rule_lines(rule_findings, assessment.words, max_rows))
+    else:
+        parts.extend(_error_table(errors, max_rows))
+        parts.extend(_rule_table(rule_findings, assessment.words, max_rows))
+    _tail(assessment, parts, max_rows)
+    for part in parts:
+        console.print(part)
+
+
+def _weights_banner(version: common_pb2.ModelVersion) -> list[Any]:
+    """A warning when the weights cannot hear people (random development or demo weights)."""
+    if version.dev_weights:
+        return [
+            Panel(
+                Text(
+                    "DEVELOPMENT WEIGHTS: the model has random weights, so what it 'heard' is noise. "
+                    "Point MUAALEM_ASR_MODEL at the real checkpoint (obadx/muaalem-model-v3_2) for real feedback.",
+                    style="bold white on red",
+                ),
+                title="warning",
+                border_style="red",
+            )
+        ]
+    if version.demo_weights:
+        return [
+            Panel(
+                Text(
+                    "DEMO WEIGHTS: a small model trained on the project's synthetic reciter (espeak-ng). "
+                    "It hears that voice, not people: its verdicts on synthetic recitations are real, "
+                    "on a person's recitation they are not. "
+                    "Point MUAALEM_ASR_MODEL at the real checkpoint (obadx/muaalem-model-v3_2) for real feedback.",
+                    style="bold black on yellow",
+                ),
+                title="demo weights",
+                border_style="yellow",
+            )
+        ]
+    return []
+
+
+def _error_table(errors: list[gateway_pb2.ErrorItem], max_rows: int) -> list[Any]:
+    parts: list[Any] = []
     if errors:
         table = Table(title="errors", show_lines=False)
         for column in ("word", "kind", "rule", "expected", "heard", "when", "note"):
@@ -139,7 +153,7 @@ def render(assessment: gateway_pb2.Assessment, console: Console | None = None, m
                 _rule_name(error.rule),
                 error.expected,
                 error.heard,
-                _span(error.time_span),
+                span_text(error.time_span),
                 error.message_en,
             )
         parts.append(table)
@@ -148,8 +162,12 @@ def render(assessment: gateway_pb2.Assessment, console: Console | None = None, m
     else:
         parts.append(Text("no errors found", style="green"))
 
+    return parts
+
+
+def _rule_table(rule_findings: list[common_pb2.Finding], words: Any, max_rows: int) -> list[Any]:
     # Letter and haraka findings are the error table's; this table is for the tajweed rules.
-    rule_findings = [f for f in assessment.findings if f.rule not in LETTER_RULES]
+    parts: list[Any] = []
     if rule_findings:
         rules = Table(title="tajweed rules checked")
         for column in ("word", "rule", "expected", "measured (duration | symbols)", "verdict", "confidence"):
@@ -158,9 +176,7 @@ def render(assessment: gateway_pb2.Assessment, console: Console | None = None, m
             measured = finding.measured
             duration = f"{measured.duration_harakat:.1f}" if measured.HasField("duration_harakat") else "-"
             symbols = f"{measured.symbol_count:.0f}" if measured.HasField("symbol_count") else "-"
-            word_text = (
-                assessment.words[finding.word_index].uthmani if finding.word_index < len(assessment.words) else ""
-            )
+            word_text = words[finding.word_index].uthmani if finding.word_index < len(words) else ""
             rules.add_row(
                 word_text,
                 finding.rule_name or _rule_name(finding.rule),
@@ -172,7 +188,11 @@ def render(assessment: gateway_pb2.Assessment, console: Console | None = None, m
         parts.append(rules)
         if len(rule_findings) > max_rows:
             parts.append(Text(f"... and {len(rule_findings) - max_rows} more rule checks", style="grey50"))
+    return parts
 
+
+def _tail(assessment: gateway_pb2.Assessment, parts: list[Any], max_rows: int) -> None:
+    """The comparison, the scores, the stages and the footer: the same at any width."""
     if assessment.HasField("comparison"):
         from services.client.comparison_report import comparison_parts
 
@@ -209,5 +229,3 @@ def render(assessment: gateway_pb2.Assessment, console: Console | None = None, m
             style="grey50",
         )
     )
-    for part in parts:
-        console.print(part)

@@ -39,8 +39,15 @@ def synthesize() -> tuple[bytes, list[dict[str, object]]]:
     return buffer.getvalue(), list(recitation.truth["mistakes"])
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from google.protobuf import json_format
     from rich.console import Console
+
+    parser = argparse.ArgumentParser(prog="python -m services.demo", description="make demo")
+    parser.add_argument("--json-out", type=Path, help="also write the assessment's proto3 JSON here")
+    args = parser.parse_args(argv)
 
     console = Console()
     env = dict(os.environ)
@@ -84,6 +91,8 @@ def main() -> int:
                     "checkpoint. The report below shows the whole mesh working; its verdicts are noise. [/]"
                 )
             render(reply.assessment, console)
+            if args.json_out is not None:
+                args.json_out.write_text(json_format.MessageToJson(reply.assessment, ensure_ascii=False))
         except grpc.RpcError as exc:
             console.print(f"[bold red]assessment failed:[/] {exc.code().name}: {exc.details()}")
             return 1

@@ -201,6 +201,22 @@ def _http(mesh: Mesh, path: str, data: bytes | None = None, headers: dict[str, s
         return json.loads(response.read())
 
 
+def test_server_info_and_readiness_name_every_stage_the_gateway_calls(mesh: Mesh) -> None:
+    with grpc.insecure_channel(mesh.address("gateway")) as channel:
+        info = gateway_pb2_grpc.GatewayServiceStub(channel).GetServerInfo(
+            gateway_pb2.GetServerInfoRequest(), metadata=_metadata(mesh), timeout=30
+        )
+    health = {stage.stage: stage.health for stage in info.stages}
+    assert health == {"asr": "SERVING", "alignment": "SERVING", "tajweed": "SERVING", "prosody": "SERVING"}
+    prosody = next(stage for stage in info.stages if stage.stage == "prosody")
+    assert prosody.address.endswith(mesh.service_env()["MUAALEM_PROSODY_PORT"])
+    assert set(_http(mesh, "/readyz")["stages"]) == set(health)
+    # The degraded-stage series exists for every registered stage, prosody included, before any failure.
+    port = mesh.service_env()["MUAALEM_GATEWAY_METRICS_PORT"]
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    assert 'muaalem_assessment_degraded_stages_total{stage="prosody"}' in body
+
+
 def test_http_multipart_upload_reference_and_openapi(mesh: Mesh) -> None:
     boundary = "muaalem-boundary"
     audio = (AUDIO_DIR / "test.mp3").read_bytes()
