@@ -19,6 +19,7 @@ from services.client.findings import rule_name as _rule_name
 from services.client.findings import verdict_name as _verdict_name
 from services.common.findings import LETTER_RULES
 from services.common.pb import common_pb2, gateway_pb2
+from services.common.script import readable
 
 WORD_STYLE = {
     gateway_pb2.WORD_VERDICT_CORRECT: "bold green",
@@ -58,10 +59,10 @@ def _merge_gaps(errors: list[gateway_pb2.ErrorItem]) -> list[gateway_pb2.ErrorIt
             previous.time_span.end_s = max(previous.time_span.end_s, error.time_span.end_s)
             if gap == "extra":
                 previous.heard += error.heard
-                previous.message_en = f"Extra sounds not in the text: {previous.heard}"
+                previous.message_en = f"Extra sounds not in the text: {readable(previous.heard)}"
             else:
                 previous.expected += error.expected
-                previous.message_en = f"Not recited: {previous.expected}"
+                previous.message_en = f"Not recited: {readable(previous.expected)}"
             continue
         copy = gateway_pb2.ErrorItem()
         copy.CopyFrom(error)
@@ -151,8 +152,8 @@ def _error_table(errors: list[gateway_pb2.ErrorItem], max_rows: int) -> list[Any
                 error.word,
                 error.kind,
                 _rule_name(error.rule),
-                error.expected,
-                error.heard,
+                readable(error.expected),
+                readable(error.heard),
                 span_text(error.time_span),
                 error.message_en,
             )

@@ -18,6 +18,7 @@ from __future__ import annotations
 from quran_transcript import explain_error
 from quran_transcript.phonetics.error_explainer import ReciterError
 
+from services.common.script import readable
 from services.tajweed import phonetics
 from services.tajweed.analysis import Analysis
 from services.tajweed.matching import DecodedGroup
@@ -77,20 +78,23 @@ def _confidence(analysis: Analysis, error: ReciterError, heard: list[DecodedGrou
     return sum(votes) / len(votes) if votes else _DEFAULT_CONFIDENCE
 
 
-def _texts(rule: RuleKind, verdict: Verdict, expected: str, heard: str) -> tuple[str, str]:
+def _texts(rule: RuleKind, verdict: Verdict, expected_ph: str, heard_ph: str) -> tuple[str, str]:
+    """What a teacher would say, in the mushaf's letters (the phonetic strings stay in the
+    finding's fields for machines). No leading label: the report names the rule beside it."""
+    expected, heard = readable(expected_ph), readable(heard_ph)
     if rule == RuleKind.TASHKEEL:
         if verdict == Verdict.EXTRA:
             return f"حركة زائدة: «{heard}» بدل «{expected}»", f"Extra haraka: heard {heard} instead of {expected}"
         if verdict == Verdict.MISSING:
             return f"حركة ناقصة: «{heard}» بدل «{expected}»", f"Missing haraka: heard {heard} instead of {expected}"
-        return f"خطأ في الحركة: «{heard}» بدل «{expected}»", f"Haraka: heard {heard} instead of {expected}"
+        return f"حركة مختلفة: «{heard}» بدل «{expected}»", f"Wrong haraka: heard {heard} instead of {expected}"
     if verdict == Verdict.EXTRA:
         if expected:
             return f"زيادة: «{heard}» بدل «{expected}»", f"Extra sound: heard {heard} instead of {expected}"
         return f"زيادة: «{heard}» ليست في النص", f"Extra: {heard} is not in the text"
     if verdict == Verdict.MISSING:
-        return f"حذف: لم يُقرأ «{expected}»", f"Missing: {expected} was not recited"
-    return f"خطأ في النطق: «{heard}» بدل «{expected}»", f"Pronunciation: heard {heard} instead of {expected}"
+        return f"لم يُقرأ «{expected}»", f"{expected} was not recited"
+    return f"سُمِع «{heard}» بدل «{expected}»", f"heard {heard} instead of {expected}"
 
 
 def validate(analysis: Analysis) -> list[Finding]:
