@@ -1,9 +1,15 @@
 """The demo model's figures (docs/demo-model.md): on the evaluation split (surahs 90-114, never
-trained on), at tempos 0.25-0.45 s per haraka, the phoneme error rate of the model alone, and
-through the whole mesh, per injected mistake kind, the recall (flagged on the right word with
-the right kind) and the false alarms per 100 clean words.
+trained on, never calibrated on), the phoneme error rate of the model alone, and through the whole
+mesh, per injected mistake kind, per tempo (0.22-0.46 s per haraka), per voice and per noise floor
+(40, 30 and 20 dB SNR): the recall (flagged on the right word with the right kind), the precision
+of the error lines, the false alarms per 100 correctly recited words with their causes, and the
+share of findings that say `uncertain` (bench/demo_eval_scoring.py counts them).
 
     .venv/bin/python -m bench.demo_model_eval --checkpoint services/asr/demo_model --out FIGURES.json
+
+`--split calibration` runs the same on surahs 80-89 (neither trained nor evaluated on), the
+split the thresholds are chosen on; `--findings FILE` writes every finding with its truth label
+(JSON lines) for that choice.
 """
 
 from __future__ import annotations
@@ -27,7 +33,11 @@ from services.demo.synth.mistakes import KINDS, Mistake
 from services.demo.synth.reciter import Recitation, Spec, recite
 
 EVAL_SURAHS = range(90, 115)
-TEMPOS = (0.25, 0.45)
+CALIBRATION_SURAHS = range(80, 90)
+TEMPOS = (0.22, 0.46)
+# The grid each mesh recitation draws from: every cell is reported apart.
+TEMPO_GRID = (0.22, 0.3, 0.38, 0.46)
+NOISE_GRID = (40.0, 30.0, 20.0)
 LETTER_KINDS = {"pronunciation", "tashkeel"}
 MADD_RULES = {
     common_pb2.RULE_MADD_TABEEI, common_pb2.RULE_MADD_MUTTASIL, common_pb2.RULE_MADD_MUNFASIL,
@@ -83,15 +93,22 @@ def false_alarm_words(assessment: gateway_pb2.Assessment, mistakes: list[dict[st
     return sum(1 for w in clean if w in wrong), len(clean)
 
 
-def eval_ayahs() -> list[tuple[int, int]]:
+def eval_ayahs(surahs: range = EVAL_SURAHS) -> list[tuple[int, int]]:
     from services.gateway.reference import quran
 
-    return [(s, a) for s in EVAL_SURAHS for a in range(1, quran.ayah_count(s) + 1)]
+    return [(s, a) for s in surahs for a in range(1, quran.ayah_count(s) + 1)]
 
 
 def random_spec(rng: random.Random, surah: int, ayah: int, mistakes: tuple[Mistake, ...] = ()) -> Spec:
     voice = Voice(rng.choice(VOICES), rng.choice((35, 50, 65)), rng.choice((140, 170)))
     return Spec(surah, ayah, tempo=round(rng.uniform(*TEMPOS), 3), voice=voice, mistakes=mistakes)
+
+
+def grid_spec(rng: random.Random, surah: int, ayah: int, mistakes: tuple[Mistake, ...] = ()) -> Spec:
+    """A recitation at one cell of the grid: a tempo, a voice and a noise floor of the tables."""
+    voice = Voice(rng.choice(VOICES), rng.choice((35, 50, 65)), rng.choice((140, 170)))
+    return Spec(surah, ayah, tempo=rng.choice(TEMPO_GRID), voice=voice, mistakes=mistakes,
+                snr_db=rng.choice(NOISE_GRID))
 
 
 def wav_bytes(recitation: Recitation) -> bytes:
@@ -220,59 +237,80 @@ def assess_with(mesh: Any, run_rules_on_mismatch: bool = False) -> Callable[...,
 
 
 def mesh_figures(checkpoint: str, trials: int, clean_trials: int, seed: int, kinds: tuple[str, ...] = KINDS,
-                 log: Callable[[str], None] = print, run_rules_on_mismatch: bool = False) -> dict[str, Any]:
+                 log: Callable[[str], None] = print, run_rules_on_mismatch: bool = False,
+                 surahs: range = EVAL_SURAHS, findings_out: Path | None = None) -> dict[str, Any]:
+    import grpc
+
+    from bench.demo_eval_scoring import Tally, score
+    from services.demo.synth.script import reference_for
+
     rng = random.Random(seed)
-    ayahs = eval_ayahs()
-    results: dict[str, Any] = {}
-    alarms = [0, 0]
+    ayahs = eval_ayahs(surahs)
+    by: dict[str, dict[str, Tally]] = {"kind": {}, "tempo": {}, "voice": {}, "noise": {}}
+    total = Tally()
+    dump = findings_out.open("w", encoding="utf-8") if findings_out is not None else None
+
+    def record(kind: str, recitation: Recitation, assessment: gateway_pb2.Assessment,
+               mistakes: list[tuple[str, int]]) -> Tally:
+        tally = score(assessment, mistakes, matches, mistake_words)
+        spec_voice = recitation.truth.get("voice", {})
+        cells = {
+            "kind": kind,
+            "tempo": f"{recitation.truth['tempo_s_per_haraka']:.2f} s",
+            "voice": str(spec_voice.get("name", "?")) if isinstance(spec_voice, dict) else str(spec_voice),
+            "noise": f"{recitation.truth.get('snr_db')} dB",
+        }
+        for table_name, cell in cells.items():
+            by[table_name].setdefault(cell, Tally()).add(tally)
+        total.add(tally)
+        if dump is not None:
+            for finding in assessment.findings:
+                on_mistake = [k for k, w in mistakes if finding.word_index in mistake_words(k, w)]
+                dump.write(json.dumps({"kind": kind, "cells": cells, "rule": common_pb2.Rule.Name(finding.rule),
+                                       "verdict": common_pb2.Verdict.Name(finding.verdict),
+                                       "confidence": finding.confidence,
+                                       "measured": json_format.MessageToDict(finding.measured),
+                                       "on_mistake": on_mistake}, ensure_ascii=False) + "\n")
+        return tally
+
+    from google.protobuf import json_format
+
     with tempfile.TemporaryDirectory(prefix="demo-eval-") as tmp:
         mesh = start_mesh(checkpoint, Path(tmp))
         try:
             assess = assess_with(mesh, run_rules_on_mismatch)
-            clean_errors = clean_words = mismatches = 0
             for _ in range(clean_trials):
-                recitation = recite(random_spec(rng, *rng.choice(ayahs)))
-                assessment = assess(recitation)
-                mismatches += assessment.content.status != gateway_pb2.CONTENT_STATUS_MATCH
-                wrong, words = false_alarm_words(assessment, [])
-                clean_errors += wrong
-                clean_words += words
-            results["clean"] = {"recitations": clean_trials, "content_not_match": mismatches,
-                                "words": clean_words, "words_flagged": clean_errors,
-                                "false_alarms_per_100_words": round(100 * clean_errors / max(1, clean_words), 2)}
-            alarms = [clean_errors, clean_words]
-            log(f"clean: {results['clean']}")
+                recitation = recite(grid_spec(rng, *rng.choice(ayahs)))
+                record("clean", recitation, assess(recitation), [])
+            log(f"clean: {by['kind']['clean'].figures()}")
             for kind in kinds:
-                hits = right_word = done = mismatches = 0
-                attempts = 0
+                done = attempts = 0
                 while done < trials and attempts < trials * 20:
                     attempts += 1
                     surah, ayah = rng.choice(ayahs)
-                    from services.demo.synth.script import reference_for
-
-                    words = len(reference_for(surah, ayah).words)
-                    mistake = Mistake(kind, rng.randrange(words))
+                    mistake = Mistake(kind, rng.randrange(len(reference_for(surah, ayah).words)))
                     try:
-                        recitation = recite(random_spec(rng, surah, ayah, (mistake,)))
+                        recitation = recite(grid_spec(rng, surah, ayah, (mistake,)))
+                        assessment = assess(recitation)
                     except MeshError:
                         continue
-                    assessment = assess(recitation)
+                    except grpc.RpcError as exc:
+                        # A one-word ayah with its word dropped is silence: refused, rightly.
+                        if exc.code() != grpc.StatusCode.INVALID_ARGUMENT:
+                            raise
+                        continue
+                    record(kind, recitation, assessment, [(kind, mistake.word_index)])
                     done += 1
-                    mismatches += assessment.content.status != gateway_pb2.CONTENT_STATUS_MATCH
-                    hits += flagged(assessment, kind, mistake.word_index)
-                    near = mistake_words(kind, mistake.word_index)
-                    right_word += any(e.word_index in near for e in assessment.errors)
-                    wrong, clean = false_alarm_words(assessment, recitation.truth["mistakes"])
-                    alarms[0] += wrong
-                    alarms[1] += clean
-                results[kind] = {"trials": done, "content_not_match": mismatches,
-                                 "recall": round(hits / max(1, done), 3),
-                                 "right_word_any_kind": round(right_word / max(1, done), 3)}
-                log(f"{kind}: {results[kind]}")
+                log(f"{kind}: {by['kind'][kind].figures()}")
         finally:
             mesh.stop()
-    results["false_alarms_per_100_clean_words_all_trials"] = round(100 * alarms[0] / max(1, alarms[1]), 2)
-    return results
+            if dump is not None:
+                dump.close()
+    return {
+        "split": f"surahs {surahs.start}-{surahs.stop - 1}",
+        "all": total.figures(),
+        **{name: {cell: tally.figures() for cell, tally in sorted(cells.items())} for name, cells in by.items()},
+    }
 
 
 def markdown(figures: dict[str, Any]) -> str:
@@ -293,33 +331,35 @@ def markdown(figures: dict[str, Any]) -> str:
         lines.append("")
     mesh = figures.get("mesh")
     if mesh:
-        clean = mesh["clean"]
-        lines += [
-            "| mistake kind | recitations | recall (right word, right kind) | an error on the right word (any kind) "
-            "| content check not `match` |",
-            "|---|---|---|---|---|",
-        ]
-        for kind in KINDS:
-            if kind in mesh:
-                r = mesh[kind]
-                lines.append(f"| {kind} | {r['trials']} | {100 * r['recall']:.0f} % | "
-                             f"{100 * r['right_word_any_kind']:.0f} % | {r['content_not_match']} |")
-        lines += [
-            "",
-            f"Clean recitations: {clean['recitations']} ({clean['words']} words), content check not `match` on "
-            f"{clean['content_not_match']}; words with an error line: {clean['words_flagged']}, i.e. "
-            f"**{clean['false_alarms_per_100_words']} false alarms per 100 clean words**. Over every trial (the "
-            f"words away from the injected mistake): {mesh['false_alarms_per_100_clean_words_all_trials']} per 100.",
-        ]
+        lines += _mesh_markdown(mesh)
     return "\n".join(lines)
+
+
+def _mesh_markdown(mesh: dict[str, Any]) -> list[str]:
+    from bench.demo_eval_scoring import table
+
+    overall = mesh["all"]
+    lines = [f"Split: {mesh['split']}. Over every recitation: **{overall['false_alarms_per_100_clean_words']} false "
+             f"alarms per 100 correctly recited words** ({overall['clean_words']} words), error-line precision "
+             f"{100 * (overall['precision'] or 0):.0f} %, uncertain share {100 * overall['uncertain_share']:.0f} %.",
+             ""]
+    lines += table("mistake kind", mesh["kind"])
+    for name in ("tempo", "voice", "noise"):
+        lines += ["", *table(name, mesh[name])]
+    lines += ["", "| false alarm cause (lines on correctly recited words) | lines |", "|---|---|"]
+    lines += [f"| {cause} | {count} |" for cause, count in overall["causes"].items()]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.demo_model_eval")
     parser.add_argument("--checkpoint", default="services/asr/demo_model")
     parser.add_argument("--per-trials", type=int, default=60)
-    parser.add_argument("--trials", type=int, default=15, help="recitations per mistake kind")
-    parser.add_argument("--clean-trials", type=int, default=20)
+    parser.add_argument("--trials", type=int, default=20, help="recitations per mistake kind")
+    parser.add_argument("--clean-trials", type=int, default=40)
+    parser.add_argument("--split", choices=("evaluation", "calibration"), default="evaluation",
+                        help="surahs 90-114 (the figures) or 80-89 (where thresholds are chosen)")
+    parser.add_argument("--findings", type=Path, help="write every finding with its truth label (JSON lines)")
     parser.add_argument("--seed", type=int, default=90)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--precision-trials", type=int, default=20)
@@ -336,9 +376,11 @@ def main(argv: list[str] | None = None) -> int:
         figures["precision"] = precision_agreement(args.checkpoint, args.precision_trials, args.seed)
         print(json.dumps(figures["precision"]), flush=True)
     if not args.skip_mesh:
+        surahs = EVAL_SURAHS if args.split == "evaluation" else CALIBRATION_SURAHS
         figures["mesh"] = mesh_figures(args.checkpoint, args.trials, args.clean_trials, args.seed,
                                        log=lambda m: print(m, flush=True),
-                                       run_rules_on_mismatch=args.run_rules_on_mismatch)
+                                       run_rules_on_mismatch=args.run_rules_on_mismatch, surahs=surahs,
+                                       findings_out=args.findings)
         figures["mesh"]["run_rules_on_mismatch"] = args.run_rules_on_mismatch
     figures["wall_s"] = round(time.monotonic() - started, 1)
     text = json.dumps(figures, indent=1, ensure_ascii=False)

@@ -133,6 +133,7 @@ def _truth(spec: Spec, reference: common_pb2.Reference, groups: list[Group], ren
         "surah": spec.surah, "ayah": spec.ayah, "last_ayah": spec.last_ayah or spec.ayah,
         "moshaf": dict(spec.moshaf), "tempo_s_per_haraka": spec.tempo,
         "voice": {"name": spec.voice.name, "pitch": spec.voice.pitch, "rate": spec.voice.rate},
+        "snr_db": spec.snr_db,
         "sample_rate": RATE, "duration_s": round(len(rendering.samples) / RATE, 4),
         "reference_phonemes": reference.phonemes,
         "phonemes": "".join(g.phonemes for g in groups),
