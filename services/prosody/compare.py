@@ -9,7 +9,9 @@ audio by DTW on mean-normalised log-mel frames (no model that hears). Then:
 - per word: the DTW distance of the two semitone contours, each relative to its own median
   (key-invariant), and its similarity exp(-d / CONTOUR_SCALE_ST);
 - each madd in harakat (the learner's own, and in the reference's harakat) against the reference's;
-- rhythm and melody side by side, maqam same or not;
+- rhythm and melody side by side, maqam same or not (the learner's maqam named as the teacher's
+  when the learner's own pitch classes cannot tell the two apart, so a change of key alone never
+  reads as another maqam);
 - an overall similarity 0-100 (a weighted mean of the parts that could be measured) and the
   three heaviest feedback lines.
 """
@@ -23,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from services.prosody import feedback as fb
+from services.prosody import maqam as maqam_mod
 from services.prosody.dtw import dtw
 from services.prosody.features import Madd, Recitation, Word
 from services.prosody.maqam import MaqamEstimate
@@ -235,7 +238,13 @@ def compare(learner: Recitation, reference: Recitation) -> Comparison:
     rl = learner.timing.rhythm() if learner.timing and learner.timing.phones else None
     rr = reference.timing.rhythm() if reference.timing and reference.timing.phones else None
     mel_l, mel_r = learner.melody(), reference.melody()
-    qa, qb = learner.audio.maqam, reference.audio.maqam
+    # Both from the pitch tracks (milliseconds), not from the features' own estimates: a teacher's
+    # features may come from a cache written by an older estimator. The learner's estimate alone
+    # picks between near-equal scores by a few cents of tracker noise (a transposed copy of the
+    # teacher came out Kurd against Sikah), so the teacher's maqam is kept for the learner
+    # whenever the learner's evidence cannot tell the two apart.
+    qb = maqam_mod.estimate(reference.audio.pitch)
+    qa = maqam_mod.estimate(learner.audio.pitch, prefer=qb.name if qb is not None else None)
     same = None if qa is None or qb is None else qa.name == qb.name
 
     sims = [w.contour_similarity for w in words if w.contour_similarity is not None]

@@ -58,3 +58,16 @@ def scale_phrase(
     parts = [np.full(int(note_s * sr), tonic_hz * 2 ** (c / 1200)) for c in degrees]
     parts.append(np.full(int(0.6 * sr), tonic_hz))
     return np.concatenate(parts)
+
+
+def melody_of(
+    f0_hz: npt.NDArray[np.float64], voiced: npt.NDArray[np.bool_], hop_s: float, semitones: float = 0.0, sr: int = SR
+) -> npt.NDArray[np.float64]:
+    """Per-sample f0 of a pitch track's melody moved by `semitones`: log-f0 interpolated between the
+    voiced frames, 0 Hz on unvoiced ones. Rendered with `harmonic`, it is an exact transposition of a
+    real recitation's melody (no phase vocoder, so nothing but the key differs between the copies)."""
+    t = np.arange(int(len(f0_hz) * hop_s * sr)) / sr
+    frame = np.clip(np.round(t / hop_s).astype(int), 0, len(f0_hz) - 1)
+    frames = np.flatnonzero(voiced)
+    log_f0 = np.interp(t, frames * hop_s, np.log2(f0_hz[frames]))
+    return np.where(voiced[frame], 2.0 ** (log_f0 + semitones / 12.0), 0.0)

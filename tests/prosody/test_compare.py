@@ -1,5 +1,6 @@
 """The comparison engine: a recording against itself, a time-stretched and a pitch-shifted copy
-(librosa makes them; a test-only dependency), and a synthetic recitation whose alignment,
+(librosa makes them; a test-only dependency), the same recitation in other keys (pitch-shifted,
+and its melody rendered as an exact transposition), and a synthetic recitation whose alignment,
 madd lengths and contours are known."""
 
 from __future__ import annotations
@@ -8,11 +9,12 @@ import numpy as np
 import pytest
 
 from services.common.audio import decode_bytes
-from services.prosody.compare import compare
+from services.prosody.compare import Comparison, compare
 from services.prosody.features import Group, Madd, Phone, Recitation, Timing, Word, analyze
+from services.prosody.maqam import SCALES
 from services.prosody.pitch import PitchTracker
 from tests.conftest import AUDIO_DIR
-from tests.prosody.synth import SR, harmonic
+from tests.prosody.synth import SR, harmonic, melody_of, scale_phrase
 
 librosa = pytest.importorskip("librosa")
 
@@ -64,6 +66,92 @@ def test_pitch_shifted_copy(
     assert c.contour_similarity is not None and c.contour_similarity > 0.85
     assert c.tempo_ratio == pytest.approx(1.0, abs=0.02)
     assert c.similarity > 85
+
+
+KEYS = [-3, -1, 1, 3]
+
+
+@pytest.mark.parametrize("semitones", KEYS)
+def test_transposed_teacher_keeps_maqam_and_similarity(
+    recording: np.ndarray, reference: Recitation, tracker: PitchTracker, semitones: int
+) -> None:
+    """The teacher's own recording in another key is in the teacher's maqam. The similarity is
+    held against a copy that went through the same phase vocoder and back to the teacher's key
+    (shifted by +k, then by -k): what the vocoder alone costs (3-6 points of contour) is not the key."""
+    shifted = librosa.effects.pitch_shift(recording, sr=SR, n_steps=semitones)
+    control = librosa.effects.pitch_shift(shifted, sr=SR, n_steps=-semitones)
+    c = compare(Recitation(analyze(shifted, SR, tracker)), reference)
+    c0 = compare(Recitation(analyze(control, SR, tracker)), reference)
+    assert c.learner_maqam is not None and c.reference_maqam is not None
+    assert c.learner_maqam.name == c.reference_maqam.name
+    assert c.same_maqam is True and c0.same_maqam is True
+    assert "maqam" not in [f.kind for f in c.feedback]
+    assert abs(c.similarity - c0.similarity) <= 5
+
+
+@pytest.fixture(scope="module")
+def slower_learner(recording: np.ndarray) -> np.ndarray:
+    return librosa.effects.time_stretch(recording, rate=1 / 1.25)
+
+
+@pytest.fixture(scope="module")
+def slower_comparison(slower_learner: np.ndarray, reference: Recitation, tracker: PitchTracker) -> Comparison:
+    return compare(Recitation(analyze(slower_learner, SR, tracker)), reference)
+
+
+@pytest.mark.parametrize("semitones", KEYS)
+def test_learner_in_another_key_gets_the_same_maqam_and_similarity(
+    slower_learner: np.ndarray,
+    slower_comparison: Comparison,
+    reference: Recitation,
+    tracker: PitchTracker,
+    semitones: int,
+) -> None:
+    """A learner who recites slower than the teacher, in the teacher's key and in four others."""
+    shifted = librosa.effects.pitch_shift(slower_learner, sr=SR, n_steps=semitones)
+    c = compare(Recitation(analyze(shifted, SR, tracker)), reference)
+    assert slower_comparison.learner_maqam is not None and c.learner_maqam is not None
+    assert c.learner_maqam.name == slower_comparison.learner_maqam.name
+    assert c.same_maqam == slower_comparison.same_maqam
+    assert abs(c.similarity - slower_comparison.similarity) <= 5
+
+
+@pytest.fixture(scope="module")
+def rendered_teacher(reference: Recitation, tracker: PitchTracker) -> Recitation:
+    track = reference.audio.pitch
+    return Recitation(analyze(harmonic(melody_of(track.f0_hz, track.voiced, track.hop_s), noise_db=-30), SR, tracker))
+
+
+@pytest.mark.parametrize("semitones", KEYS)
+def test_rendered_melody_in_another_key(
+    reference: Recitation, rendered_teacher: Recitation, tracker: PitchTracker, semitones: int
+) -> None:
+    """Known truth: the teacher's melody rendered as a harmonic tone in the teacher's key and,
+    as an exact transposition, in four others. Only the key differs, so only the tracker's few
+    cents of pitch-dependent error can move the maqam; they must not."""
+    track = reference.audio.pitch
+    f0 = melody_of(track.f0_hz, track.voiced, track.hop_s, semitones)
+    c = compare(Recitation(analyze(harmonic(f0, noise_db=-30), SR, tracker)), rendered_teacher)
+    assert compare(rendered_teacher, rendered_teacher).similarity == 100.0
+    assert c.key_shift_cents == pytest.approx(100 * semitones, abs=10)
+    assert c.learner_maqam is not None and c.reference_maqam is not None
+    assert c.learner_maqam.name == c.reference_maqam.name
+    assert c.same_maqam is True
+    assert c.similarity >= 95
+
+
+def test_another_maqam_is_still_told_apart(tracker: PitchTracker) -> None:
+    """Keeping the teacher's maqam is for evidence that cannot tell; Bayati and Kurd differ in one
+    quarter tone (150 against 100 cents), the nearest pair of templates."""
+    teacher = Recitation(analyze(harmonic(scale_phrase(SCALES["Bayati"], 150.0), noise_db=-25), SR, tracker))
+    learner = Recitation(
+        analyze(harmonic(scale_phrase(SCALES["Kurd"], 150.0 * 2 ** (3 / 12)), noise_db=-25), SR, tracker)
+    )
+    c = compare(learner, teacher)
+    assert c.reference_maqam is not None and c.reference_maqam.name == "Bayati"
+    assert c.learner_maqam is not None and c.learner_maqam.name == "Kurd"
+    assert c.same_maqam is False
+    assert c.parts["maqam"] == 0.0
 
 
 def _synthetic(haraka: float, madd_counts: int, word1_rise_st: float) -> tuple[np.ndarray, Timing]:

@@ -70,6 +70,49 @@ def test_scale_phrases_give_their_maqam(tracker: PitchTracker, name: str, tonic:
     assert 0 < got.confidence <= 1
 
 
+@pytest.mark.parametrize("name", sorted(SCALES))
+def test_scale_phrases_keep_their_maqam_in_other_keys(tracker: PitchTracker, name: str) -> None:
+    """The same phrase moved by -3, -1, +1 and +3 semitones (librosa's phase vocoder): the same
+    maqam, and a tonic that moves with the key."""
+    librosa = pytest.importorskip("librosa")
+    tonic = 131.0
+    x = harmonic(scale_phrase(SCALES[name], tonic), noise_db=-25)
+    for semitones in (-3, -1, 1, 3):
+        got = estimate(tracker.track(librosa.effects.pitch_shift(x, sr=SR, n_steps=semitones), SR))
+        assert got is not None
+        assert got.name == name, semitones
+        assert 1200 * abs(np.log2(got.tonic_hz / (tonic * 2 ** (semitones / 12)))) < 30, semitones
+
+
+@pytest.mark.parametrize("name", sorted(SCALES))
+def test_a_preferred_maqam_does_not_override_clear_evidence(tracker: PitchTracker, name: str) -> None:
+    """`prefer` (the teacher's maqam, in a comparison) only settles what the scores cannot: a full
+    scale phrase keeps its own maqam whichever other one is preferred."""
+    track = tracker.track(harmonic(scale_phrase(SCALES[name], 196.0), noise_db=-25), SR)
+    for other in SCALES:
+        got = estimate(track, prefer=other)
+        assert got is not None and got.name == name, other
+
+
+def test_maqam_is_the_same_for_an_exact_transposition() -> None:
+    """The estimate works on cents above the recording's own median: a track moved by any
+    amount, on or off any grid of absolute pitch, gives the same maqam, the same scores and a
+    tonic moved by that amount."""
+    rng = np.random.default_rng(3)
+    degrees = np.array(SCALES["Sikah"] + (1200,))
+    cents = np.repeat(rng.choice(degrees, 60), 12) + rng.normal(0, 8, 720)
+    f0 = 150.0 * 2 ** (cents / 1200)
+    base = estimate(PitchTrack(f0, np.ones(720, dtype=bool), np.full(720, 0.95)))
+    assert base is not None
+    for shift in (-300.0, -137.0, 3.0, 100.0, 263.0):
+        got = estimate(PitchTrack(f0 * 2 ** (shift / 1200), np.ones(720, dtype=bool), np.full(720, 0.95)))
+        assert got is not None
+        assert got.name == base.name
+        assert got.tonic_hz == pytest.approx(base.tonic_hz * 2 ** (shift / 1200), rel=1e-4)
+        for maqam, score in base.scores.items():
+            assert got.scores[maqam] == pytest.approx(score, abs=2e-4)
+
+
 def test_maqam_needs_voice() -> None:
     track = PitchTrack(np.zeros(100), np.zeros(100, dtype=bool), np.zeros(100))
     assert estimate(track) is None
