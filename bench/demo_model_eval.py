@@ -266,7 +266,9 @@ def mesh_figures(checkpoint: str, trials: int, clean_trials: int, seed: int, kin
         if dump is not None:
             for finding in assessment.findings:
                 on_mistake = [k for k, w in mistakes if finding.word_index in mistake_words(k, w)]
-                dump.write(json.dumps({"kind": kind, "cells": cells, "rule": common_pb2.Rule.Name(finding.rule),
+                dump.write(json.dumps({"recitation": total.recitations, "kind": kind, "cells": cells,
+                                       "word_index": finding.word_index, "words": len(assessment.words),
+                                       "mistakes": mistakes, "rule": common_pb2.Rule.Name(finding.rule),
                                        "verdict": common_pb2.Verdict.Name(finding.verdict),
                                        "confidence": finding.confidence,
                                        "measured": json_format.MessageToDict(finding.measured),

@@ -18,6 +18,15 @@ budget raised from 10 % to 30 % only while nothing is found (~200 ms at worst fo
 Each hit is then extended by the rest of the decode's length and scored on the whole decode,
 in the search's normalised script (the first phoneme of each group), so a passage's
 similarity says how well the whole recitation fits a continuous reading from that point.
+
+A learner who drops a word still recites the passage: a short ayah with one of its three words
+left out scores 0.6 or less on the plain similarity, and a mismatch then hides every word's
+verdict behind "not assessed". So when the plain similarity falls short, the same alignment is
+scored again with each run of at least DROP_MIN_PHONEMES reference phonemes that was not heard
+at all, between stretches that were, counted as words not recited instead of edits (the letter check then reports them on
+their words), as long as what was heard covers at least KEPT_MIN_SHARE of the passage. Another
+passage does not pass this way: its phonemes do not line up with the reference's, so most of
+its edits are substitutions and insertions, which are still counted.
 """
 
 from __future__ import annotations
@@ -43,6 +52,10 @@ from services.gateway.reference import quran
 from services.gateway.reference.settings import ContentSearchConfig
 
 DEFAULT_THRESHOLD = 0.6
+# A run of unheard reference phonemes this long (a short word) is a dropped word, not edits.
+DROP_MIN_PHONEMES = 4
+# What was heard must cover this share of the passage for a drop to be forgiven.
+KEPT_MIN_SHARE = 0.3
 ERROR_RATIOS = (0.1, 0.2, 0.3)
 
 # Columns of PhoneticSearch.index, one row per phoneme group of the whole Quran.
@@ -100,6 +113,30 @@ class ContentResult:
 def similarity(decoded: str, reference: str) -> float:
     """Normalised Levenshtein similarity in [0, 1] (1: identical)."""
     return float(Levenshtein.normalized_similarity(decoded, reference))
+
+
+def similarity_with_drops(decoded: str, reference: str) -> float:
+    """The similarity of what was heard to the passage, with whole unheard runs of the reference
+    (dropped words) not counted as edits; 0 when what was heard covers too little of it."""
+    if not decoded or not reference:
+        return 0.0
+    edits = 0
+    dropped = 0
+    ops = Levenshtein.opcodes(reference, decoded)
+    for k, (tag, i1, i2, j1, j2) in enumerate(ops):
+        if tag == "equal":
+            continue
+        # A word left out sits between stretches that were heard right; one said in its place
+        # (an insertion or substitution beside the gap) is another word, not a drop.
+        between_equal = all(ops[n].tag == "equal" for n in (k - 1, k + 1) if 0 <= n < len(ops))
+        if tag == "delete" and i2 - i1 >= DROP_MIN_PHONEMES and between_equal:
+            dropped += i2 - i1
+            continue
+        edits += max(i2 - i1, j2 - j1)
+    kept = len(reference) - dropped
+    if kept < KEPT_MIN_SHARE * len(reference):
+        return 0.0
+    return max(0.0, 1.0 - edits / max(len(decoded), kept))
 
 
 class PassageFinder:
@@ -234,6 +271,10 @@ class ContentVerifier:
         score = similarity(decoded, reference_phonemes)
         if score >= limit:
             return ContentResult(ContentStatus.MATCH, similarity=score, threshold=limit)
+        forgiven = similarity_with_drops(decoded, reference_phonemes)
+        if forgiven >= limit:
+            # The passage with words left out: a match, the missing words reported on themselves.
+            return ContentResult(ContentStatus.MATCH, similarity=forgiven, threshold=limit)
         return ContentResult(
             ContentStatus.MISMATCH, similarity=score, threshold=limit, likely_recited=tuple(self.finder.find(decoded))
         )

@@ -151,3 +151,26 @@ def test_similarity_is_normalised() -> None:
     assert similarity("abc", "abc") == 1.0
     assert similarity("", "abc") == 0.0
     assert similarity("abcd", "abce") == pytest.approx(0.75)
+
+
+def _without_word(surah: int, ayah: int, word: int) -> tuple[str, str]:
+    reference = builder.build_reference(targets.ayah_target(surah, ayah), moshaf_mod.default_values())
+    dropped = reference.words[word]
+    return reference.phonemes, reference.phonemes[: dropped.phoneme_start] + reference.phonemes[dropped.phoneme_end :]
+
+
+@pytest.mark.parametrize(("surah", "ayah", "word"), [(103, 2, 1), (112, 1, 3), (112, 4, 2), (103, 3, 6), (114, 4, 1)])
+def test_a_dropped_word_is_still_the_passage(verifier: ContentVerifier, surah: int, ayah: int, word: int) -> None:
+    expected, decoded = _without_word(surah, ayah, word)
+    noisy = corrupt(decoded, edits=max(1, len(decoded) // 15), seed=surah + word)
+    result = verifier.verify(noisy, expected)
+    assert result.status is ContentStatus.MATCH, (similarity(noisy, expected), result)
+
+
+@pytest.mark.parametrize(("recited", "target"), [((112, 1), (8, 75)), ((103, 2), (103, 3)), ((114, 2), (113, 2)),
+                                                  ((1, 2), (1, 3)), ((108, 1), (2, 255))])
+def test_another_passage_is_still_a_mismatch_when_drops_are_forgiven(
+    verifier: ContentVerifier, recited: tuple[int, int], target: tuple[int, int]
+) -> None:
+    result = verifier.verify(corrupt(phonemes(*recited), edits=2, seed=9), phonemes(*target))
+    assert result.status is ContentStatus.MISMATCH, result.similarity
