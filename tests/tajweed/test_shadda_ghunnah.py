@@ -46,7 +46,9 @@ def test_shadda_measures_are_reported() -> None:
     for finding in result.findings:
         assert finding.verdict == Verdict.CORRECT
         assert finding.measured.symbol_count == 2
-        assert finding.measured.duration_s == pytest.approx(0.48, abs=0.05)
+        # The held consonant, its first copy's first frame to the voweled copy's spike: the hold
+        # (one consonant, 0.18 s) and that spike's frame.
+        assert finding.measured.duration_s == pytest.approx(0.18 + synth.FRAME_S, abs=0.05)
         assert "consonant lengths" in finding.measured.text
         assert finding.confidence > 0.8
 
@@ -134,5 +136,6 @@ def test_shadda_on_a_letter_not_heard_is_left_to_the_content_check() -> None:
     # Timing alone (no decode) still judges it, and never reports a negative hold.
     timing_only = synth.validate(synth.request(ref, synth.alignment(ref, durations), None, validators=["shadda"]))
     [finding] = [f for f in timing_only.findings if f.phoneme_start == ref.groups[lam].phoneme_start]
-    assert finding.verdict == Verdict.MISSING
-    assert finding.measured.text.startswith("held 0 ")
+    # Two spikes squeezed together: at most a borderline hold, never a doubled one.
+    assert finding.verdict in (Verdict.MISSING, Verdict.UNCERTAIN)
+    assert finding.measured.text.startswith("held 1.")
