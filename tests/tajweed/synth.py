@@ -115,6 +115,7 @@ class Timing:
     ends: list[float]
     # The truth of every phoneme: where it sounds, (start, end) in seconds.
     phonemes: list[tuple[float, float]]
+    symbols: str = ""
 
 
 def _is_vowel_run(text: str) -> bool:
@@ -220,6 +221,7 @@ def alignment(
         starts=starts,
         ends=ends,
         phonemes=truth,
+        symbols=ref.phonemes,
     )
 
 
@@ -251,12 +253,24 @@ def _frames(truth: Sequence[tuple[float, float]], vowel: Sequence[bool], policy:
     return frames
 
 
-def envelope(timing: Timing, *, loud_db: float = -20.0, quiet_db: float = -80.0, hop_s: float = 0.01) -> np.ndarray:
-    """An energy envelope that is loud while the groups sound and quiet elsewhere (pauses included)."""
+def envelope(
+    timing: Timing,
+    *,
+    loud_db: float = -20.0,
+    quiet_db: float = -80.0,
+    closure_db: float = -45.0,
+    hop_s: float = 0.01,
+) -> np.ndarray:
+    """An energy envelope that is loud while the groups sound and quiet elsewhere (pauses included);
+    a qalqalah letter is its closure (`closure_db`) and then its release, loud again."""
     frames = round(timing.duration_s / hop_s) + 1
     db = np.full(frames, quiet_db, dtype=np.float32)
     for start, end in zip(timing.starts, timing.ends, strict=True):
         db[round(start / hop_s) : round(end / hop_s)] = loud_db
+    for k in range(len(timing.symbols) - 1):
+        if timing.symbols[k + 1] == phonetics.QALQALAH_MARK:
+            start, end = timing.phonemes[k]
+            db[round(start / hop_s) : round(end / hop_s)] = closure_db
     return db
 
 
