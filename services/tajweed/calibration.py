@@ -18,8 +18,9 @@ The fields, by what they decide:
   `min_error_confidence` (an error whose own probability is lower is UNCERTAIN);
 - how duration and decoded symbol count combine: `duration_rel_sd` and
   `symbol_sd_harakat` (their spreads, hence their weights in the blend),
-  `disagreement_harakat` (apart by this much or more they are UNCERTAIN, whatever the
-  blend says), `errors_need_agreement` (an error needs each source on its own to say so);
+  `disagreement_harakat` (apart by this much or more, and giving different verdicts each on
+  its own, they are UNCERTAIN whatever the blend says), `errors_need_agreement` (an error
+  needs each source on its own to say so);
 - shadda: `shadda_threshold` (held consonant lengths that count as doubled) and
   `presence_contradiction` (two votes each this sure of opposite answers are UNCERTAIN);
 - sifa evidence levels: P(maghnoon) at or above `ghonna_present` is nasal, at or below
@@ -84,7 +85,8 @@ class Calibration:
     # Spread of a length counted from decoded symbols (the model's published madd count RMSE on
     # learners: 0.46 natural, 0.69 munfasil, 1.03 'arid).
     symbol_sd_harakat: float = 0.8
-    # Duration and symbols this far apart: UNCERTAIN (e.g. 2 symbols decoded, 0.8 harakat timed).
+    # Duration and symbols this far apart, giving different verdicts on their own: UNCERTAIN
+    # (e.g. 2 symbols decoded, 0.8 harakat timed, for a madd of 2).
     disagreement_harakat: float = 1.0
     # True: a length error needs the duration and the symbols, each on its own, to say so.
     errors_need_agreement: bool = False

@@ -4,8 +4,10 @@ Lengths (madd, ghunnah): each source of evidence is a value in harakat with a st
 deviation: the aligned duration (relative spread `duration_rel_sd`, plus the tempo's own
 uncertainty) and the decoded symbol count (`symbol_sd_harakat`). The verdict is UNCERTAIN,
 never an error, when
-- the two sources are `disagreement_harakat` or more apart (the model decoded 2 madd
-  symbols, the timing says 0.8 harakat: one of them is wrong, and which is not known);
+- the two sources, each judged on its own, give different verdicts and are
+  `disagreement_harakat` or more apart (the model decoded 2 madd symbols, the timing says
+  0.8 harakat: one of them is wrong, and which is not known; a timing of 3 and 4 symbols
+  for a madd of 2 agree that it is long, and are blended);
 - the estimate lies beyond the tolerance by less than `uncertain_margin_harakat` (a frame
   of alignment error must not flip a verdict);
 - the error's own probability is under `min_error_confidence`;
@@ -117,16 +119,18 @@ def judge_length(
     policy: LengthPolicy,
 ) -> Judgement | None:
     """None when there is no evidence at all."""
-    if duration is not None and symbols is not None and abs(duration.value - symbols.value) >= policy.disagreement:
-        spread = math.hypot(duration.sd, symbols.sd)
-        z = abs(duration.value - symbols.value) / max(spread, _EPS)
-        return Judgement(Verdict.UNCERTAIN, 2.0 * normal_cdf(z) - 1.0, None, Doubt.DISAGREE)
+    allowed = sorted(set(permitted) | {expected})
+    tolerance = policy.tolerance
+    if duration is not None and symbols is not None:
+        gap = abs(duration.value - symbols.value)
+        alone = {_side(source.value, expected, allowed, tolerance) for source in (duration, symbols)}
+        if len(alone) > 1 and gap >= policy.disagreement:
+            z = gap / max(math.hypot(duration.sd, symbols.sd), _EPS)
+            return Judgement(Verdict.UNCERTAIN, 2.0 * normal_cdf(z) - 1.0, None, Doubt.DISAGREE)
     estimate = combine(duration, symbols)
     if estimate is None:
         return None
-    allowed = sorted(set(permitted) | {expected})
     nearest = min(allowed, key=lambda length: abs(length - estimate.value))
-    tolerance = policy.tolerance
     if abs(nearest - estimate.value) <= tolerance:
         confidence = _probability_between(estimate, nearest - tolerance, nearest + tolerance)
         return Judgement(Verdict.CORRECT, confidence, estimate.value)
