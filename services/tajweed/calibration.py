@@ -160,6 +160,10 @@ class Calibration:
                 f"fitted_on_surahs names evaluation surahs {leaked}: calibrate on surahs 80-89, never on 90-114"
             )
 
+    def __hash__(self) -> int:
+        # The tolerances are a dict: hash the canonical values instead.
+        return hash(self.digest())
+
     def tolerance(self, rule: str) -> float:
         """Tolerance of a length rule by its RuleKind name (e.g. "MADD_ARID")."""
         return self.tolerance_harakat[rule]

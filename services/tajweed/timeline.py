@@ -59,10 +59,13 @@ class Segment:
     # After the blank rule.
     start_s: float
     end_s: float
+    # Lasting silences between its own tokens (a reciter stopping inside a held sound), which
+    # belong to no token.
+    silent_s: float = 0.0
 
     @property
     def duration(self) -> float:
-        return max(0.0, self.end_s - self.start_s)
+        return max(0.0, self.end_s - self.start_s - self.silent_s)
 
     def holds(self, token: int) -> bool:
         return self.first <= token < self.last
@@ -154,7 +157,7 @@ def build_timeline(
         if runs:
             silences[i] = max(runs, key=lambda r: r[1] - r[0])
             ends[i] = max(gap_start, runs[0][0])
-            if to_vowel:
+            if vowel[i + 1]:
                 starts[i + 1] = min(gap_end, runs[-1][1])
         elif to_vowel:
             starts[i + 1] = gap_start
@@ -164,7 +167,15 @@ def build_timeline(
         ends[-1] = _speech_end(reference, alignment, energy, min_pause_s, vowel)
     bounds = _segment_bounds(reference, vowel)
     segments = tuple(
-        Segment(index, vowel[first], first, last, starts[first], ends[last - 1])
+        Segment(
+            index,
+            vowel[first],
+            first,
+            last,
+            starts[first],
+            ends[last - 1],
+            sum(starts[k + 1] - ends[k] for k in range(first, last - 1) if k in silences),
+        )
         for index, (first, last) in enumerate(bounds)
     )
     segment_of = [0] * count

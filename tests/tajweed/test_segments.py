@@ -167,6 +167,26 @@ def test_a_silence_ends_the_segment_before_it() -> None:
     assert timeline.ends[-1] == pytest.approx(3.9)
 
 
+def test_a_silence_inside_a_held_sound_is_not_counted() -> None:
+    """The two alifs of ٱللَّهُ with 0.6 s of silence between them (a reciter stopping inside the
+    madd): the nucleus is its sound, not the silence."""
+    ref = synth.reference(112, 1)
+    frames = [(5, 6), (9, 10), (12, 13), (16, 17), (20, 21), (23, 24), (27, 28), (30, 31), (33, 34),
+              (35, 36), (40, 41), (60, 61), (64, 65), (68, 69), (70, 71), (74, 75), (77, 78), (81, 82),
+              (84, 85), (86, 87)]
+    db = np.full(380, -20.0, dtype=np.float32)
+    db[:15] = -90.0
+    db[170:230] = -90.0  # 1.7-2.3 s, between the first alif (1.6 s) and the second (2.4 s)
+    db[355:] = -90.0
+    req = synth.request(ref, None, envelope=synth.energy(db, 0.01), duration_s=3.8)
+    req.alignment.CopyFrom(_tokens(frames, ref))
+    timeline = _timeline(req)
+    nucleus = timeline.segment(10)
+    assert (nucleus.first, nucleus.last) == (9, 12)
+    assert (nucleus.start_s, nucleus.end_s) == (pytest.approx(1.36), pytest.approx(2.56))
+    assert nucleus.duration == pytest.approx(1.2 - 0.6)
+
+
 def _posteriorgram(timing: synth.Timing, ref: common_pb2.Reference, seed: int) -> np.ndarray:
     """Log-probs where every token's frames carry it and every other frame is blank."""
     labels = np.zeros(timing.alignment.num_frames, dtype=np.int64)
