@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from services.tajweed.calibration import Calibration
 from services.tajweed.config import TajweedConfig
 from services.tajweed.energy import EnergyProfile
 from services.tajweed.matching import DecodedGroup, GroupMatch
@@ -32,6 +33,10 @@ class Analysis:
     def reference(self) -> Reference:
         return self.request.reference
 
+    @property
+    def calibration(self) -> Calibration:
+        return self.config.calibration
+
     def group_text_span(self, group: int) -> tuple[int, int]:
         g = self.reference.groups[group]
         return self.index.text_span(g.start, g.end)
@@ -50,7 +55,7 @@ class Analysis:
             if phoneme_start >= len(self.reference.phonemes):
                 end = self.timeline.ends[-1]
                 return end, end
-            onset = self.timeline.onsets[self.reference.group_at(phoneme_start).index]
+            onset = self.timeline.group_spans[self.reference.group_at(phoneme_start).index][0]
             return onset, onset
         first = self.reference.group_at(phoneme_start).index
         last = self.reference.group_at(phoneme_end - 1).index

@@ -234,11 +234,11 @@ def energy_from_proto(proto: tajweed_pb2.EnergyEnvelope) -> Energy | None:
     return Energy(db=db, hop_s=proto.hop_s)
 
 
-def options_from_proto(proto: tajweed_pb2.ValidateOptions, config: TajweedConfig) -> Options:
+def options_from_proto(proto: tajweed_pb2.ValidateOptions) -> Options:
     unknown = sorted(set(proto.validators) - set(VALIDATORS))
     if unknown:
         raise InvalidArgument(f"options.validators: unknown {unknown}; valid: {', '.join(VALIDATORS)}")
-    tolerance = config.madd_tolerance_harakat
+    tolerance: float | None = None
     if proto.HasField("madd_tolerance_harakat"):
         tolerance = proto.madd_tolerance_harakat
         if not (math.isfinite(tolerance) and 0 < tolerance <= 3):
@@ -267,7 +267,7 @@ def request_from_proto(request: tajweed_pb2.ValidateRequest, config: TajweedConf
         energy=energy_from_proto(request.energy) if request.HasField("energy") else None,
         is_complete=request.is_complete if request.HasField("is_complete") else None,
         audio_duration_s=duration,
-        options=options_from_proto(request.options, config),
+        options=options_from_proto(request.options),
     )
 
 
@@ -311,4 +311,9 @@ def response_to_proto(result: ValidateResult) -> tajweed_pb2.ValidateResponse:
             consonant_s=tempo.consonant_s,
         ),
         timings=[common_pb2.StageTiming(stage=k, duration_ms=v) for k, v in result.timings_ms.items()],
+        calibration=tajweed_pb2.TajweedCalibration(
+            source=result.calibration.source,
+            digest=result.calibration.digest,
+            defaults=result.calibration.defaults,
+        ),
     )

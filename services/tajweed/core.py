@@ -10,7 +10,15 @@ from services.tajweed import explain, ghunnah, madd, qalqalah, shadda, tempo, wa
 from services.tajweed.analysis import Analysis
 from services.tajweed.config import TajweedConfig
 from services.tajweed.matching import match
-from services.tajweed.model import VALIDATORS, Finding, ValidateInput, ValidateResult, Verdict
+from services.tajweed.model import (
+    VALIDATORS,
+    CalibrationInfo,
+    Finding,
+    RuleKind,
+    ValidateInput,
+    ValidateResult,
+    Verdict,
+)
 from services.tajweed.phonetics import phonetic_index
 from services.tajweed.rules import madd_targets
 from services.tajweed.timeline import build_timeline
@@ -19,6 +27,10 @@ from services.tajweed.timeline import build_timeline
 class TajweedValidator:
     def __init__(self, config: TajweedConfig) -> None:
         self.config = config
+        calibration = config.calibration
+        self.calibration_info = CalibrationInfo(
+            source=config.calibration_source, digest=calibration.digest(), defaults=calibration.is_default
+        )
 
     def analyse(self, request: ValidateInput, timings: dict[str, float] | None = None) -> Analysis:
         """Everything the validators share; `timings` collects the stages' milliseconds."""
@@ -32,18 +44,27 @@ class TajweedValidator:
 
         started = time.perf_counter()
         alignment = request.alignment
+        calibration = config.calibration
         profile = None
         if request.energy is not None:
             speech = None
             if alignment is not None:
                 speech = (alignment.tokens[0].start_s, alignment.tokens[-1].end_s)
-            profile = energy_measures.profile(request.energy.db, request.energy.hop_s, speech, config.silence_drop_db)
-        timeline = None
-        if alignment is not None:
-            timeline = build_timeline(reference, alignment, profile, config.min_pause_s)
+            profile = energy_measures.profile(
+                request.energy.db,
+                request.energy.hop_s,
+                speech,
+                calibration.silence_drop_db,
+                calibration.silence_floor_margin_db,
+            )
         targets = tuple(madd_targets(reference))
         lengthened = frozenset(t.group for t in targets)
-        estimated = tempo.estimate(reference, timeline, config, lengthened)
+        timeline = None
+        if alignment is not None:
+            leen = frozenset(t.group for t in targets if t.kind == RuleKind.MADD_LEEN)
+            timeline = build_timeline(reference, alignment, profile, calibration.min_pause_s, leen)
+        frame_s = alignment.frame_s if alignment is not None else config.frame_s
+        estimated = tempo.estimate(reference, timeline, calibration, frame_s)
         group_match = match(reference, request.decode) if request.decode is not None else None
         spent["analysis"] = (time.perf_counter() - started) * 1000
         return Analysis(
@@ -56,7 +77,7 @@ class TajweedValidator:
             match=group_match,
             madd=targets,
             lengthened=lengthened,
-            frame_s=alignment.frame_s if alignment is not None else config.frame_s,
+            frame_s=frame_s,
         )
 
     def validate(self, request: ValidateInput) -> ValidateResult:
@@ -80,4 +101,6 @@ class TajweedValidator:
         if not request.options.include_correct:
             findings = [f for f in findings if f.verdict != Verdict.CORRECT]
         findings.sort(key=lambda f: (f.phoneme_start, f.phoneme_end, VALIDATORS.index(f.source)))
-        return ValidateResult(findings=tuple(findings), tempo=analysis.tempo, timings_ms=timings)
+        return ValidateResult(
+            findings=tuple(findings), tempo=analysis.tempo, timings_ms=timings, calibration=self.calibration_info
+        )

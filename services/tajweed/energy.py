@@ -52,13 +52,27 @@ class EnergyProfile:
         ]
 
 
+# A 25 ms RMS of steady noise wanders a few dB around its mean: a threshold closer to the
+# floor than this would break a pause into pieces.
+_NOISE_SPREAD_DB = 6.0
+# Never call anything within this of the loud level silence, however noisy the recording.
+_MIN_DROP_DB = 10.0
+
+
 def profile(
-    db: npt.NDArray[np.float32], hop_s: float, speech: tuple[float, float] | None, silence_drop_db: float
+    db: npt.NDArray[np.float32],
+    hop_s: float,
+    speech: tuple[float, float] | None,
+    silence_drop_db: float,
+    floor_margin_db: float,
 ) -> EnergyProfile:
     """Loud level (95th percentile over the speech span) and the silence threshold below it.
 
-    The threshold is `silence_drop_db` under the loud level, raised to 6 dB over the noise
-    floor (5th percentile) for noisy recordings, but never within 10 dB of the loud level.
+    Silence is where the recording falls to its noise floor (5th percentile of the whole
+    envelope), not merely far under the voice: quiet speech (a fricative, a held closure,
+    a soft madd tail) can lie 30 dB under the vowels and is still speech. The threshold is
+    `silence_drop_db` under the loud level but no more than `floor_margin_db` above the floor;
+    at least 6 dB over the floor (noise wanders), and never within 10 dB of the loud level.
     """
     if len(db) == 0:
         return EnergyProfile(db=db, hop_s=hop_s, loud_db=FLOOR_DB, silence_db=FLOOR_DB)
@@ -70,7 +84,8 @@ def profile(
         region = db
     loud = float(np.percentile(region, 95))
     floor = float(np.percentile(db, 5))
-    silence = min(loud - 10.0, max(loud - silence_drop_db, floor + 6.0))
+    near_floor = min(loud - silence_drop_db, floor + floor_margin_db)
+    silence = min(loud - _MIN_DROP_DB, max(floor + _NOISE_SPREAD_DB, near_floor))
     return EnergyProfile(db=db, hop_s=hop_s, loud_db=loud, silence_db=silence)
 
 

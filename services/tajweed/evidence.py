@@ -1,29 +1,47 @@
-"""Turning measurements into verdicts with a confidence.
+"""Turning measurements into verdicts with a confidence, and UNCERTAIN where they do not allow one.
 
 Lengths (madd, ghunnah): each source of evidence is a value in harakat with a standard
 deviation: the aligned duration (relative spread `duration_rel_sd`, plus the tempo's own
-uncertainty) and the decoded symbol count (`symbol_sd_harakat`). Two sources that differ
-by `disagreement` harakat or more give UNCERTAIN; otherwise they are averaged with
-inverse-variance weights (a short madd leans on its duration, a long one on its symbols,
-whose error does not grow with length). The verdict compares the estimate with the
-expected length (or with each permitted one) within the tolerance; the confidence is the
-probability, under that normal error, that the true length lies in the verdict's interval.
+uncertainty) and the decoded symbol count (`symbol_sd_harakat`). The verdict is UNCERTAIN,
+never an error, when
+- the two sources, each judged on its own, give different verdicts and are
+  `disagreement_harakat` or more apart (the model decoded 2 madd symbols, the timing says
+  0.8 harakat: one of them is wrong, and which is not known; a timing of 3 and 4 symbols
+  for a madd of 2 agree that it is long, and are blended);
+- the estimate lies beyond the tolerance by less than `uncertain_margin_harakat` (a frame
+  of alignment error must not flip a verdict);
+- the error's own probability is under `min_error_confidence`;
+- `errors_need_agreement` is set and the two sources, each on its own, do not both say so.
+Otherwise the sources are averaged with inverse-variance weights (a short madd leans on its
+duration, a long one on its symbols, whose error does not grow with length), and the
+estimate is compared with the expected length (or each permitted one) within the rule's
+tolerance. The confidence is the probability, under that normal error, that the true
+length lies in the verdict's interval. All of these numbers come from calibration.py.
 
-Presence (shadda, qalqalah, ghunnah's nasality): each source gives P(present); they are
-averaged in log-odds. Two sources that are each sure (>= 0.8) of opposite answers give
-UNCERTAIN.
+Presence (shadda): each source gives P(present); they are averaged in log-odds. Two
+sources each at least `presence_contradiction` sure of opposite answers give UNCERTAIN.
 """
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from services.tajweed.calibration import Calibration
 from services.tajweed.model import Verdict
 
-_STRONG = 0.8
 _EPS = 1e-3
+
+
+class Doubt(enum.Enum):
+    """Why a verdict is UNCERTAIN (NONE: it is not)."""
+
+    NONE = "none"
+    DISAGREE = "disagree"
+    BORDERLINE = "borderline"
+    WEAK = "weak"
 
 
 def symbol_confidence(prob: float | None, floor: float = 0.55) -> float:
@@ -46,6 +64,28 @@ class Judgement:
     verdict: Verdict
     confidence: float
     estimate: float | None
+    doubt: Doubt = Doubt.NONE
+
+
+@dataclass(frozen=True)
+class LengthPolicy:
+    """How a length is judged: the rule's tolerance and the calibration's uncertain band."""
+
+    tolerance: float
+    margin: float
+    min_error_confidence: float
+    disagreement: float
+    need_agreement: bool
+
+    @classmethod
+    def of(cls, calibration: Calibration, tolerance: float) -> LengthPolicy:
+        return cls(
+            tolerance=tolerance,
+            margin=calibration.uncertain_margin_harakat,
+            min_error_confidence=calibration.min_error_confidence,
+            disagreement=calibration.disagreement_harakat,
+            need_agreement=calibration.errors_need_agreement,
+        )
 
 
 def _probability_between(estimate: Length, low: float, high: float) -> float:
@@ -63,33 +103,52 @@ def combine(duration: Length | None, symbols: Length | None) -> Length | None:
     return Length(value, 1.0 / math.sqrt(total))
 
 
+def _side(value: float, expected: float, allowed: Sequence[float], reach: float) -> Verdict:
+    """CORRECT within `reach` of an allowed length, else which side of the expected one."""
+    if min(abs(length - value) for length in allowed) <= reach:
+        return Verdict.CORRECT
+    return Verdict.TOO_SHORT if value < expected else Verdict.TOO_LONG
+
+
 def judge_length(
     duration: Length | None,
     symbols: Length | None,
     *,
     expected: float,
     permitted: Sequence[float],
-    tolerance: float,
-    disagreement: float,
+    policy: LengthPolicy,
 ) -> Judgement | None:
     """None when there is no evidence at all."""
-    if duration is not None and symbols is not None and abs(duration.value - symbols.value) >= disagreement:
-        spread = math.hypot(duration.sd, symbols.sd)
-        z = abs(duration.value - symbols.value) / max(spread, _EPS)
-        return Judgement(Verdict.UNCERTAIN, 2.0 * normal_cdf(z) - 1.0, None)
+    allowed = sorted(set(permitted) | {expected})
+    tolerance = policy.tolerance
+    if duration is not None and symbols is not None:
+        gap = abs(duration.value - symbols.value)
+        alone = {_side(source.value, expected, allowed, tolerance) for source in (duration, symbols)}
+        if len(alone) > 1 and gap >= policy.disagreement:
+            z = gap / max(math.hypot(duration.sd, symbols.sd), _EPS)
+            return Judgement(Verdict.UNCERTAIN, 2.0 * normal_cdf(z) - 1.0, None, Doubt.DISAGREE)
     estimate = combine(duration, symbols)
     if estimate is None:
         return None
-    allowed = sorted(set(permitted) | {expected})
     nearest = min(allowed, key=lambda length: abs(length - estimate.value))
     if abs(nearest - estimate.value) <= tolerance:
         confidence = _probability_between(estimate, nearest - tolerance, nearest + tolerance)
         return Judgement(Verdict.CORRECT, confidence, estimate.value)
-    if estimate.value < expected:
+    verdict = _side(estimate.value, expected, allowed, tolerance)
+    if verdict == Verdict.TOO_SHORT:
         confidence = _probability_between(estimate, -math.inf, expected - tolerance)
-        return Judgement(Verdict.TOO_SHORT, confidence, estimate.value)
-    confidence = _probability_between(estimate, expected + tolerance, math.inf)
-    return Judgement(Verdict.TOO_LONG, confidence, estimate.value)
+    else:
+        confidence = _probability_between(estimate, expected + tolerance, math.inf)
+    if abs(nearest - estimate.value) <= tolerance + policy.margin:
+        return Judgement(Verdict.UNCERTAIN, 1.0 - confidence, estimate.value, Doubt.BORDERLINE)
+    if confidence < policy.min_error_confidence:
+        return Judgement(Verdict.UNCERTAIN, 1.0 - confidence, estimate.value, Doubt.WEAK)
+    if policy.need_agreement and duration is not None and symbols is not None:
+        reach = tolerance + policy.margin
+        alone = {_side(source.value, expected, allowed, reach) for source in (duration, symbols)}
+        if alone != {verdict}:
+            return Judgement(Verdict.UNCERTAIN, 1.0 - confidence, estimate.value, Doubt.DISAGREE)
+    return Judgement(verdict, confidence, estimate.value)
 
 
 @dataclass(frozen=True)
@@ -112,12 +171,11 @@ def _logit(p: float) -> float:
     return math.log(p / (1.0 - p))
 
 
-def fuse_presence(probabilities: Sequence[float]) -> Presence | None:
+def fuse_presence(probabilities: Sequence[float], contradiction: float) -> Presence | None:
     if not probabilities:
         return None
-    if max(probabilities) >= _STRONG and min(probabilities) <= 1.0 - _STRONG:
-        contradiction = min(max(probabilities), 1.0 - min(probabilities))
-        return Presence(None, contradiction)
+    if max(probabilities) >= contradiction and min(probabilities) <= 1.0 - contradiction:
+        return Presence(None, min(max(probabilities), 1.0 - min(probabilities)))
     mean_logit = sum(_logit(p) for p in probabilities) / len(probabilities)
     probability = 1.0 / (1.0 + math.exp(-mean_logit))
     present = probability >= 0.5
@@ -126,3 +184,20 @@ def fuse_presence(probabilities: Sequence[float]) -> Presence | None:
 
 def logistic(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
+
+
+class Level(enum.Enum):
+    """What one piece of evidence says about a presence: yes, no, or too weak to say."""
+
+    YES = "yes"
+    NO = "no"
+    WEAK = "weak"
+
+
+def level(value: float, present: float, absent: float) -> Level:
+    """YES at or above `present`, NO at or below `absent`, WEAK between (a probability or a dB rise)."""
+    if value >= present:
+        return Level.YES
+    if value <= absent:
+        return Level.NO
+    return Level.WEAK

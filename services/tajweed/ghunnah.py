@@ -1,14 +1,17 @@
 """Ghunnah (doubled noon/meem, idgham with ghunnah, ikhfa, iqlab): about 2 harakat of nasal sound.
 
-Duration: the group's duration less one haraka when it ends voweled (ننننَ is the
-ghunnah then the voweled noon), over the reciter's haraka. Symbols: the script writes the
-ghunnah as a run of 3 (ننننَ, ںںں, ۾۾۾; 2 before the voweled yaa/waw of an idgham), so a
-decoded run is scaled to harakat by expected / reference run. Both go through the same
-blend as a madd (evidence.py) against `ghunnah_harakat` within `ghunnah_tolerance_harakat`.
-Nasality: the decoded group's ghonna sifa, where the reference's own sifat call the group
-maghnoon (yaa/waw after a merged noon are not labelled so, and are not checked); when the
-model is sure the sound was not nasal (P(maghnoon) <= 0.2) a short ghunnah is MISSING
-and a right-length one UNCERTAIN.
+Duration: the nasal hold, the held consonant's segment (timeline.py: its first copy's
+first frame to its last copy's last frame, or to the next consonant's first frame when a
+consonant follows, as after an ikhfa), less the voweled copy's own onset when the group
+ends voweled (ننننَ is the ghunnah then the voweled noon), over the reciter's haraka.
+Symbols: the script writes the ghunnah as a run of 3 (ننننَ, ںںں, ۾۾۾; 2 before the voweled
+yaa/waw of an idgham), so a decoded run is scaled to harakat by expected / reference run.
+Both go through the same judgement as a madd (evidence.py) against the calibration's
+`ghunnah_harakat` within the rule's tolerance.
+Nasality: the decoded group's ghonna sifa level, where the reference's own sifat call the
+group maghnoon (yaa/waw after a merged noon are not labelled so, and are not checked): at
+or below the calibration's `ghonna_absent` the model heard no nasal sound, and a short
+hold is then a MISSING ghunnah, a right-length one UNCERTAIN.
 Izhar instead of ikhfa or iqlab: a hidden noon/meem (ں ۾) decoded as a plain ن/م is WRONG.
 `symbol_count` reports the decoded run converted to harakat.
 """
@@ -19,13 +22,21 @@ import math
 
 from services.tajweed import messages, phonetics
 from services.tajweed.analysis import Analysis
-from services.tajweed.evidence import Judgement, Length, judge_length, symbol_confidence
+from services.tajweed.evidence import (
+    Doubt,
+    Judgement,
+    Length,
+    LengthPolicy,
+    Level,
+    judge_length,
+    level,
+    symbol_confidence,
+)
 from services.tajweed.matching import DecodedGroup
-from services.tajweed.model import Finding, Measured, Verdict, split_group
+from services.tajweed.model import Finding, Group, Measured, Verdict, split_group
 from services.tajweed.rules import GhunnahTarget, ghunnah_targets
 
 SOURCE = "ghunnah"
-_NOT_NASAL = 0.2
 _MIN_DURATION_SD = 0.15
 
 
@@ -33,13 +44,13 @@ def _run(phonemes: str) -> int:
     return split_group(phonemes)[1] - (1 if phonemes[-1] in phonetics.HARAKAT else 0)
 
 
-def _with_nasality(judgement: Judgement, nasal: float | None) -> Judgement:
-    if nasal is None or nasal > _NOT_NASAL:
+def _with_nasality(judgement: Judgement, nasal: Level | None, nasal_prob: float | None) -> Judgement:
+    if nasal != Level.NO or nasal_prob is None:
         return judgement
     if judgement.verdict == Verdict.TOO_SHORT:
-        return Judgement(Verdict.MISSING, max(judgement.confidence, 1.0 - nasal), judgement.estimate)
+        return Judgement(Verdict.MISSING, max(judgement.confidence, 1.0 - nasal_prob), judgement.estimate)
     if judgement.verdict == Verdict.CORRECT:
-        return Judgement(Verdict.UNCERTAIN, 1.0 - nasal, judgement.estimate)
+        return Judgement(Verdict.UNCERTAIN, 1.0 - nasal_prob, judgement.estimate, Doubt.DISAGREE)
     return judgement
 
 
@@ -61,7 +72,7 @@ def _izhar_finding(
         source=SOURCE,
         rule=target.kind,
         rule_name=target.names.en,
-        expected_harakat=(round(analysis.config.ghunnah_harakat),),
+        expected_harakat=(round(analysis.calibration.ghunnah_harakat),),
         expected_text=f"{group.core} hidden with ghunnah, not pronounced clearly",
         measured=Measured(
             duration_harakat=duration.value if duration is not None else None,
@@ -75,23 +86,29 @@ def _izhar_finding(
     )
 
 
-def validate(analysis: Analysis) -> list[Finding]:
-    config = analysis.config
+def _duration(analysis: Analysis, group: Group) -> tuple[Length, float] | None:
+    timeline = analysis.timeline
+    if timeline is None:
+        return None
     tempo = analysis.tempo
+    held = timeline.segment(group.start).duration
+    # The voweled copy's own frames are the letter's onset, not its ghunnah.
+    hold = max(0.0, held - tempo.onset_s) if phonetics.is_voweled(group) else held
+    value = hold / tempo.haraka_s
+    spread = math.hypot(analysis.calibration.duration_rel_sd, tempo.haraka_log_sd) * held / tempo.haraka_s
+    return Length(value, max(spread, _MIN_DURATION_SD)), held
+
+
+def validate(analysis: Analysis) -> list[Finding]:
+    calibration = analysis.calibration
     reference = analysis.reference
-    expected = config.ghunnah_harakat
+    expected = calibration.ghunnah_harakat
     findings: list[Finding] = []
     for target in ghunnah_targets(reference, analysis.index, analysis.lengthened):
         group = reference.groups[target.group]
-        duration: Length | None = None
-        duration_s: float | None = None
-        if analysis.timeline is not None:
-            duration_s = analysis.timeline.duration(group.index)
-            # The group's vowel takes one haraka of it; a group shorter than that held no nasal at all.
-            hold = max(0.0, duration_s - (tempo.haraka_s if phonetics.is_voweled(group) else 0.0))
-            value = hold / tempo.haraka_s
-            spread = math.hypot(config.duration_rel_sd, tempo.haraka_log_sd) * duration_s / tempo.haraka_s
-            duration = Length(value, max(spread, _MIN_DURATION_SD))
+        timed = _duration(analysis, group)
+        duration = timed[0] if timed is not None else None
+        duration_s = timed[1] if timed is not None else None
         decoded = analysis.decoded(group.index)
         if decoded is not None and _izhar(group.core, decoded.core):
             findings.append(_izhar_finding(analysis, target, duration, duration_s, decoded))
@@ -101,23 +118,23 @@ def validate(analysis: Analysis) -> list[Finding]:
         run: int | None = None
         if decoded is not None and decoded.core == group.core:
             run = _run(decoded.phonemes)
-            symbols = Length(run * expected / _run(group.phonemes), config.symbol_sd_harakat)
+            symbols = Length(run * expected / _run(group.phonemes), calibration.symbol_sd_harakat)
         elif analysis.match is not None:
             run = 0
-            symbols = Length(0.0, config.symbol_sd_harakat)
+            symbols = Length(0.0, calibration.symbol_sd_harakat)
         if decoded is not None and group.sifat.get("ghonna") == "maghnoon" and "ghonna" in decoded.sifat:
             nasal = decoded.sifat["ghonna"].probability_of("maghnoon")
+        nasal_level = level(nasal, calibration.ghonna_present, calibration.ghonna_absent) if nasal is not None else None
         judgement = judge_length(
             duration,
             symbols,
             expected=expected,
             permitted=(expected,),
-            tolerance=config.ghunnah_tolerance_harakat,
-            disagreement=config.madd_disagreement_harakat,
+            policy=LengthPolicy.of(calibration, calibration.tolerance(target.kind.value)),
         )
         if judgement is None:
             continue
-        judgement = _with_nasality(judgement, nasal)
+        judgement = _with_nasality(judgement, nasal_level, nasal)
         verdict = judgement.verdict
         name_ar, name_en = target.names.ar, target.names.en
         if judgement.estimate is not None and verdict != Verdict.UNCERTAIN:
@@ -129,12 +146,19 @@ def validate(analysis: Analysis) -> list[Finding]:
                 f"{name_en} {messages.VERDICT_EN[verdict]}: nasal sound held about "
                 f"{messages.num(judgement.estimate)} harakat, {messages.num(expected)} expected"
             )
-        elif nasal is not None and nasal <= _NOT_NASAL:
+        elif nasal_level == Level.NO and judgement.doubt == Doubt.DISAGREE and judgement.estimate is not None:
             ar = f"{name_ar}: المدة صحيحة لكن الصوت لم يُسمع أغنّ"
             en = f"{name_en}: the length is right but the sound was not heard as nasal"
-        else:
+        elif judgement.doubt == Doubt.DISAGREE:
             ar = f"{name_ar}: المدة والرموز غير متفقتين"
             en = f"{name_en}: the timing and the decoded letters disagree"
+        else:
+            held = judgement.estimate or 0.0
+            ar = f"{name_ar}: غير واضحة، الغنة نحو {messages.num_ar(held)} حركة والقياس لا يكفي للحكم"
+            en = (
+                f"{name_en} unclear: nasal sound held about {messages.num(held)} harakat; "
+                "the measure is too close to call"
+            )
         parts = []
         if duration is not None:
             parts.append(f"nasal hold {messages.num(duration.value, 2)} harakat")

@@ -154,7 +154,8 @@ class Energy:
 @dataclass(frozen=True)
 class Options:
     validators: frozenset[str]
-    madd_tolerance_harakat: float
+    # The request's madd tolerance; None: the calibration's, per rule.
+    madd_tolerance_harakat: float | None
     include_correct: bool
 
 
@@ -248,6 +249,19 @@ class Tempo:
     consonant_s: float
     # Standard deviation of log(haraka_s): how well the tempo is known.
     haraka_log_sd: float
+    # The short vowel of a voweled letter (its nucleus), in seconds.
+    vowel_s: float
+    # The consonant of a voweled letter: its own frames (a spike's length on a peaky model).
+    onset_s: float
+
+
+@dataclass(frozen=True)
+class CalibrationInfo:
+    """Which thresholds judged a request: the calibration file (empty: the defaults) and its digest."""
+
+    source: str
+    digest: str
+    defaults: bool
 
 
 @dataclass(frozen=True)
@@ -255,6 +269,7 @@ class ValidateResult:
     findings: tuple[Finding, ...]
     tempo: Tempo
     timings_ms: dict[str, float]
+    calibration: CalibrationInfo
 
 
 # The validators a request may name in options.validators, in the order they run.

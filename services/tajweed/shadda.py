@@ -1,10 +1,12 @@
 """Shadda: a doubled consonant (للَ) must be held about one consonant longer than a single one.
 
-Duration: a voweled group with a single consonant (لَ) lasts one haraka, a doubled one
-(للَ) a haraka plus a consonant; unvoweled, one or two consonants. So the group's hold in
-consonant lengths is 1 + (duration - single-letter duration) / consonant_s, where
-consonant_s is this reciter's single sakin consonant (tempo.py). It counts as doubled
-from `shadda_threshold` (1.5). Symbols: whether the model decoded the letter twice.
+Duration: the held consonant's segment (timeline.py), from its first copy's first frame
+to its last copy's last frame, or to the next consonant's first frame when one follows.
+Before its vowel the segment ends on the voweled copy's own frames, which a single voweled
+consonant has too (tempo.py's onset): the hold in consonant lengths is then
+1 + (segment - onset) / consonant_s; unvoweled, segment / consonant_s, where consonant_s is
+this reciter's single sakin consonant. It counts as doubled from the calibration's
+`shadda_threshold` (1.5). Symbols: whether the model decoded the letter twice.
 Nasal doubled letters (ننننَ) are judged by the ghunnah validator instead.
 """
 
@@ -27,7 +29,7 @@ def _symbol_vote(count: int, prob: float | None) -> float:
 
 
 def validate(analysis: Analysis) -> list[Finding]:
-    config = analysis.config
+    calibration = analysis.calibration
     tempo = analysis.tempo
     reference = analysis.reference
     findings: list[Finding] = []
@@ -48,19 +50,24 @@ def validate(analysis: Analysis) -> list[Finding]:
         held: float | None = None
         duration_s: float | None = None
         if analysis.timeline is not None:
-            duration_s = analysis.timeline.duration(group.index)
-            single = tempo.haraka_s if phonetics.is_voweled(group) else tempo.consonant_s
-            held = max(0.0, 1.0 + (duration_s - single) / tempo.consonant_s)
-            spread = max(_MIN_SD, config.duration_rel_sd * duration_s / tempo.consonant_s)
-            votes.append(normal_cdf((held - config.shadda_threshold) / spread))
+            duration_s = analysis.timeline.segment(group.start).duration
+            if phonetics.is_voweled(group):
+                held = 1.0 + max(0.0, duration_s - tempo.onset_s) / tempo.consonant_s
+            else:
+                held = duration_s / tempo.consonant_s
+            spread = max(_MIN_SD, calibration.duration_rel_sd * duration_s / tempo.consonant_s)
+            votes.append(normal_cdf((held - calibration.shadda_threshold) / spread))
         count: int | None = None
         if decoded is not None and decoded.core == group.core:
             count = decoded.count_of(group.core)
             votes.append(_symbol_vote(count, decoded.mean_prob()))
-        presence = fuse_presence(votes)
+        presence = fuse_presence(votes, calibration.presence_contradiction)
         if presence is None:
             continue
         verdict = presence.verdict
+        weak = verdict == Verdict.MISSING and presence.confidence < calibration.min_error_confidence
+        if weak:
+            verdict = Verdict.UNCERTAIN
         letter = group.core
         parts = []
         if held is not None:
@@ -75,6 +82,9 @@ def validate(analysis: Analysis) -> list[Finding]:
         elif verdict == Verdict.MISSING:
             ar = f"{_NAME_AR} على {letter}: لم تُشدَّد، نُطق الحرف مرة واحدة"
             en = f"Shadda on {letter}: missing, the letter was not doubled"
+        elif weak:
+            ar = f"{_NAME_AR} على {letter}: غير واضحة، القياس لا يكفي للحكم"
+            en = f"Shadda on {letter}: unclear, the measure is too close to call"
         else:
             ar = f"{_NAME_AR} على {letter}: المدة والرموز غير متفقتين"
             en = f"Shadda on {letter}: the timing and the decoded letters disagree"
@@ -88,13 +98,13 @@ def validate(analysis: Analysis) -> list[Finding]:
                 expected_harakat=(),
                 expected_text="the letter doubled: held about two consonant lengths",
                 measured=Measured(
-                    duration_harakat=duration_s / tempo.haraka_s if duration_s is not None else None,
+                    duration_harakat=None,
                     symbol_count=float(count) if count is not None else None,
                     duration_s=duration_s,
                     text="; ".join(parts),
                 ),
                 verdict=verdict,
-                confidence=presence.confidence,
+                confidence=1.0 - presence.confidence if weak else presence.confidence,
                 message_ar=ar,
                 message_en=en,
             )

@@ -1,23 +1,32 @@
-"""The reciter's haraka, measured on the same recording.
+"""The reciter's haraka and the lengths the validators compare with, measured on the same recording.
 
-A haraka is the time of one voweled letter (consonant + short vowel: one count of the
-teacher's finger). Samples are the reference's CV groups (one consonant, one short
-vowel), except those running into a madd or leen (where the script's split of the
-vowel between the haraka and the madd symbols is arbitrary) and the last group (which
-has no following onset). Their durations (timeline.py) are summarised in the log domain,
-where tempo is a scale: samples more than 3 robust SDs (1.4826 x MAD, at least log 1.5)
-from the median are dropped, and the rest averaged (an outlier-trimmed geometric mean).
+The model of a recitation the validators share (services/synth/render.py renders the same
+one): a voweled letter (its consonant and short vowel) lasts one haraka; each madd symbol
+adds a haraka to the vowel before it; a shadda holds its consonant one consonant longer; a
+ghunnah holds the nasal 2 harakat. Measured from the segments of timeline.py:
+- haraka: a short voweled letter (one consonant and its short vowel, not lengthened by a
+  madd), from its consonant's first frame to the end of its nucleus;
+- short vowel: the same letters' nuclei (the consonant's end to the next consonant);
+- sakin consonant: a single unvoweled consonant followed by a consonant, onset to onset;
+- onset: a voweled letter's consonant's own frames (the part of a held consonant that is
+  not the hold: shadda.py and ghunnah.py subtract it).
+So a madd's nucleus lasts one short vowel plus n harakat, and madd.py measures
+n = (nucleus - short vowel) / haraka: the consonant spikes' own length cancels, wherever
+inside the nucleus the vowel spikes fall.
+
+Each is summarised in the log domain, where tempo is a scale: samples more than
+`outlier_sd` robust SDs (1.4826 x MAD, at least log 1.5) from the median are dropped (a
+breath or a hesitation inside a word), the rest averaged (a median of durations quantised
+to 40 ms frames is biased by up to half a frame, their mean is not).
 
 Prior: `prior_haraka_s` (0.379 s, Husary's measured mean at murattal speed) scaled by the
 requested recitation speed (mujawad 1.25, murattal 1.0, above_murattal 0.85, hadr 0.7:
 assumed ratios, used only as a starting point) with a log-SD of `prior_log_sd` across
-reciters. The estimate is the normal-normal posterior in log space: the sample median
-(standard error ~1.25 x SD / sqrt(n), kept conservative) shrunk towards the prior, which matters only when
-there are few samples (with 10 samples of SD 0.25 the prior's weight is ~5 %).
-`from_prior` says there were fewer than `min_tempo_samples`.
-
-Single consonants (for shadda): the same estimate over unvoweled single consonants, with
-a prior of `consonant_ratio` x haraka.
+reciters; the short vowel's and the sakin consonant's priors are `vowel_ratio` and
+`consonant_ratio` of the haraka. The estimate is the normal-normal posterior in log space:
+the samples' centre (standard error ~1.25 x SD / sqrt(n), kept conservative) shrunk towards
+the prior, which matters only when there are few samples. `from_prior` says there were
+fewer than `min_tempo_samples` voweled letters.
 """
 
 from __future__ import annotations
@@ -29,13 +38,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from services.tajweed import phonetics
-from services.tajweed.config import TajweedConfig
+from services.tajweed.calibration import Calibration
 from services.tajweed.model import Reference, Tempo
 from services.tajweed.timeline import Timeline
 
 SPEED_FACTORS = {"mujawad": 1.25, "murattal": 1.0, "above_murattal": 0.85, "hadr": 0.7}
 _MIN_LOG_SD = 0.1
 _MEDIAN_EFFICIENCY = 1.25
+_MIN_OUTLIER_LOG = math.log(1.5)
 
 
 @dataclass(frozen=True)
@@ -45,15 +55,23 @@ class _Estimate:
     samples: int
 
 
-def _robust(durations: Sequence[float], prior: float, prior_log_sd: float) -> _Estimate:
+@dataclass(frozen=True)
+class Samples:
+    """Durations (seconds) of the recording's short voweled letters and the parts the validators use."""
+
+    letters: tuple[float, ...]
+    vowels: tuple[float, ...]
+    consonants: tuple[float, ...]
+    onsets: tuple[float, ...]
+
+
+def _robust(durations: Sequence[float], prior: float, prior_log_sd: float, outlier_sd: float) -> _Estimate:
     logs = np.log(np.asarray([d for d in durations if d > 0], dtype=np.float64))
     if len(logs) == 0:
         return _Estimate(prior, prior_log_sd, 0)
     center = float(np.median(logs))
     spread = max(1.4826 * float(np.median(np.abs(logs - center))), _MIN_LOG_SD)
-    kept = logs[np.abs(logs - center) <= max(3.0 * spread, math.log(1.5))]
-    # The mean of the inliers: a median of durations quantised to 40 ms frames is biased
-    # by up to half a frame, their mean is not.
+    kept = logs[np.abs(logs - center) <= max(outlier_sd * spread, _MIN_OUTLIER_LOG)]
     center = float(np.mean(kept))
     spread = max(1.4826 * float(np.median(np.abs(kept - center))), _MIN_LOG_SD)
     n = len(kept)
@@ -64,34 +82,53 @@ def _robust(durations: Sequence[float], prior: float, prior_log_sd: float) -> _E
     return _Estimate(math.exp(log_value), 1.0 / math.sqrt(total), n)
 
 
-def prior_haraka(config: TajweedConfig, recitation_speed: str | None) -> float:
-    return config.prior_haraka_s * SPEED_FACTORS.get(recitation_speed or "murattal", 1.0)
+def prior_haraka(calibration: Calibration, recitation_speed: str | None) -> float:
+    return calibration.prior_haraka_s * SPEED_FACTORS.get(recitation_speed or "murattal", 1.0)
+
+
+def samples(reference: Reference, timeline: Timeline) -> Samples:
+    letters: list[float] = []
+    vowels: list[float] = []
+    consonants: list[float] = []
+    onsets: list[float] = []
+    for group in reference.groups:
+        consonant = timeline.segment(group.start)
+        if consonant.vowel:
+            continue
+        if phonetics.is_cv_group(group):
+            nucleus = timeline.segment(group.end - 1)
+            onsets.append(consonant.duration)
+            # A nucleus holding more than this vowel is lengthened by a madd; the last one's end
+            # is a guess without an energy envelope.
+            if (nucleus.first, nucleus.last) != (group.end - 1, group.end) or timeline.is_last(nucleus):
+                continue
+            letters.append(nucleus.end_s - consonant.start_s)
+            vowels.append(nucleus.duration)
+        elif phonetics.is_single_consonant(group):
+            following = timeline.following(consonant)
+            if following is None or following.vowel or timeline.silence_after(group.end - 1) is not None:
+                continue
+            consonants.append(consonant.duration)
+    return Samples(tuple(letters), tuple(vowels), tuple(consonants), tuple(onsets))
 
 
 def estimate(
-    reference: Reference, timeline: Timeline | None, config: TajweedConfig, lengthened: frozenset[int]
+    reference: Reference, timeline: Timeline | None, calibration: Calibration, frame_s: float
 ) -> Tempo:
-    """`lengthened`: indices of the groups a madd or leen rule lengthens."""
-    prior = prior_haraka(config, reference.moshaf.get("recitation_speed"))
-    groups = reference.groups
-    vowels: list[float] = []
-    consonants: list[float] = []
-    if timeline is not None:
-        for i, group in enumerate(groups[:-1]):
-            following = groups[i + 1]
-            if phonetics.is_cv_group(group):
-                if phonetics.is_madd_group(following) or i + 1 in lengthened:
-                    continue
-                vowels.append(timeline.duration(i))
-            elif phonetics.is_single_consonant(group):
-                consonants.append(timeline.duration(i))
-    haraka = _robust(vowels, prior, config.prior_log_sd)
-    consonant = _robust(consonants, config.consonant_ratio * haraka.value, config.prior_log_sd)
+    prior = prior_haraka(calibration, reference.moshaf.get("recitation_speed"))
+    measured = samples(reference, timeline) if timeline is not None else Samples((), (), (), ())
+    sd, outlier = calibration.prior_log_sd, calibration.outlier_sd
+    haraka = _robust(measured.letters, prior, sd, outlier)
+    vowel = _robust(measured.vowels, calibration.vowel_ratio * haraka.value, sd, outlier)
+    consonant = _robust(measured.consonants, calibration.consonant_ratio * haraka.value, sd, outlier)
+    # A spike's own length, not a duration of speech: the plain median (one frame when unknown).
+    onset = float(np.median(measured.onsets)) if measured.onsets else frame_s
     return Tempo(
         haraka_s=haraka.value,
         samples=haraka.samples,
-        from_prior=haraka.samples < config.min_tempo_samples,
+        from_prior=haraka.samples < calibration.min_tempo_samples,
         consonant_s=consonant.value,
         haraka_log_sd=haraka.log_sd,
+        vowel_s=min(vowel.value, haraka.value),
+        onset_s=onset,
     )
-

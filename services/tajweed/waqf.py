@@ -9,11 +9,14 @@ The end (when the reference is read as stopping on its last word):
 A joined vowel is WRONG; a missing fall or an incomplete recording makes the stop
 UNCERTAIN (the recording, not necessarily the reciter, may be at fault).
 
-In the middle: a pause is a silence of at least `min_pause_s` between two words
-(timeline.py's rule: energy when present, else a blank gap between the aligned tokens).
-A pause is right at an ayah end or at a stop sign that allows stopping (م ج قلى صلى, ∴
-once per pair, the sakt sign); wrong at لا and, with less confidence, where the mushaf
-marks nothing. Continuing through a م (compulsory stop) is wrong.
+In the middle: a pause is a pause in the audio: a lasting silence (the energy at the
+recording's noise floor for at least `min_pause_s`, energy.py) between the last token of a
+word and the first token of the next (timeline.py). A run of blank CTC frames is not a
+pause: the model emits nothing through a held vowel or a quiet consonant, while the voice
+goes on; without an energy envelope no mid-recitation stop is judged. A pause is right
+at an ayah end or at a stop sign that allows stopping (م ج قلى صلى, ∴ once per pair, the
+sakt sign); wrong at لا and, with less confidence, where the mushaf marks nothing.
+Continuing through a م (compulsory stop) is wrong.
 """
 
 from __future__ import annotations
@@ -108,7 +111,7 @@ def _final_stop(analysis: Analysis) -> Finding | None:
         parts.append("segmenter: " + ("complete" if request.is_complete else "cut mid-speech"))
     if analysis.match is None and fall is None and request.is_complete is None:
         return None
-    cut = request.is_complete is False or (fall is not None and fall < analysis.config.waqf_fall_db)
+    cut = request.is_complete is False or (fall is not None and fall < analysis.calibration.waqf_fall_db)
     if joined is not None:
         verdict, confidence = Verdict.WRONG, joined
         texts = (
@@ -118,8 +121,8 @@ def _final_stop(analysis: Analysis) -> Finding | None:
     elif cut:
         verdict = Verdict.UNCERTAIN
         votes = [0.9] if request.is_complete is False else []
-        if fall is not None and fall < analysis.config.waqf_fall_db:
-            votes.append(logistic((analysis.config.waqf_fall_db - fall) / _DB_SCALE))
+        if fall is not None and fall < analysis.calibration.waqf_fall_db:
+            votes.append(logistic((analysis.calibration.waqf_fall_db - fall) / _DB_SCALE))
         confidence = max(votes)
         texts = (
             "الوقف في آخر القراءة: التسجيل ينتهي والصوت مستمر، فلا يُحكم على الوقف",
@@ -129,7 +132,7 @@ def _final_stop(analysis: Analysis) -> Finding | None:
         verdict = Verdict.CORRECT
         votes = [0.9] if request.is_complete else []
         if fall is not None:
-            votes.append(logistic((fall - analysis.config.waqf_fall_db) / _DB_SCALE))
+            votes.append(logistic((fall - analysis.calibration.waqf_fall_db) / _DB_SCALE))
         if analysis.match is not None:
             votes.append(0.9)
         confidence = sum(votes) / len(votes)
@@ -156,22 +159,17 @@ def _final_stop(analysis: Analysis) -> Finding | None:
 
 def _pauses(analysis: Analysis) -> list[_Pause]:
     timeline = analysis.timeline
-    energy = analysis.energy
     reference = analysis.reference
-    if timeline is None or energy is None:
+    if timeline is None or analysis.energy is None:
         return []
     spoken = [w for w in reference.words if w.phoneme_end > w.phoneme_start]
     pauses: list[_Pause] = []
     for word, following in itertools.pairwise(spoken):
         if word.phoneme_end > following.phoneme_start:
             continue  # merged into the next word: no boundary to pause at
-        last = reference.group_at(word.phoneme_end - 1).index
-        first = reference.group_at(following.phoneme_start).index
-        start, limit = timeline.onsets[last], timeline.onsets[first]
-        runs = energy.silent_runs(start, limit, analysis.config.min_pause_s)
-        if runs:
-            longest = max(runs, key=lambda r: r[1] - r[0])
-            pauses.append(_Pause(word.index, longest[0], longest[1]))
+        silence = timeline.silence_after(word.phoneme_end - 1)
+        if silence is not None:
+            pauses.append(_Pause(word.index, silence[0], silence[1]))
     return pauses
 
 

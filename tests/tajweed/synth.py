@@ -8,6 +8,7 @@ consonant one consonant longer than a single one), so a test states the truth di
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -96,13 +97,65 @@ def natural_durations(ref: common_pb2.Reference, haraka_s: float, consonant_s: f
     return out
 
 
+# A voweled letter's consonant takes this share of its haraka, the vowel the rest (the
+# synthetic reciter's vowel is at least half of it); a qalqalah release lasts at most 70 ms.
+ONSET_SHARE = 0.4
+RELEASE_S = 0.07
+VOWELS = phonetics.HARAKAT | phonetics.MADD_SYMBOLS | {phonetics.PH.fatha_momala, phonetics.PH.dama_mokhtalasa}
+
+
 @dataclass
 class Timing:
     alignment: common_pb2.Alignment
     duration_s: float
+    # Each group's first token time, where its sound starts, and where it ends (before any
+    # pause inserted after it).
     onsets: list[float]
-    # Where each group's sound ends (before any pause inserted after it).
+    starts: list[float]
     ends: list[float]
+    # The truth of every phoneme: where it sounds, (start, end) in seconds.
+    phonemes: list[tuple[float, float]]
+    symbols: str = ""
+
+
+def _is_vowel_run(text: str) -> bool:
+    """A group whose every symbol is a vowel sound: a madd, or the yaa/waw run of a leen."""
+    core, count = text[0], len(text) - len(text.lstrip(text[0]))
+    leen = count >= 3 and count == len(text) and core in phonetics.IDGHAM_GHUNNAH_CORES
+    return core in phonetics.MADD_SYMBOLS or leen
+
+
+def _letter_s(ref: common_pb2.Reference, durations: Sequence[float]) -> float:
+    """The haraka the durations were drawn with: the median voweled single letter."""
+    letters = [
+        d for g, d in zip(ref.groups, durations, strict=True)
+        if len(g.phonemes) == 2 and g.phonemes[0] in phonetics.CONSONANTS and g.phonemes[1] in VOWELS
+    ]
+    return float(np.median(letters)) if letters else max(durations)
+
+
+def phoneme_truth(text: str, start: float, duration: float, letter_s: float) -> list[tuple[float, float]]:
+    """Where each phoneme of a group sounds, the model the validators assume (tempo.py):
+    a voweled letter is its consonant's onset and its vowel, one haraka in all; the copies
+    before it (shadda, ghunnah) share the rest of the group, its hold; a madd's or leen's
+    symbols share the group equally; an unvoweled letter's copies share it, after any
+    qalqalah release or sakt mark is given its own short end."""
+    n = len(text)
+    if _is_vowel_run(text):
+        bounds = [start + duration * k / n for k in range(n + 1)]
+        return list(itertools.pairwise(bounds))
+    if text[-1] in VOWELS:
+        letter = min(letter_s, duration)
+        copies = n - 1
+        hold = (duration - letter) / (copies - 1) if copies > 1 else 0.0
+        pieces = [hold] * (copies - 1) + [ONSET_SHARE * letter, (1 - ONSET_SHARE) * letter]
+    else:
+        core = text[0]
+        copies = len(text) - len(text.lstrip(core))
+        mark = min(RELEASE_S, duration / 3) if copies < n else 0.0
+        pieces = [(duration - mark) / copies] * copies + ([mark] if copies < n else [])
+    bounds = [start, *(start + x for x in itertools.accumulate(pieces))]
+    return list(itertools.pairwise(bounds))
 
 
 def alignment(
@@ -117,10 +170,15 @@ def alignment(
 ) -> Timing:
     """Tokens for each reference phoneme, groups lasting `durations` (seconds).
 
-    policy "spiky": each token holds one frame at the start of its share of the group and
-    the rest are blanks no token owns (as services/alignment reports CTC spans); "tiled":
-    tokens cover their whole share. `jitter_frames`: SD of noise added to every group
-    boundary, in frames. `pauses`: group index -> silence (s) inserted after that group.
+    Each phoneme sounds where phoneme_truth puts it; its token holds:
+    - "spiky": one frame at the start of its sound, the rest blanks no token owns (as
+      services/alignment reports the spans of a peaky CTC model);
+    - "tiled": frames covering its whole sound;
+    - "late": consonants as "spiky", but the vowels of each nucleus (a short vowel and the
+      madd after it) spike at its very end, one frame each with a blank between: a CTC
+      model that emits a held vowel only as it ends.
+    `jitter_frames`: SD of noise added to every group boundary, in frames. `pauses`: group
+    index -> silence (s) inserted after that group.
     """
     boundaries = [lead_s]
     for i, d in enumerate(durations):
@@ -128,56 +186,91 @@ def alignment(
     if jitter_frames and rng is not None:
         noise = rng.normal(0.0, jitter_frames * FRAME_S, size=len(boundaries))
         boundaries = [b + n for b, n in zip(boundaries, noise, strict=True)]
-    tokens = []
-    onsets = []
-    ends = []
-    previous_end = 0
-    index = 0
+    letter_s = _letter_s(ref, durations)
+    truth: list[tuple[float, float]] = []
+    vowel: list[bool] = []
     for gi, g in enumerate(ref.groups):
-        start_s = boundaries[gi]
-        end_s = start_s + durations[gi]
-        ends.append(end_s)
-        n = g.phoneme_end - g.phoneme_start
-        share = (end_s - start_s) / n
-        for k in range(n):
-            t0 = start_s + k * share
-            first = max(previous_end, round(t0 / FRAME_S))
-            last = first + 1 if policy == "spiky" else max(first + 1, round((t0 + share) / FRAME_S))
-            if k == 0:
-                onsets.append(first * FRAME_S)
-            p = ref.phonemes[index]
-            tokens.append(
-                common_pb2.AlignedToken(
-                    phoneme=p,
-                    id=ref.phoneme_ids[index],
-                    phoneme_index=index,
-                    span=common_pb2.FrameSpan(
-                        start_frame=first, end_frame=last, start_s=first * FRAME_S, end_s=last * FRAME_S
-                    ),
-                    gop_posterior=0.9,
-                    llr=2.0,
-                )
+        truth.extend(phoneme_truth(g.phonemes, boundaries[gi], durations[gi], letter_s))
+        run = _is_vowel_run(g.phonemes)
+        vowel.extend(run or p in VOWELS for p in g.phonemes)
+    frames = _frames(truth, vowel, policy)
+    tokens = []
+    for index, (first, last) in enumerate(frames):
+        tokens.append(
+            common_pb2.AlignedToken(
+                phoneme=ref.phonemes[index],
+                id=ref.phoneme_ids[index],
+                phoneme_index=index,
+                span=common_pb2.FrameSpan(
+                    start_frame=first, end_frame=last, start_s=first * FRAME_S, end_s=last * FRAME_S
+                ),
+                gop_posterior=0.9,
+                llr=2.0,
             )
-            previous_end = last
-            index += 1
-    total = previous_end * FRAME_S + lead_s
+        )
+    onsets = [frames[g.phoneme_start][0] * FRAME_S for g in ref.groups]
+    starts = [boundaries[gi] for gi in range(len(ref.groups))]
+    ends = [boundaries[gi] + durations[gi] for gi in range(len(ref.groups))]
+    total = max(frames[-1][1] * FRAME_S, ends[-1]) + lead_s
     return Timing(
         alignment=common_pb2.Alignment(
             tokens=tokens, num_frames=round(total / FRAME_S), frame_duration_s=FRAME_S, confidence=1.0
         ),
         duration_s=total,
         onsets=onsets,
+        starts=starts,
         ends=ends,
+        phonemes=truth,
+        symbols=ref.phonemes,
     )
 
 
-def envelope(timing: Timing, *, loud_db: float = -20.0, quiet_db: float = -80.0, hop_s: float = 0.01) -> np.ndarray:
-    """An energy envelope that is loud while the groups sound and quiet elsewhere (pauses included)."""
+def _frames(truth: Sequence[tuple[float, float]], vowel: Sequence[bool], policy: str) -> list[tuple[int, int]]:
+    """Each token's [first, last) frames under a placement policy (see alignment)."""
+    if policy not in ("spiky", "tiled", "late"):
+        raise ValueError(f"unknown policy {policy!r}")
+    wanted: list[int] = [round(start / FRAME_S) for start, _ in truth]
+    if policy == "late":
+        index = 0
+        while index < len(truth):
+            if not vowel[index]:
+                index += 1
+                continue
+            end = index
+            while end < len(truth) and vowel[end]:
+                end += 1
+            last_frame = round(truth[end - 1][1] / FRAME_S) - 1
+            for k in range(index, end):
+                wanted[k] = last_frame - 2 * (end - 1 - k)
+            index = end
+    frames: list[tuple[int, int]] = []
+    previous_end = 0
+    for k, (_, end) in enumerate(truth):
+        first = max(previous_end, wanted[k])
+        last = max(first + 1, round(end / FRAME_S)) if policy == "tiled" else first + 1
+        frames.append((first, last))
+        previous_end = last
+    return frames
+
+
+def envelope(
+    timing: Timing,
+    *,
+    loud_db: float = -20.0,
+    quiet_db: float = -80.0,
+    closure_db: float = -45.0,
+    hop_s: float = 0.01,
+) -> np.ndarray:
+    """An energy envelope that is loud while the groups sound and quiet elsewhere (pauses included);
+    a qalqalah letter is its closure (`closure_db`) and then its release, loud again."""
     frames = round(timing.duration_s / hop_s) + 1
     db = np.full(frames, quiet_db, dtype=np.float32)
-    starts = timing.onsets
-    for i, end in enumerate(timing.ends):
-        db[round(starts[i] / hop_s) : round(end / hop_s)] = loud_db
+    for start, end in zip(timing.starts, timing.ends, strict=True):
+        db[round(start / hop_s) : round(end / hop_s)] = loud_db
+    for k in range(len(timing.symbols) - 1):
+        if timing.symbols[k + 1] == phonetics.QALQALAH_MARK:
+            start, end = timing.phonemes[k]
+            db[round(start / hop_s) : round(end / hop_s)] = closure_db
     return db
 
 

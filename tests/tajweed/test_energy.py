@@ -55,19 +55,33 @@ def test_rejects_stereo() -> None:
 def test_profile_silence_runs_burst_and_fall() -> None:
     hop = 0.01
     db = np.full(300, -20.0, dtype=np.float32)
-    db[100:140] = -80.0  # 0.4 s pause
+    db[100:140] = -88.0  # 0.4 s pause
+    db[160:190] = -50.0  # 0.3 s of quiet speech (a held fricative): 30 dB down, far above the floor
     db[200:205] = -45.0  # 50 ms closure, then the release
     db[205:210] = -22.0
     db[260:] = -90.0  # trailing silence
-    energy = profile(db, hop, (0.0, 2.6), silence_drop_db=25.0)
+    energy = profile(db, hop, (0.0, 2.6), silence_drop_db=25.0, floor_margin_db=10.0)
     assert energy.loud_db == pytest.approx(-20.0)
-    assert energy.silence_db == pytest.approx(-45.0)
+    # Silence is near the noise floor (-90): 10 dB over it, not merely 25 dB under the voice.
+    assert energy.silence_db == pytest.approx(-80.0)
     runs = energy.silent_runs(0.0, 3.0, 0.25)
     assert runs == [(pytest.approx(1.0), pytest.approx(1.4)), (pytest.approx(2.6), pytest.approx(3.0))]
-    assert energy.silent_runs(1.9, 2.2, 0.03) == []  # the closure is at, not under, the threshold
+    assert energy.silent_runs(1.5, 2.2, 0.03) == []  # quiet speech and the closure are not silence
     released = burst(energy, 1.95, 2.1)
     assert released is not None and released.rise_db == pytest.approx(23.0)
     assert released.closure_s == pytest.approx(2.0)
     held = burst(energy, 2.3, 2.6)
     assert held is not None and held.rise_db == pytest.approx(0.0)
     assert tail_fall_db(energy) == pytest.approx(70.0)
+
+
+def test_silence_on_a_noisy_recording_sits_over_the_noise() -> None:
+    """20 dB of noise under the voice: the threshold sits 6 dB over the noise floor, so a pause in
+    the noise is silence while the voice is not."""
+    rng = np.random.default_rng(1)
+    db = (-40.0 + rng.normal(0.0, 1.0, 400)).astype(np.float32)
+    db[50:150] = -15.0
+    db[200:350] = -15.0
+    energy = profile(db, 0.01, (0.5, 3.5), silence_drop_db=25.0, floor_margin_db=10.0)
+    assert energy.silence_db == pytest.approx(float(np.percentile(db, 5)) + 6.0)
+    assert energy.silent_runs(1.5, 2.0, 0.25) == [(pytest.approx(1.5), pytest.approx(2.0))]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from services.tajweed.calibration import Calibration
 from services.tajweed.config import TajweedConfig
 from services.tajweed.model import RuleKind, Verdict
 from tests.tajweed import synth
@@ -104,13 +105,18 @@ def test_dual_evidence_disagreeing_strongly_is_uncertain() -> None:
     assert "disagree" in finding.message_en
 
 
+# The blend and the tolerance on their own: no uncertain band beyond the tolerance, and an error
+# however weakly the measure leans to it.
+NO_BAND = TajweedConfig(calibration=Calibration(uncertain_margin_harakat=0.0, min_error_confidence=0.0))
+
+
 def test_mild_disagreement_is_blended() -> None:
     ref = synth.reference(2, 19)
     muttasil = synth.group_index(ref, "اااا")
     durations = synth.natural_durations(ref, 0.3, 0.18)
     durations[muttasil] = 4.4 * 0.3
     dec = synth.decode(synth.replace_group(ref, muttasil, "ااااا"))
-    result = synth.validate(synth.request(ref, synth.alignment(ref, durations), dec, validators=["madd"]))
+    result = synth.validate(synth.request(ref, synth.alignment(ref, durations), dec, validators=["madd"]), NO_BAND)
     [finding] = [f for f in result.findings if f.rule == RuleKind.MADD_MUTTASIL]
     # 4.4 from the timing and 5 from the symbols: a blend above 4.5.
     assert finding.verdict == Verdict.TOO_LONG
@@ -136,7 +142,7 @@ def test_tolerance_option() -> None:
     timing = synth.alignment(ref, durations)
     verdicts = {}
     for tolerance in (0.5, 1.0):
-        result = synth.validate(synth.request(ref, timing, None, validators=["madd"], tolerance=tolerance))
+        result = synth.validate(synth.request(ref, timing, None, validators=["madd"], tolerance=tolerance), NO_BAND)
         [finding] = [f for f in result.findings if f.rule == RuleKind.MADD_MUTTASIL]
         verdicts[tolerance] = finding.verdict
     assert verdicts == {0.5: Verdict.TOO_LONG, 1.0: Verdict.CORRECT}
@@ -189,9 +195,11 @@ def test_finding_locates_the_madd() -> None:
     assert ref.uthmani[finding.text_span[0] : finding.text_span[1]] == "ا"
     assert finding.word_index == group.word_index == 3  # ٱلسَّمَآءِ
     assert ref.words[3].uthmani.startswith("ٱلس")
+    # The nucleus: from the end of the consonant before the madd (مَ) to the start of the next (ء).
     assert finding.time_span is not None
-    assert finding.time_span[0] == pytest.approx(timing.onsets[muttasil])
-    assert finding.time_span[1] - finding.time_span[0] == pytest.approx(1.2, abs=0.05)
+    before, after = timing.alignment.tokens[group.phoneme_start - 2], timing.alignment.tokens[group.phoneme_end]
+    assert finding.time_span == (pytest.approx(before.span.end_s), pytest.approx(after.span.start_s))
+    assert finding.time_span[0] < timing.starts[muttasil] and finding.time_span[1] >= timing.ends[muttasil] - 0.02
     assert finding.rule_name == "Mottasel Madd"
     assert finding.message_ar and finding.message_en
 

@@ -109,3 +109,74 @@ def test_skipping_a_compulsory_stop() -> None:
     req = synth.request(ref, timing, validators=["waqf"], envelope=synth.energy(synth.envelope(timing), 0.01))
     skipped = [f for f in synth.validate(req).findings if f.verdict == Verdict.MISSING]
     assert [ref.words[f.word_index].uthmani for f in skipped] == ["يَسْمَعُونَ"]
+
+
+def _continuous_102_3(quiet_db: float):  # type: ignore[no-untyped-def]
+    """كَلَّا سَوْفَ تَعْلَمُونَ at 0.46 s per haraka, recited without a break; the model spikes the
+    madd of كَلَّا right after its vowel starts, so ~0.8 s of blank frames run up to سَ. Inside
+    them the voice goes on, 0.4 s of it at `quiet_db` (a fading vowel, a soft sibilant)."""
+    ref = synth.reference(102, 3)
+    madd = synth.group_index(ref, "اا")
+    timing = synth.alignment(ref, synth.natural_durations(ref, 0.46, 0.28))
+    first = ref.groups[madd].phoneme_start
+    fatha_end = timing.alignment.tokens[first - 1].span.end_frame
+    for k, token in enumerate(timing.alignment.tokens[first : first + 2]):
+        frame = fatha_end + 1 + 2 * k
+        token.span.start_frame, token.span.end_frame = frame, frame + 1
+        token.span.start_s, token.span.end_s = frame * synth.FRAME_S, (frame + 1) * synth.FRAME_S
+    blank_from = timing.alignment.tokens[first + 1].span.end_s
+    blank_to = timing.alignment.tokens[first + 2].span.start_s
+    assert blank_to - blank_from > 0.75
+    db = synth.envelope(timing)
+    middle = (blank_from + blank_to) / 2
+    db[round((middle - 0.2) / 0.01) : round((middle + 0.2) / 0.01)] = quiet_db
+    req = synth.request(ref, timing, validators=["waqf"], envelope=synth.energy(db, 0.01))
+    return [f for f in synth.validate(req).findings if f.measured.text.startswith("pause")]
+
+
+def test_no_stop_on_continuous_audio_with_a_long_blank_run() -> None:
+    """The voice 30 dB under its vowels but 30 dB over the noise floor is speech, not a pause: no
+    stop after كَلَّا, however long the model stayed silent."""
+    assert _continuous_102_3(-50.0) == []
+
+
+def test_a_silence_in_the_same_place_is_a_stop() -> None:
+    [pause] = _continuous_102_3(-80.0)
+    assert pause.word_index == 0
+    assert pause.measured.duration_s == pytest.approx(0.4, abs=0.02)
+
+
+def _qalqalah_at_the_stop(decoded: str, sifa: tuple[str, float], *, released: bool):  # type: ignore[no-untyped-def]
+    """أَحَدْ of 112:1 at its stop: the dal closed, then released (the envelope's bounce) or held."""
+    ref = synth.reference(112, 1)
+    index = synth.group_index(ref, "دڇ")
+    timing = synth.alignment(ref, synth.natural_durations(ref, 0.3, 0.18))
+    db = synth.envelope(timing) if released else synth.envelope(timing, closure_db=-20.0)
+    dec = synth.decode(synth.replace_group(ref, index, decoded), sifat={index: {"qalqla": sifa}})
+    req = synth.request(ref, timing, dec, validators=["qalqalah", "explain_error"],
+                        envelope=synth.energy(db, 0.01), include_correct=False)
+    return synth.validate(req).findings
+
+
+def test_a_missing_release_is_a_missing_qalqalah_even_with_the_mark_decoded() -> None:
+    """The model wrote ڇ (out of habit, P(moqalqal) only 0.6), but the energy shows no bounce after
+    the closure: the qalqalah is missing, named as qalqalah, with the rise it measured."""
+    [finding] = _qalqalah_at_the_stop("دڇ", ("moqalqal", 0.6), released=False)
+    assert (finding.rule, finding.verdict, finding.source) == (RuleKind.QALQALAH, Verdict.MISSING, "qalqalah")
+    assert "kubra" in finding.message_en and "no release" in finding.message_en
+    assert finding.measured.energy_ratio is not None and finding.measured.energy_ratio < 1.5
+    assert finding.measured.sifa_prob == pytest.approx(0.6)
+
+
+def test_a_missing_qalqalah_is_never_a_letter_error() -> None:
+    """Heard د without its release: one qalqalah finding, no pronunciation line for the letter."""
+    findings = _qalqalah_at_the_stop("د", ("not_moqalqal", 0.9), released=False)
+    assert [(f.rule, f.verdict) for f in findings] == [(RuleKind.QALQALAH, Verdict.MISSING)]
+
+
+def test_a_release_in_the_audio_is_a_qalqalah_when_the_model_is_unsure() -> None:
+    assert _qalqalah_at_the_stop("دڇ", ("moqalqal", 0.55), released=True) == ()  # right: include_correct off
+    [finding] = _qalqalah_at_the_stop("د", ("not_moqalqal", 0.9), released=True)
+    # The bounce is there, the model is sure it is not (no mark, P(moqalqal) 0.1): they disagree,
+    # and that is no error.
+    assert finding.verdict == Verdict.UNCERTAIN and "disagree" in finding.message_en

@@ -46,7 +46,9 @@ def test_shadda_measures_are_reported() -> None:
     for finding in result.findings:
         assert finding.verdict == Verdict.CORRECT
         assert finding.measured.symbol_count == 2
-        assert finding.measured.duration_s == pytest.approx(0.48, abs=0.05)
+        # The held consonant, its first copy's first frame to the voweled copy's spike: the hold
+        # (one consonant, 0.18 s) and that spike's frame.
+        assert finding.measured.duration_s == pytest.approx(0.18 + synth.FRAME_S, abs=0.05)
         assert "consonant lengths" in finding.measured.text
         assert finding.confidence > 0.8
 
@@ -134,5 +136,22 @@ def test_shadda_on_a_letter_not_heard_is_left_to_the_content_check() -> None:
     # Timing alone (no decode) still judges it, and never reports a negative hold.
     timing_only = synth.validate(synth.request(ref, synth.alignment(ref, durations), None, validators=["shadda"]))
     [finding] = [f for f in timing_only.findings if f.phoneme_start == ref.groups[lam].phoneme_start]
-    assert finding.verdict == Verdict.MISSING
-    assert finding.measured.text.startswith("held 0 ")
+    # Two spikes squeezed together: at most a borderline hold, never a doubled one.
+    assert finding.verdict in (Verdict.MISSING, Verdict.UNCERTAIN)
+    assert finding.measured.text.startswith("held 1.")
+
+
+def test_a_missing_nasal_hold_is_named_as_its_rule() -> None:
+    """The ikhfa of 2:4 (مِنْ قَبْلِكَ) barely held, heard as a single hidden noon: the ikhfa is too
+    short, said by the ghunnah validator as an ikhfa, and no letter error is reported for it."""
+    ref = synth.reference(2, 4)
+    ikhfa = synth.group_index(ref, "ںںں", 2)
+    durations = synth.natural_durations(ref, 0.3, 0.18)
+    durations[ikhfa] = 0.4 * 0.3
+    dec = synth.decode(synth.replace_group(ref, ikhfa, "ں"))
+    req = synth.request(ref, synth.alignment(ref, durations, policy="late"), dec,
+                        validators=["ghunnah", "explain_error"], include_correct=False)
+    [finding] = synth.validate(req).findings
+    assert (finding.rule, finding.verdict, finding.source) == (RuleKind.IKHFA, Verdict.TOO_SHORT, "ghunnah")
+    assert finding.measured.duration_harakat == pytest.approx(0.4, abs=0.2)
+    assert finding.phoneme_start == ref.groups[ikhfa].phoneme_start

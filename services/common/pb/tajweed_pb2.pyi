@@ -44,12 +44,24 @@ class ValidateRequest(_message.Message):
     options: ValidateOptions
     def __init__(self, reference: _Optional[_Union[_common_pb2.Reference, _Mapping]] = ..., alignment: _Optional[_Union[_common_pb2.Alignment, _Mapping]] = ..., decode: _Optional[_Union[_common_pb2.Decode, _Mapping]] = ..., energy: _Optional[_Union[EnergyEnvelope, _Mapping]] = ..., is_complete: _Optional[bool] = ..., audio_duration_s: _Optional[float] = ..., options: _Optional[_Union[ValidateOptions, _Mapping]] = ...) -> None: ...
 
+class TajweedCalibration(_message.Message):
+    __slots__ = ("source", "digest", "defaults")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    DEFAULTS_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    digest: str
+    defaults: bool
+    def __init__(self, source: _Optional[str] = ..., digest: _Optional[str] = ..., defaults: _Optional[bool] = ...) -> None: ...
+
 class ValidateResponse(_message.Message):
-    __slots__ = ("findings", "tempo", "timings")
+    __slots__ = ("findings", "tempo", "timings", "calibration")
     FINDINGS_FIELD_NUMBER: _ClassVar[int]
     TEMPO_FIELD_NUMBER: _ClassVar[int]
     TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATION_FIELD_NUMBER: _ClassVar[int]
     findings: _containers.RepeatedCompositeFieldContainer[_common_pb2.Finding]
     tempo: _common_pb2.Tempo
     timings: _containers.RepeatedCompositeFieldContainer[_common_pb2.StageTiming]
-    def __init__(self, findings: _Optional[_Iterable[_Union[_common_pb2.Finding, _Mapping]]] = ..., tempo: _Optional[_Union[_common_pb2.Tempo, _Mapping]] = ..., timings: _Optional[_Iterable[_Union[_common_pb2.StageTiming, _Mapping]]] = ...) -> None: ...
+    calibration: TajweedCalibration
+    def __init__(self, findings: _Optional[_Iterable[_Union[_common_pb2.Finding, _Mapping]]] = ..., tempo: _Optional[_Union[_common_pb2.Tempo, _Mapping]] = ..., timings: _Optional[_Iterable[_Union[_common_pb2.StageTiming, _Mapping]]] = ..., calibration: _Optional[_Union[TajweedCalibration, _Mapping]] = ...) -> None: ...
