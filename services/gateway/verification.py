@@ -23,10 +23,11 @@ A learner who drops a word still recites the passage: a short ayah with one of i
 left out scores 0.6 or less on the plain similarity, and a mismatch then hides every word's
 verdict behind "not assessed". So when the plain similarity falls short, the same alignment is
 scored again with each run of at least DROP_MIN_PHONEMES reference phonemes that was not heard
-at all, between stretches that were, counted as words not recited instead of edits (the letter check then reports them on
-their words), as long as what was heard covers at least KEPT_MIN_SHARE of the passage. Another
-passage does not pass this way: its phonemes do not line up with the reference's, so most of
-its edits are substitutions and insertions, which are still counted.
+at all, between stretches that were, counted as words not recited instead of edits (the letter
+check then reports them on their words), as long as what was heard covers at least
+KEPT_MIN_SHARE of the passage. Another passage does not pass this way: its phonemes do not
+line up with the reference's, so most of its edits are substitutions and insertions, which are
+still counted.
 """
 
 from __future__ import annotations
