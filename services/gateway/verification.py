@@ -124,7 +124,8 @@ def similarity_with_drops(decoded: str, reference: str) -> float:
     edits = 0
     dropped = 0
     ops = Levenshtein.opcodes(reference, decoded)
-    for k, (tag, i1, i2, j1, j2) in enumerate(ops):
+    for k, op in enumerate(ops):
+        tag, i1, i2, j1, j2 = op.tag, op.src_start, op.src_end, op.dest_start, op.dest_end
         if tag == "equal":
             continue
         # A word left out sits between stretches that were heard right; one said in its place
