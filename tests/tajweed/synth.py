@@ -245,9 +245,9 @@ def _frames(truth: Sequence[tuple[float, float]], vowel: Sequence[bool], policy:
             index = end
     frames: list[tuple[int, int]] = []
     previous_end = 0
-    for k, (_, end) in enumerate(truth):
+    for k, (_, end_s) in enumerate(truth):
         first = max(previous_end, wanted[k])
-        last = max(first + 1, round(end / FRAME_S)) if policy == "tiled" else first + 1
+        last = max(first + 1, round(end_s / FRAME_S)) if policy == "tiled" else first + 1
         frames.append((first, last))
         previous_end = last
     return frames
