@@ -120,6 +120,7 @@ def model_info(info: ModelInfo) -> asr_pb2.GetModelInfoResponse:
         max_queue_delay_ms=info.max_queue_delay_ms,
         max_queue_size=info.max_queue_size,
         parameters=info.parameters,
+        tajweed_calibration_json=info.tajweed_calibration_json,
     )
 
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -78,6 +79,8 @@ class _Loaded:
     asr: DynamicBatcher[ModelInput, LogProbs]
     segmenter: _Segmenter | None
     executor: ThreadPoolExecutor = field(repr=False)
+    # calibration.json beside the checkpoint (the tajweed thresholds fitted for this model), or "".
+    tajweed_calibration_json: str = ""
 
     @property
     def segmenter_version(self) -> ModelVersion | None:
@@ -204,6 +207,7 @@ class AsrEngine:
             asr=asr,
             segmenter=segmenter,
             executor=executor,
+            tajweed_calibration_json=_calibration_beside(files.directory),
         )
         version = ctc.version
         log.info(
@@ -421,7 +425,18 @@ class AsrEngine:
             max_queue_delay_ms=cfg.max_queue_delay_s * 1000.0,
             max_queue_size=cfg.max_queue_size,
             parameters=state.parameters,
+            tajweed_calibration_json=state.tajweed_calibration_json,
         )
+
+
+# Written by the calibration step (bench/calibrate.py) beside the checkpoint it was fitted for.
+CALIBRATION_FILE = "calibration.json"
+
+
+def _calibration_beside(directory: Path) -> str:
+    """The checkpoint's tajweed calibration, verbatim (the tajweed stage parses and checks it)."""
+    path = directory / CALIBRATION_FILE
+    return path.read_text(encoding="utf-8") if path.is_file() else ""
 
 
 def _ms(since: float) -> float:

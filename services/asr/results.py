@@ -86,6 +86,7 @@ class ModelInfo:
     max_queue_delay_ms: float
     max_queue_size: int
     parameters: int
+    tajweed_calibration_json: str = ""
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,9 @@ class ModelVersionTracker:
         self._asking = asyncio.Lock()
         self.model: common_pb2.ModelVersion | None = None
         self.vocabulary = VocabularyContract.default()
+        # The tajweed thresholds fitted for this model (its checkpoint's calibration.json), passed
+        # on to the tajweed stage with every request; "" when the checkpoint has none.
+        self.tajweed_calibration_json = ""
 
     def observe(self, model: common_pb2.ModelVersion) -> None:
         self.model = model
@@ -103,6 +106,7 @@ class ModelVersionTracker:
                 try:
                     info = await self._stages.model_info(timeout)
                     self.observe(info.model_version)
+                    self.tajweed_calibration_json = info.tajweed_calibration_json
                     await self.vocabulary.check(model_namespace(info.model_version), info)
                 except MeshError:
                     self._failed_at = time.monotonic()
@@ -116,6 +120,7 @@ class ModelVersionTracker:
             async with self._asking:
                 try:
                     info = await self._stages.model_info(timeout)
+                    self.tajweed_calibration_json = info.tajweed_calibration_json
                     await self.vocabulary.check(model_namespace(info.model_version), info)
                 except MeshError as exc:
                     log.warning("cannot check the asr vocabulary now: %s", exc)
@@ -389,6 +394,7 @@ class Assessor:
             audio_duration_s=audio.duration_s,
             # The gateway always asks for passed checks: the tajweed score counts them.
             options=tajweed_pb2.ValidateOptions(validators=options.validators, include_correct=True),
+            calibration_json=self.versions.tajweed_calibration_json,
         )
         if energy is not None:
             db, hop_s = energy

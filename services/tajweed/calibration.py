@@ -16,6 +16,7 @@ The fields, by what they decide:
   around the expected length that still count as right); `uncertain_margin_harakat` (a band
   just beyond the tolerance where the verdict is UNCERTAIN, not an error);
   `min_error_confidence` (an error whose own probability is lower is UNCERTAIN);
+- letters and harakat: `letter_min_confidence` (a letter error less sure than this is UNCERTAIN);
 - how duration and decoded symbol count combine: `duration_rel_sd` and
   `symbol_sd_harakat` (their spreads, hence their weights in the blend),
   `disagreement_harakat` (apart by this much or more, and giving different verdicts each on
@@ -80,6 +81,10 @@ class Calibration:
     uncertain_margin_harakat: float = 0.25
     # An error verdict less probable than this (under the measures' spreads) is UNCERTAIN.
     min_error_confidence: float = 0.6
+    # A letter or haraka error (explain.py) whose confidence (the decoded group's probability and
+    # the aligner's posterior for the expected sound) is below this is UNCERTAIN: the model's own
+    # slips are weaker evidence than a learner's real mistakes. 0 keeps every such error.
+    letter_min_confidence: float = 0.0
     # Relative spread of an aligned duration (Husary's haraka varies ~15 % around its mean).
     duration_rel_sd: float = 0.15
     # Spread of a length counted from decoded symbols (the model's published madd count RMSE on
@@ -139,6 +144,7 @@ class Calibration:
             _check(f"tolerance_harakat[{name}]", value, low=0.0, low_open=True, high=3.0)
         _check("uncertain_margin_harakat", self.uncertain_margin_harakat, low=0.0, high=3.0)
         _check("min_error_confidence", self.min_error_confidence, low=0.0, high=1.0)
+        _check("letter_min_confidence", self.letter_min_confidence, low=0.0, high=1.0)
         for name in ("duration_rel_sd", "symbol_sd_harakat", "disagreement_harakat", "ghunnah_harakat",
                      "shadda_threshold", "silence_drop_db", "silence_floor_margin_db", "min_pause_s",
                      "waqf_fall_db", "prior_haraka_s", "prior_log_sd", "vowel_ratio", "consonant_ratio",

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 
+from services.common.errors import InvalidArgument
 from services.tajweed import energy as energy_measures
 from services.tajweed import explain, ghunnah, madd, qalqalah, shadda, tempo, waqf
 from services.tajweed.analysis import Analysis
+from services.tajweed.calibration import Calibration, CalibrationError
 from services.tajweed.config import TajweedConfig
 from services.tajweed.matching import match
 from services.tajweed.model import (
@@ -25,12 +28,34 @@ from services.tajweed.timeline import build_timeline
 
 
 class TajweedValidator:
+    # Calibrations sent with requests (one per model the gateway serves): a few at most.
+    MAX_MODEL_CALIBRATIONS = 4
+
     def __init__(self, config: TajweedConfig) -> None:
         self.config = config
         calibration = config.calibration
         self.calibration_info = CalibrationInfo(
             source=config.calibration_source, digest=calibration.digest(), defaults=calibration.is_default
         )
+        self._by_calibration: dict[str, TajweedValidator] = {}
+
+    def for_calibration(self, calibration_json: str) -> TajweedValidator:
+        """The validator under a calibration sent with the request (the model's own, from beside
+        its checkpoint); this one when none was sent. Parsed once per distinct file."""
+        if not calibration_json:
+            return self
+        validator = self._by_calibration.get(calibration_json)
+        if validator is None:
+            try:
+                calibration = Calibration.from_json(calibration_json)
+            except CalibrationError as exc:
+                raise InvalidArgument(f"calibration_json: {exc}") from exc
+            config = dataclasses.replace(self.config, calibration=calibration, calibration_source="model checkpoint")
+            validator = TajweedValidator(config)
+            if len(self._by_calibration) >= self.MAX_MODEL_CALIBRATIONS:
+                self._by_calibration.pop(next(iter(self._by_calibration)))
+            self._by_calibration[calibration_json] = validator
+        return validator
 
     def analyse(self, request: ValidateInput, timings: dict[str, float] | None = None) -> Analysis:
         """Everything the validators share; `timings` collects the stages' milliseconds."""

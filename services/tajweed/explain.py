@@ -119,6 +119,12 @@ def validate(analysis: Analysis) -> list[Finding]:
         if error.ref_tajweed_rules:
             rule_name += f" ({error.ref_tajweed_rules[0].name.en})"
         ar, en = _texts(rule, verdict, error.expected_ph, error.preditected_ph)
+        confidence = _confidence(analysis, error, heard)
+        if confidence < analysis.calibration.letter_min_confidence:
+            # Too weak to defend to a teacher: shown greyed with its numbers, never as a mistake.
+            verdict = Verdict.UNCERTAIN
+            ar = f"غير مؤكد ({confidence:.2f}): {ar}"
+            en = f"uncertain (confidence {confidence:.2f}): {en}"
         findings.append(
             Finding(
                 rule=rule,
@@ -130,7 +136,7 @@ def validate(analysis: Analysis) -> list[Finding]:
                 expected_text=error.expected_ph,
                 measured=Measured(text=error.preditected_ph),
                 verdict=verdict,
-                confidence=_confidence(analysis, error, heard),
+                confidence=confidence,
                 message_ar=ar,
                 message_en=en,
                 phoneme_start=start,

@@ -21,8 +21,9 @@ class TajweedServicer(tajweed_pb2_grpc.TajweedServiceServicer):
 
     def _validate(self, request: tajweed_pb2.ValidateRequest) -> tajweed_pb2.ValidateResponse:
         started = time.perf_counter()
-        parsed = request_from_proto(request, self.validator.config)
-        response = response_to_proto(self.validator.validate(parsed))
+        validator = self.validator.for_calibration(request.calibration_json)
+        parsed = request_from_proto(request, validator.config)
+        response = response_to_proto(validator.validate(parsed))
         response.timings.append(
             common_pb2.StageTiming(stage="tajweed", duration_ms=(time.perf_counter() - started) * 1000)
         )

@@ -293,3 +293,23 @@ async def test_batching_metrics_are_exported(engine: AsrEngine) -> None:
     assert sample("muaalem_asr_compute_seconds_count", queue="asr") > 0
     assert sample("muaalem_asr_queue_seconds_count", queue="asr") > 0
     assert sample("muaalem_asr_queue_depth", queue="asr") == 0
+
+
+async def test_the_calibration_beside_the_checkpoint_travels_in_model_info(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "model"
+    ensure_dev_checkpoint(checkpoint, "multi_level_ctc", "tiny")
+    overrides = {"MUAALEM_ASR_MODEL": str(checkpoint), "MUAALEM_SEGMENTER_MODEL": ""}
+    without = AsrEngine(support.config(**overrides))
+    await without.start()
+    try:
+        assert without.model_info().tajweed_calibration_json == ""
+    finally:
+        await without.close()
+    text = json.dumps({"letter_min_confidence": 0.7, "fitted_on_surahs": [80]})
+    (checkpoint / "calibration.json").write_text(text, encoding="utf-8")
+    calibrated = AsrEngine(support.config(**overrides))
+    await calibrated.start()
+    try:
+        assert calibrated.model_info().tajweed_calibration_json == text
+    finally:
+        await calibrated.close()

@@ -105,3 +105,21 @@ def test_real_model_output_on_test_wav() -> None:
     assert {RuleKind.MADD_TABEEI, RuleKind.MADD_MUTTASIL, RuleKind.GHUNNAH, RuleKind.IQLAB, RuleKind.IDGHAM} <= kinds
     ghunnah = [f for f in findings if f.source == "ghunnah"]
     assert all(f.measured.sifa_prob is not None and f.measured.sifa_prob > 0.5 for f in ghunnah)
+
+
+def test_a_weak_letter_error_is_uncertain_under_a_calibrated_threshold() -> None:
+    from dataclasses import replace
+
+    from services.tajweed.calibration import Calibration
+    from services.tajweed.config import TajweedConfig
+
+    ref = synth.reference(112, 1)
+    timing = synth.alignment(ref, synth.natural_durations(ref, 0.3, 0.18))
+    decoded = synth.decode("كُ" + ref.phonemes[2:], prob=0.55)
+    request = synth.request(ref, timing, decoded, validators=["explain_error"])
+    [weak] = synth.validate(request).findings
+    assert weak.verdict == Verdict.WRONG  # the default keeps every letter error
+    calibrated = replace(Calibration(), letter_min_confidence=weak.confidence + 0.01, fitted_on_surahs=(80,))
+    [uncertain] = synth.validate(request, TajweedConfig(calibration=calibrated)).findings
+    assert uncertain.verdict == Verdict.UNCERTAIN
+    assert f"{weak.confidence:.2f}" in uncertain.message_en and "كُ" in uncertain.message_en

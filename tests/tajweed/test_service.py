@@ -104,3 +104,25 @@ async def test_servicer_in_process_without_context() -> None:
     assert reply.findings
     with pytest.raises(InvalidArgument, match="reference is missing"):
         await servicer.Validate(tajweed_pb2.ValidateRequest())
+
+
+async def test_a_calibration_sent_with_the_request_judges_it(stub: tajweed_pb2_grpc.TajweedServiceStub) -> None:
+    """The model's own calibration (from beside its checkpoint, via the gateway) replaces the
+    service's for that request; a bad one is INVALID_ARGUMENT naming the field."""
+    import json
+
+    plain = await stub.Validate(rich_request(), timeout=30)
+    letter = next(f for f in plain.findings if f.rule == common_pb2.RULE_PRONUNCIATION)
+    assert letter.verdict == common_pb2.VERDICT_WRONG and plain.calibration.defaults
+    fitted = {"letter_min_confidence": round(letter.confidence + 0.01, 4), "fitted_on_surahs": [80, 81]}
+    request = rich_request()
+    request.calibration_json = json.dumps(fitted)
+    calibrated = await stub.Validate(request, timeout=30)
+    again = next(f for f in calibrated.findings if f.rule == common_pb2.RULE_PRONUNCIATION)
+    assert again.verdict == common_pb2.VERDICT_UNCERTAIN
+    assert calibrated.calibration.source == "model checkpoint" and not calibrated.calibration.defaults
+    for bad, said in (("{", "calibration_json: not JSON"), (json.dumps({"fitted_on_surahs": [95]}), "evaluation")):
+        request.calibration_json = bad
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.Validate(request, timeout=30)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT and said in (caught.value.details() or "")

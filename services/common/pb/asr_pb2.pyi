@@ -143,7 +143,7 @@ class LevelVocabulary(_message.Message):
     def __init__(self, level: _Optional[str] = ..., tokens: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetModelInfoResponse(_message.Message):
-    __slots__ = ("model_version", "vocabularies", "frame_duration_s", "sample_rate_hz", "max_audio_s", "window_s", "window_overlap_s", "segment_above_s", "segmenter_loaded", "segmenter_version", "max_batch_size", "max_queue_delay_ms", "max_queue_size", "parameters")
+    __slots__ = ("model_version", "vocabularies", "frame_duration_s", "sample_rate_hz", "max_audio_s", "window_s", "window_overlap_s", "segment_above_s", "segmenter_loaded", "segmenter_version", "max_batch_size", "max_queue_delay_ms", "max_queue_size", "parameters", "tajweed_calibration_json")
     MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     VOCABULARIES_FIELD_NUMBER: _ClassVar[int]
     FRAME_DURATION_S_FIELD_NUMBER: _ClassVar[int]
@@ -158,6 +158,7 @@ class GetModelInfoResponse(_message.Message):
     MAX_QUEUE_DELAY_MS_FIELD_NUMBER: _ClassVar[int]
     MAX_QUEUE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    TAJWEED_CALIBRATION_JSON_FIELD_NUMBER: _ClassVar[int]
     model_version: _common_pb2.ModelVersion
     vocabularies: _containers.RepeatedCompositeFieldContainer[LevelVocabulary]
     frame_duration_s: float
@@ -172,4 +173,5 @@ class GetModelInfoResponse(_message.Message):
     max_queue_delay_ms: float
     max_queue_size: int
     parameters: int
-    def __init__(self, model_version: _Optional[_Union[_common_pb2.ModelVersion, _Mapping]] = ..., vocabularies: _Optional[_Iterable[_Union[LevelVocabulary, _Mapping]]] = ..., frame_duration_s: _Optional[float] = ..., sample_rate_hz: _Optional[int] = ..., max_audio_s: _Optional[float] = ..., window_s: _Optional[float] = ..., window_overlap_s: _Optional[float] = ..., segment_above_s: _Optional[float] = ..., segmenter_loaded: _Optional[bool] = ..., segmenter_version: _Optional[_Union[_common_pb2.ModelVersion, _Mapping]] = ..., max_batch_size: _Optional[int] = ..., max_queue_delay_ms: _Optional[float] = ..., max_queue_size: _Optional[int] = ..., parameters: _Optional[int] = ...) -> None: ...
+    tajweed_calibration_json: str
+    def __init__(self, model_version: _Optional[_Union[_common_pb2.ModelVersion, _Mapping]] = ..., vocabularies: _Optional[_Iterable[_Union[LevelVocabulary, _Mapping]]] = ..., frame_duration_s: _Optional[float] = ..., sample_rate_hz: _Optional[int] = ..., max_audio_s: _Optional[float] = ..., window_s: _Optional[float] = ..., window_overlap_s: _Optional[float] = ..., segment_above_s: _Optional[float] = ..., segmenter_loaded: _Optional[bool] = ..., segmenter_version: _Optional[_Union[_common_pb2.ModelVersion, _Mapping]] = ..., max_batch_size: _Optional[int] = ..., max_queue_delay_ms: _Optional[float] = ..., max_queue_size: _Optional[int] = ..., parameters: _Optional[int] = ..., tajweed_calibration_json: _Optional[str] = ...) -> None: ...

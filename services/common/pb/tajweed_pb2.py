@@ -26,7 +26,7 @@ _sym_db = _symbol_database.Default()
 from services.common.pb import common_pb2 as muaalem_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18muaalem/v1/tajweed.proto\x12\nmuaalem.v1\x1a\x17muaalem/v1/common.proto\"?\n\x0e\x45nergyEnvelope\x12\r\n\x05hop_s\x18\x01 \x01(\x01\x12\x1e\n\x02\x64\x62\x18\x02 \x01(\x0b\x32\x12.muaalem.v1.Tensor\"~\n\x0fValidateOptions\x12\x12\n\nvalidators\x18\x01 \x03(\t\x12#\n\x16madd_tolerance_harakat\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x17\n\x0finclude_correct\x18\x03 \x01(\x08\x42\x19\n\x17_madd_tolerance_harakat\"\xa7\x02\n\x0fValidateRequest\x12(\n\treference\x18\x01 \x01(\x0b\x32\x15.muaalem.v1.Reference\x12(\n\talignment\x18\x02 \x01(\x0b\x32\x15.muaalem.v1.Alignment\x12\"\n\x06\x64\x65\x63ode\x18\x03 \x01(\x0b\x32\x12.muaalem.v1.Decode\x12*\n\x06\x65nergy\x18\x04 \x01(\x0b\x32\x1a.muaalem.v1.EnergyEnvelope\x12\x18\n\x0bis_complete\x18\x05 \x01(\x08H\x00\x88\x01\x01\x12\x18\n\x10\x61udio_duration_s\x18\x06 \x01(\x01\x12,\n\x07options\x18\x07 \x01(\x0b\x32\x1b.muaalem.v1.ValidateOptionsB\x0e\n\x0c_is_complete\"F\n\x12TajweedCalibration\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\x12\x10\n\x08\x64\x65\x66\x61ults\x18\x03 \x01(\x08\"\xba\x01\n\x10ValidateResponse\x12%\n\x08\x66indings\x18\x01 \x03(\x0b\x32\x13.muaalem.v1.Finding\x12 \n\x05tempo\x18\x02 \x01(\x0b\x32\x11.muaalem.v1.Tempo\x12(\n\x07timings\x18\x03 \x03(\x0b\x32\x17.muaalem.v1.StageTiming\x12\x33\n\x0b\x63\x61libration\x18\x04 \x01(\x0b\x32\x1e.muaalem.v1.TajweedCalibration2W\n\x0eTajweedService\x12\x45\n\x08Validate\x12\x1b.muaalem.v1.ValidateRequest\x1a\x1c.muaalem.v1.ValidateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18muaalem/v1/tajweed.proto\x12\nmuaalem.v1\x1a\x17muaalem/v1/common.proto\"?\n\x0e\x45nergyEnvelope\x12\r\n\x05hop_s\x18\x01 \x01(\x01\x12\x1e\n\x02\x64\x62\x18\x02 \x01(\x0b\x32\x12.muaalem.v1.Tensor\"~\n\x0fValidateOptions\x12\x12\n\nvalidators\x18\x01 \x03(\t\x12#\n\x16madd_tolerance_harakat\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x17\n\x0finclude_correct\x18\x03 \x01(\x08\x42\x19\n\x17_madd_tolerance_harakat\"\xc1\x02\n\x0fValidateRequest\x12(\n\treference\x18\x01 \x01(\x0b\x32\x15.muaalem.v1.Reference\x12(\n\talignment\x18\x02 \x01(\x0b\x32\x15.muaalem.v1.Alignment\x12\"\n\x06\x64\x65\x63ode\x18\x03 \x01(\x0b\x32\x12.muaalem.v1.Decode\x12*\n\x06\x65nergy\x18\x04 \x01(\x0b\x32\x1a.muaalem.v1.EnergyEnvelope\x12\x18\n\x0bis_complete\x18\x05 \x01(\x08H\x00\x88\x01\x01\x12\x18\n\x10\x61udio_duration_s\x18\x06 \x01(\x01\x12,\n\x07options\x18\x07 \x01(\x0b\x32\x1b.muaalem.v1.ValidateOptions\x12\x18\n\x10\x63\x61libration_json\x18\x08 \x01(\tB\x0e\n\x0c_is_complete\"F\n\x12TajweedCalibration\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0e\n\x06\x64igest\x18\x02 \x01(\t\x12\x10\n\x08\x64\x65\x66\x61ults\x18\x03 \x01(\x08\"\xba\x01\n\x10ValidateResponse\x12%\n\x08\x66indings\x18\x01 \x03(\x0b\x32\x13.muaalem.v1.Finding\x12 \n\x05tempo\x18\x02 \x01(\x0b\x32\x11.muaalem.v1.Tempo\x12(\n\x07timings\x18\x03 \x03(\x0b\x32\x17.muaalem.v1.StageTiming\x12\x33\n\x0b\x63\x61libration\x18\x04 \x01(\x0b\x32\x1e.muaalem.v1.TajweedCalibration2W\n\x0eTajweedService\x12\x45\n\x08Validate\x12\x1b.muaalem.v1.ValidateRequest\x1a\x1c.muaalem.v1.ValidateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,11 +38,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_VALIDATEOPTIONS']._serialized_start=130
   _globals['_VALIDATEOPTIONS']._serialized_end=256
   _globals['_VALIDATEREQUEST']._serialized_start=259
-  _globals['_VALIDATEREQUEST']._serialized_end=554
-  _globals['_TAJWEEDCALIBRATION']._serialized_start=556
-  _globals['_TAJWEEDCALIBRATION']._serialized_end=626
-  _globals['_VALIDATERESPONSE']._serialized_start=629
-  _globals['_VALIDATERESPONSE']._serialized_end=815
-  _globals['_TAJWEEDSERVICE']._serialized_start=817
-  _globals['_TAJWEEDSERVICE']._serialized_end=904
+  _globals['_VALIDATEREQUEST']._serialized_end=580
+  _globals['_TAJWEEDCALIBRATION']._serialized_start=582
+  _globals['_TAJWEEDCALIBRATION']._serialized_end=652
+  _globals['_VALIDATERESPONSE']._serialized_start=655
+  _globals['_VALIDATERESPONSE']._serialized_end=841
+  _globals['_TAJWEEDSERVICE']._serialized_start=843
+  _globals['_TAJWEEDSERVICE']._serialized_end=930
 # @@protoc_insertion_point(module_scope)

@@ -27,7 +27,7 @@ class ValidateOptions(_message.Message):
     def __init__(self, validators: _Optional[_Iterable[str]] = ..., madd_tolerance_harakat: _Optional[float] = ..., include_correct: _Optional[bool] = ...) -> None: ...
 
 class ValidateRequest(_message.Message):
-    __slots__ = ("reference", "alignment", "decode", "energy", "is_complete", "audio_duration_s", "options")
+    __slots__ = ("reference", "alignment", "decode", "energy", "is_complete", "audio_duration_s", "options", "calibration_json")
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
     ALIGNMENT_FIELD_NUMBER: _ClassVar[int]
     DECODE_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +35,7 @@ class ValidateRequest(_message.Message):
     IS_COMPLETE_FIELD_NUMBER: _ClassVar[int]
     AUDIO_DURATION_S_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    CALIBRATION_JSON_FIELD_NUMBER: _ClassVar[int]
     reference: _common_pb2.Reference
     alignment: _common_pb2.Alignment
     decode: _common_pb2.Decode
@@ -42,7 +43,8 @@ class ValidateRequest(_message.Message):
     is_complete: bool
     audio_duration_s: float
     options: ValidateOptions
-    def __init__(self, reference: _Optional[_Union[_common_pb2.Reference, _Mapping]] = ..., alignment: _Optional[_Union[_common_pb2.Alignment, _Mapping]] = ..., decode: _Optional[_Union[_common_pb2.Decode, _Mapping]] = ..., energy: _Optional[_Union[EnergyEnvelope, _Mapping]] = ..., is_complete: _Optional[bool] = ..., audio_duration_s: _Optional[float] = ..., options: _Optional[_Union[ValidateOptions, _Mapping]] = ...) -> None: ...
+    calibration_json: str
+    def __init__(self, reference: _Optional[_Union[_common_pb2.Reference, _Mapping]] = ..., alignment: _Optional[_Union[_common_pb2.Alignment, _Mapping]] = ..., decode: _Optional[_Union[_common_pb2.Decode, _Mapping]] = ..., energy: _Optional[_Union[EnergyEnvelope, _Mapping]] = ..., is_complete: _Optional[bool] = ..., audio_duration_s: _Optional[float] = ..., options: _Optional[_Union[ValidateOptions, _Mapping]] = ..., calibration_json: _Optional[str] = ...) -> None: ...
 
 class TajweedCalibration(_message.Message):
     __slots__ = ("source", "digest", "defaults")
