@@ -178,6 +178,7 @@ def _rule_table(rule_findings: list[common_pb2.Finding], words: Any, max_rows: i
             duration = f"{measured.duration_harakat:.1f}" if measured.HasField("duration_harakat") else "-"
             symbols = f"{measured.symbol_count:.0f}" if measured.HasField("symbol_count") else "-"
             word_text = words[finding.word_index].uthmani if finding.word_index < len(words) else ""
+            style = "grey50" if finding.verdict == common_pb2.VERDICT_UNCERTAIN else None
             rules.add_row(
                 word_text,
                 finding.rule_name or _rule_name(finding.rule),
@@ -185,6 +186,7 @@ def _rule_table(rule_findings: list[common_pb2.Finding], words: Any, max_rows: i
                 f"{duration} | {symbols}",
                 _verdict_name(finding.verdict),
                 f"{finding.confidence:.2f}",
+                style=style,
             )
         parts.append(rules)
         if len(rule_findings) > max_rows:

@@ -138,6 +138,14 @@ function showDetails(index) {
     }
     panel.append(item);
   }
+  // Findings too weakly supported to call a mistake: shown greyed, with their numbers, never red.
+  for (const finding of judged?.findings || []) {
+    if (!finding || finding.verdict !== "VERDICT_UNCERTAIN") continue;
+    const item = document.createElement("p");
+    item.className = "uncertain";
+    item.textContent = `uncertain, not counted: ${finding.ruleName || ""} ${finding.messageEn || ""}`.trim();
+    panel.append(item);
+  }
   panel.hidden = false;
 }
 
