@@ -24,10 +24,10 @@ import numpy as np
 from services.common.errors import InvalidArgument, MeshError, ResourceExhausted
 from services.common.pb import asr_pb2, common_pb2, gateway_pb2
 from services.gateway.assess import Assessor, check_options
-from services.gateway.live.committer import Committer
+from services.gateway.follow.committer import Committer
+from services.gateway.follow.judge import judge_stretch, window
+from services.gateway.follow.locate import ON_TARGET_SIMILARITY, Item, Match, locate
 from services.gateway.live.decoder import decoder_for
-from services.gateway.live.follower import ON_TARGET_SIMILARITY, Item, Match, locate
-from services.gateway.live.judge import judge_stretch, window
 from services.gateway.live.segmenter import NO_SPEECH, Segment, Segmenter
 from services.gateway.live.settings import LiveSettings
 from services.gateway.reference import moshaf as moshaf_mod

@@ -17,8 +17,8 @@ from services.common.audio import DecodedAudio
 from services.common.errors import MeshError
 from services.common.pb import asr_pb2, common_pb2, gateway_pb2
 from services.gateway.assess import Assessor
+from services.gateway.follow.stretch import WordKey, stretch_target, word_key
 from services.gateway.fusion import FusionInput, fuse
-from services.gateway.live.stretch import WordKey, stretch_target, word_key
 from services.gateway.stage_run import StageLedger
 from services.tajweed.energy import energy_envelope
 
