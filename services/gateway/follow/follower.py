@@ -305,6 +305,7 @@ class RecitationFollower:
             window_start,
             record.ledger,
             segment.index,
+            whole=self.reference.reference,
         )
         self._timings["judge"] = self._timings.get("judge", 0.0) + (time.perf_counter() - judged_at) * 1000
         record.judged = judgement

@@ -41,9 +41,11 @@ async def judge_stretch(
     offset_s: float,
     ledger: StageLedger,
     segment_index: int,
+    whole: common_pb2.Reference | None = None,
 ) -> Judgement:
     """Verdicts of the target's words [first, end), recited in `audio` (which starts at
-    `offset_s` on the recording's clock) and decoded in `transcription`. Raises
+    `offset_s` on the recording's clock) and decoded in `transcription`; `whole` is the
+    target's own reference. Raises
     FailedPrecondition when the aligner refuses the stretch (too little audio for its words)."""
     judgement = Judgement(segment_index=segment_index, offset_s=offset_s, transcription=transcription)
     moshaf = request.moshaf if request.HasField("moshaf") else None
@@ -53,7 +55,10 @@ async def judge_stretch(
     async def reference_call() -> common_pb2.Reference:
         return (await calls.reference(target, moshaf)).reference
 
-    reference = await ledger.run("reference", reference_call)
+    # A stretch of the whole target is the target read from its start to a stop at its end:
+    # its reference is the target's own (the same phonemes, groups and rules), already at hand.
+    whole_target = whole is not None and first == 0 and end == len(target_words)
+    reference = whole if whole_target else await ledger.run("reference", reference_call)
     if reference is None:
         return judgement
     judgement.reference = reference
