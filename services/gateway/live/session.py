@@ -26,6 +26,7 @@ import numpy as np
 from services.common import context
 from services.common.errors import InvalidArgument, MeshError, ResourceExhausted
 from services.common.pb import common_pb2, gateway_pb2
+from services.gateway import metrics
 from services.gateway.assess import Assessor, check_options
 from services.gateway.follow.compose import compose
 from services.gateway.follow.follower import RecitationFollower
@@ -206,6 +207,7 @@ class LiveSession:
         final = composition.assessment
         final.request_id = context.request_id() or ""
         final.total_ms = (time.perf_counter() - started) * 1000
+        metrics.record_assessment(list(final.degraded))
         self._emit(final=final)
 
     async def _drain(self) -> None:
