@@ -214,3 +214,34 @@ async def test_an_event_that_matched_nothing_says_how_long_it_took(assessor: Ass
     assert len(empty) == 1 and not empty[0].words
     assert empty[0].delay_ms > 0
     assert all(e.words.delay_ms > 0 for e in run.of("words"))
+
+
+# -- a stage down for one segment ------------------------------------------------------------------
+
+
+async def test_a_segment_the_asr_lost_is_retried_before_the_final(assessor: Assessor) -> None:
+    audio = await _recite(assessor, AYAHS)
+    asr = ToneAsr()
+    flaky = build_assessor(asr)
+    asr.fail_calls = {2}  # the second segment's transcription
+    request = gateway_pb2.AssessRequest(
+        target=TARGET,
+        options=OPTIONS,
+        audio=common_pb2.Audio(
+            pcm=common_pb2.RawPcm(
+                data=audio.astype("<f4").tobytes(),
+                sample_rate_hz=RATE,
+                channels=1,
+                encoding=common_pb2.PCM_ENCODING_F32LE,
+            )
+        ),
+    )
+    assessed = await flaky.assess(request)
+    assert list(assessed.degraded) == []
+    assert [w.verdict for w in assessed.words] == [CORRECT] * 15
+    # Skipped when the next segment came, recited when the lost one was heard again.
+    assert [[(a.segment_index, a.skipped) for a in w.attempts] for w in assessed.words[4:6]] == [
+        [(2, True)],
+        [(2, True)],
+    ]
+    assert [w.segment_index for w in assessed.words[4:6]] == [1, 1]
