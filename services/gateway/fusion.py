@@ -155,21 +155,38 @@ def fuse(data: FusionInput) -> FusionOutput:
 
 
 def _scores(data: FusionInput, findings: Sequence[common_pb2.Finding]) -> gateway_pb2.Scores:
+    return score(
+        data.reference.phonemes,
+        data.decode.phonemes if data.decode is not None else None,
+        findings if data.findings is not None else None,
+        data.alignment.confidence if data.alignment is not None else None,
+    )
+
+
+def score(
+    reference_phonemes: str,
+    decoded_phonemes: str | None,
+    findings: Sequence[common_pb2.Finding] | None,
+    confidence: float | None,
+) -> gateway_pb2.Scores:
+    """Scores from the phonemes expected and decoded, every rule checked (the passed ones too;
+    None when the rules did not run) and the alignment's confidence in [0, 1] (None: no
+    alignment). The recitation follower scores its composed words with it too."""
     accuracy = 0.0
-    if data.decode is not None and data.reference.phonemes:
-        accuracy = 100.0 * Levenshtein.normalized_similarity(data.reference.phonemes, data.decode.phonemes)
-    judged = [
-        f
-        for f in findings
-        if f.rule not in LETTER_RULES
-        and f.verdict not in {common_pb2.VERDICT_UNCERTAIN, common_pb2.VERDICT_UNSPECIFIED}
-    ]
-    if data.findings is None:
+    if decoded_phonemes is not None and reference_phonemes:
+        accuracy = 100.0 * Levenshtein.normalized_similarity(reference_phonemes, decoded_phonemes)
+    if findings is None:
         tajweed = 0.0
-    elif judged:
-        tajweed = 100.0 * sum(f.verdict == common_pb2.VERDICT_CORRECT for f in judged) / len(judged)
     else:
-        tajweed = 100.0
-    confidence = 100.0 * data.alignment.confidence if data.alignment is not None else 0.0
-    overall = WEIGHT_ACCURACY * accuracy + WEIGHT_TAJWEED * tajweed + WEIGHT_CONFIDENCE * confidence
-    return gateway_pb2.Scores(accuracy=accuracy, tajweed=tajweed, confidence=confidence, overall=overall)
+        judged = [
+            f
+            for f in findings
+            if f.rule not in LETTER_RULES
+            and f.verdict not in {common_pb2.VERDICT_UNCERTAIN, common_pb2.VERDICT_UNSPECIFIED}
+        ]
+        tajweed = (
+            100.0 * sum(f.verdict == common_pb2.VERDICT_CORRECT for f in judged) / len(judged) if judged else 100.0
+        )
+    aligned = 100.0 * confidence if confidence is not None else 0.0
+    overall = WEIGHT_ACCURACY * accuracy + WEIGHT_TAJWEED * tajweed + WEIGHT_CONFIDENCE * aligned
+    return gateway_pb2.Scores(accuracy=accuracy, tajweed=tajweed, confidence=aligned, overall=overall)

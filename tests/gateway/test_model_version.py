@@ -7,7 +7,7 @@ import asyncio
 import socket
 
 from services.common.pb import asr_pb2
-from services.gateway.assess import ModelVersionTracker
+from services.gateway.stage_calls import ModelVersionTracker
 from services.gateway.stages import GrpcStages
 
 

@@ -14,9 +14,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from services.alignment.vocabulary import default_vocabulary
 from services.common.errors import Unavailable
 from services.common.pb import asr_pb2, common_pb2
-from services.gateway.assess import ModelVersionTracker
 from services.gateway.reference.builder import phoneme_vocabulary
 from services.gateway.server import build
+from services.gateway.stage_calls import ModelVersionTracker
 from services.gateway.vocabulary import VocabularyContract, first_difference, reference_labels
 from tests.conftest import loopback_env
 

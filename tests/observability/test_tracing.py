@@ -125,7 +125,11 @@ def test_one_assessment_is_one_trace_across_the_four_services(traced_mesh: Mesh,
     assert batcher.attributes["muaalem.asr.queue_ms"] >= 0
     asr = by_name["muaalem.v1.AsrService/Transcribe"]
     assert asr.attributes["muaalem.asr.batch_size"] >= 1
-    assert asr.attributes["muaalem.audio_seconds"] == pytest.approx(assessment.audio_duration_s, abs=0.01)
+    # The asr decodes the window of each segment the file was followed in (test.wav: one, from
+    # its first speech to its last), not the whole file.
+    (segment,) = assessment.segments
+    window_s = segment.time_span.end_s - segment.time_span.start_s
+    assert asr.attributes["muaalem.audio_seconds"] == pytest.approx(window_s, abs=0.01)
 
     lookup = by_name["reference lookup"]
     assert by_id[lookup.parent_span_id].name == "stage reference"

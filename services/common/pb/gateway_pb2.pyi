@@ -117,7 +117,7 @@ class ContentCheck(_message.Message):
     def __init__(self, status: _Optional[_Union[ContentStatus, str]] = ..., similarity: _Optional[float] = ..., threshold: _Optional[float] = ..., likely_recited: _Optional[_Iterable[_Union[RecognizedPassage, _Mapping]]] = ...) -> None: ...
 
 class WordAssessment(_message.Message):
-    __slots__ = ("word_index", "uthmani", "surah", "ayah", "verdict", "time_span", "confidence", "finding_indexes")
+    __slots__ = ("word_index", "uthmani", "surah", "ayah", "verdict", "time_span", "confidence", "finding_indexes", "attempts", "segment_index")
     WORD_INDEX_FIELD_NUMBER: _ClassVar[int]
     UTHMANI_FIELD_NUMBER: _ClassVar[int]
     SURAH_FIELD_NUMBER: _ClassVar[int]
@@ -126,6 +126,8 @@ class WordAssessment(_message.Message):
     TIME_SPAN_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     FINDING_INDEXES_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    SEGMENT_INDEX_FIELD_NUMBER: _ClassVar[int]
     word_index: int
     uthmani: str
     surah: int
@@ -134,7 +136,21 @@ class WordAssessment(_message.Message):
     time_span: _common_pb2.TimeSpan
     confidence: float
     finding_indexes: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, word_index: _Optional[int] = ..., uthmani: _Optional[str] = ..., surah: _Optional[int] = ..., ayah: _Optional[int] = ..., verdict: _Optional[_Union[WordVerdict, str]] = ..., time_span: _Optional[_Union[_common_pb2.TimeSpan, _Mapping]] = ..., confidence: _Optional[float] = ..., finding_indexes: _Optional[_Iterable[int]] = ...) -> None: ...
+    attempts: _containers.RepeatedCompositeFieldContainer[WordAttempt]
+    segment_index: int
+    def __init__(self, word_index: _Optional[int] = ..., uthmani: _Optional[str] = ..., surah: _Optional[int] = ..., ayah: _Optional[int] = ..., verdict: _Optional[_Union[WordVerdict, str]] = ..., time_span: _Optional[_Union[_common_pb2.TimeSpan, _Mapping]] = ..., confidence: _Optional[float] = ..., finding_indexes: _Optional[_Iterable[int]] = ..., attempts: _Optional[_Iterable[_Union[WordAttempt, _Mapping]]] = ..., segment_index: _Optional[int] = ...) -> None: ...
+
+class WordAttempt(_message.Message):
+    __slots__ = ("segment_index", "verdict", "time_span", "skipped")
+    SEGMENT_INDEX_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    TIME_SPAN_FIELD_NUMBER: _ClassVar[int]
+    SKIPPED_FIELD_NUMBER: _ClassVar[int]
+    segment_index: int
+    verdict: WordVerdict
+    time_span: _common_pb2.TimeSpan
+    skipped: bool
+    def __init__(self, segment_index: _Optional[int] = ..., verdict: _Optional[_Union[WordVerdict, str]] = ..., time_span: _Optional[_Union[_common_pb2.TimeSpan, _Mapping]] = ..., skipped: _Optional[bool] = ...) -> None: ...
 
 class ErrorItem(_message.Message):
     __slots__ = ("word_index", "word", "kind", "rule", "expected", "heard", "time_span", "message_ar", "message_en", "finding_index")
@@ -185,7 +201,7 @@ class AssessStreamResponse(_message.Message):
     def __init__(self, assessment: _Optional[_Union[Assessment, _Mapping]] = ...) -> None: ...
 
 class Assessment(_message.Message):
-    __slots__ = ("request_id", "target", "content", "words", "errors", "findings", "scores", "model_version", "tempo", "stages", "cache_hit", "degraded", "audio_duration_s", "total_ms", "reference", "decode", "alignment", "uthmani", "comparison")
+    __slots__ = ("request_id", "target", "content", "words", "errors", "findings", "scores", "model_version", "tempo", "stages", "cache_hit", "degraded", "audio_duration_s", "total_ms", "reference", "decode", "alignment", "uthmani", "comparison", "segments", "preludes")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
@@ -205,6 +221,8 @@ class Assessment(_message.Message):
     ALIGNMENT_FIELD_NUMBER: _ClassVar[int]
     UTHMANI_FIELD_NUMBER: _ClassVar[int]
     COMPARISON_FIELD_NUMBER: _ClassVar[int]
+    SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    PRELUDES_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     target: _common_pb2.Target
     content: ContentCheck
@@ -224,7 +242,9 @@ class Assessment(_message.Message):
     alignment: _common_pb2.Alignment
     uthmani: str
     comparison: _prosody_pb2.Comparison
-    def __init__(self, request_id: _Optional[str] = ..., target: _Optional[_Union[_common_pb2.Target, _Mapping]] = ..., content: _Optional[_Union[ContentCheck, _Mapping]] = ..., words: _Optional[_Iterable[_Union[WordAssessment, _Mapping]]] = ..., errors: _Optional[_Iterable[_Union[ErrorItem, _Mapping]]] = ..., findings: _Optional[_Iterable[_Union[_common_pb2.Finding, _Mapping]]] = ..., scores: _Optional[_Union[Scores, _Mapping]] = ..., model_version: _Optional[_Union[_common_pb2.ModelVersion, _Mapping]] = ..., tempo: _Optional[_Union[_common_pb2.Tempo, _Mapping]] = ..., stages: _Optional[_Iterable[_Union[_common_pb2.StageReport, _Mapping]]] = ..., cache_hit: _Optional[bool] = ..., degraded: _Optional[_Iterable[str]] = ..., audio_duration_s: _Optional[float] = ..., total_ms: _Optional[float] = ..., reference: _Optional[_Union[_common_pb2.Reference, _Mapping]] = ..., decode: _Optional[_Union[_common_pb2.Decode, _Mapping]] = ..., alignment: _Optional[_Union[_common_pb2.Alignment, _Mapping]] = ..., uthmani: _Optional[str] = ..., comparison: _Optional[_Union[_prosody_pb2.Comparison, _Mapping]] = ...) -> None: ...
+    segments: _containers.RepeatedCompositeFieldContainer[LiveSegment]
+    preludes: _containers.RepeatedCompositeFieldContainer[LivePrelude]
+    def __init__(self, request_id: _Optional[str] = ..., target: _Optional[_Union[_common_pb2.Target, _Mapping]] = ..., content: _Optional[_Union[ContentCheck, _Mapping]] = ..., words: _Optional[_Iterable[_Union[WordAssessment, _Mapping]]] = ..., errors: _Optional[_Iterable[_Union[ErrorItem, _Mapping]]] = ..., findings: _Optional[_Iterable[_Union[_common_pb2.Finding, _Mapping]]] = ..., scores: _Optional[_Union[Scores, _Mapping]] = ..., model_version: _Optional[_Union[_common_pb2.ModelVersion, _Mapping]] = ..., tempo: _Optional[_Union[_common_pb2.Tempo, _Mapping]] = ..., stages: _Optional[_Iterable[_Union[_common_pb2.StageReport, _Mapping]]] = ..., cache_hit: _Optional[bool] = ..., degraded: _Optional[_Iterable[str]] = ..., audio_duration_s: _Optional[float] = ..., total_ms: _Optional[float] = ..., reference: _Optional[_Union[_common_pb2.Reference, _Mapping]] = ..., decode: _Optional[_Union[_common_pb2.Decode, _Mapping]] = ..., alignment: _Optional[_Union[_common_pb2.Alignment, _Mapping]] = ..., uthmani: _Optional[str] = ..., comparison: _Optional[_Union[_prosody_pb2.Comparison, _Mapping]] = ..., segments: _Optional[_Iterable[_Union[LiveSegment, _Mapping]]] = ..., preludes: _Optional[_Iterable[_Union[LivePrelude, _Mapping]]] = ...) -> None: ...
 
 class GetReferenceRequest(_message.Message):
     __slots__ = ("target", "moshaf")

@@ -15,9 +15,9 @@ from services.alignment.servicer import AlignmentServicer
 from services.common.pb import common_pb2, gateway_pb2
 from services.gateway.assess import Assessor
 from services.gateway.config import GatewayConfig
+from services.gateway.follow.stretch import stretch_target
 from services.gateway.live.session import LiveSession
 from services.gateway.live.settings import LiveSettings
-from services.gateway.live.stretch import stretch_target
 from services.gateway.reference.service import ReferenceService
 from services.gateway.stages import LocalStages
 from services.gateway.verification import ContentVerifier

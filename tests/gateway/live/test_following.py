@@ -81,7 +81,7 @@ async def test_skipped_words_are_reported_missing(assessor: Assessor) -> None:
 
 
 async def test_istiadha_and_basmala_are_recognised_not_judged(assessor: Assessor) -> None:
-    from services.gateway.live.session import _prelude_phonemes
+    from services.gateway.follow.preludes import prelude_phonemes as _prelude_phonemes
     from services.gateway.reference import moshaf
 
     istiadha, basmala = _prelude_phonemes(tuple(sorted(moshaf.to_dict(None).items())))
@@ -95,7 +95,7 @@ async def test_istiadha_and_basmala_are_recognised_not_judged(assessor: Assessor
 
 
 async def test_basmala_read_on_into_the_first_words_is_cut_off(assessor: Assessor) -> None:
-    from services.gateway.live.session import _prelude_phonemes
+    from services.gateway.follow.preludes import prelude_phonemes as _prelude_phonemes
     from services.gateway.reference import moshaf
 
     _, basmala = _prelude_phonemes(tuple(sorted(moshaf.to_dict(None).items())))
@@ -194,7 +194,7 @@ async def test_a_segment_the_aligner_refuses_does_not_end_the_session() -> None:
 async def test_a_lone_short_segment_is_decoded_with_the_word_before_it(
     assessor: Assessor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from services.gateway.live import session
+    from services.gateway.follow import follower as session
 
     # Tones make every word long: call a 3 s segment "short" for this test.
     monkeypatch.setattr(session, "LOOKBACK_BELOW_S", 3.0)

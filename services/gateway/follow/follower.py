@@ -1,0 +1,384 @@
+"""Following one recitation through its target, a stretch between two pauses at a time.
+
+    segment -> asr (the window's audio, plus a held-back or looked-back word) -> locate
+            -> judge the stretch (its own reference: the word before the pause in waqf form)
+            -> committer (which attempt at each word stands) -> event payloads
+
+The follower is transport-free: a live session feeds it segments as the learner pauses, the
+Assess flow feeds it the segments of a whole file; both end with `finish()`, whose Assessment is
+composed from the same attempts the events carried (compose.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+
+from services.common.errors import FailedPrecondition
+from services.common.pb import asr_pb2, common_pb2, gateway_pb2
+from services.gateway.follow.attempts import Attempt, assemble, attempts_of, not_recited
+from services.gateway.follow.committer import Committer
+from services.gateway.follow.judge import judge_stretch
+from services.gateway.follow.judgement import Judgement
+from services.gateway.follow.locate import ON_TARGET_SIMILARITY, Item, Match, locate
+from services.gateway.follow.recording import Recording
+from services.gateway.live.segmenter import Segment
+from services.gateway.reference.service import ReferenceResult
+from services.gateway.stage_calls import StageCalls
+from services.gateway.stage_run import StageLedger
+from services.gateway.verification import ContentVerifier
+
+log = logging.getLogger(__name__)
+
+# Words searched behind the position (repeats, restarts) and ahead of it (skips).
+BEHIND_WORDS = 40
+AHEAD_WORDS = 30
+# Audio kept before a segment's first matched phoneme when the window is trimmed.
+TRIM_PAD_S = 0.12
+MIN_TRIM_PHONEMES = 4
+# A segment shorter than this (a lone short word after a pause) is decoded together with the
+# word before it, if that word ended less than LOOKBACK_MAX_S before: the model is weak on a
+# lone short word. Both are judged; the earlier one gets a new attempt.
+LOOKBACK_BELOW_S = 0.9
+LOOKBACK_MAX_S = 3.0
+
+Event = gateway_pb2.AssessLiveResponse
+
+
+@dataclass
+class SegmentRecord:
+    """What one segment cost and gave: its stage reports, its decode, how it was placed."""
+
+    segment: Segment
+    ledger: StageLedger = field(default_factory=StageLedger)
+    # The segment's window as first decoded (offset on the recording's clock, the decode).
+    decode: tuple[float, asr_pb2.Transcription] | None = None
+    asr_failed: bool = False
+    # The aligner's refusal of the segment's stretch (too little audio for its words).
+    refused: str | None = None
+    # Off-target, or nothing recognisable: its decode explains no word of the target.
+    unplaced: bool = False
+    judged: Judgement | None = None
+
+
+@dataclass(frozen=True)
+class Followed:
+    """Everything compose() reads: the target, the attempts, and what each segment gave."""
+
+    request: gateway_pb2.AssessRequest
+    reference: ReferenceResult
+    committer: Committer
+    records: list[SegmentRecord]
+    preludes: list[gateway_pb2.LivePrelude]
+    duration_s: float
+
+
+class RecitationFollower:
+    def __init__(
+        self,
+        calls: StageCalls,
+        verifier: ContentVerifier,
+        request: gateway_pb2.AssessRequest,
+        reference: ReferenceResult,
+        preludes: Sequence[Item],
+        recording: Recording,
+        transcribe_timeout: Callable[[], float | None],
+    ) -> None:
+        self.calls = calls
+        self.verifier = verifier
+        self.request = request
+        self.reference = reference
+        self.recording = recording
+        self._transcribe_timeout = transcribe_timeout
+        self.words: list[common_pb2.ReferenceWord] = list(reference.reference.words)
+        phonemes = reference.reference.phonemes
+        self.phonemes = [phonemes[w.phoneme_start : w.phoneme_end] for w in self.words]
+        self.preludes = len(preludes)
+        self.items: list[Item] = list(preludes) + [Item(p, word=k) for k, p in enumerate(self.phonemes)]
+        self.committer = Committer(len(self.words))
+        self.position = 0
+        self._records: dict[int, SegmentRecord] = {}
+        self._recognised: list[gateway_pb2.LivePrelude] = []
+        self._off_target = False
+        self._held_from: float | None = None
+        self._last_word_start: float | None = None
+        self._last_word_end = 0.0
+        self._looked_back = False
+        self._timings: dict[str, float] = {}
+
+    # -- one segment ----------------------------------------------------------------------
+
+    async def follow(self, segment: Segment) -> list[Event]:
+        """The events of one closed segment: prelude, off-target, words, position."""
+        record = SegmentRecord(segment)
+        self._records[segment.index] = record
+        self._timings = {"asr": 0.0, "model": 0.0, "judge": 0.0}
+        try:
+            return await self._follow(record, retry=False)
+        except FailedPrecondition as exc:
+            # The aligner refusing a stretch (too long for its audio) must not end the
+            # recitation: the segment gets an empty, degraded answer.
+            log.warning("segment not judged", extra={"segment": segment.index, "error": exc.message})
+            record.refused = exc.message
+            record.ledger.record("alignment", common_pb2.STAGE_STATUS_FAILED, message=exc.message)
+            self._held_from = None
+            return [self._words_event(segment, degraded=["alignment"])]
+
+    async def _follow(self, record: SegmentRecord, *, retry: bool) -> list[Event]:
+        segment = record.segment
+        start_s = segment.start_s if self._held_from is None or retry else min(self._held_from, segment.start_s)
+        self._looked_back = (
+            not retry
+            and self._held_from is None
+            and self._last_word_start is not None
+            and segment.end_s - segment.start_s < LOOKBACK_BELOW_S
+            and segment.start_s - self._last_word_end < LOOKBACK_MAX_S
+        )
+        if self._looked_back and self._last_word_start is not None:
+            start_s = max(0.0, self._last_word_start - TRIM_PAD_S)
+        transcription = await self._transcribe(record, start_s, segment.end_s)
+        if transcription is None:
+            record.asr_failed = True
+            for stage in ("alignment", "tajweed"):
+                record.ledger.record(stage, common_pb2.STAGE_STATUS_SKIPPED, message="no transcription")
+            return [self._words_event(segment, degraded=["asr"])]
+        record.decode = (start_s, transcription)
+        decoded = transcription.decode.phonemes
+        lo = max(0, self.position - BEHIND_WORDS)
+        hi = min(len(self.words), self.position + AHEAD_WORDS)
+        candidates = (self.items[: self.preludes] if lo == 0 else []) + self.items[
+            self.preludes + lo : self.preludes + hi
+        ]
+        expected = (self.preludes if lo == 0 else 0) + self.position - lo
+        match = await asyncio.to_thread(locate, decoded, candidates, expected)
+        if match is None or (not match.words and not match.preludes):
+            # Nothing recognisable: an empty verdict, so that every segment has its answer.
+            record.unplaced = True
+            self._skip_rules(record, "no word of the target recognised")
+            return [self._words_event(segment)]
+        frame_s = transcription.frame_duration_s or 0.04
+        tokens = transcription.decode.tokens
+
+        def at(decoded_index: int) -> float:
+            if not tokens:
+                return start_s
+            token = tokens[min(decoded_index, len(tokens) - 1)]
+            return start_s + token.start_frame * frame_s
+
+        events: list[Event] = []
+        if match.similarity < ON_TARGET_SIMILARITY:
+            record.unplaced = True
+            events.append(await self._report_off_target(segment, decoded, match.similarity))
+            if not self.request.options.run_rules_on_mismatch:
+                self._skip_rules(record, "content mismatch")
+                return events
+            # Asked to judge it anyway (as Assess does with run_rules_on_mismatch): what the
+            # reciter most likely meant is the continuation, as much of it as the audio holds.
+            span = self._continuation(transcription)
+            if span is not None:
+                first, end = span
+                events.extend(await self._judge(record, transcription, start_s, first, end, None, None, retry=retry))
+                return events
+            if not match.words:
+                return events
+        for prelude in match.preludes:
+            time_span = common_pb2.TimeSpan(start_s=at(prelude.decoded_start), end_s=at(prelude.decoded_end))
+            found = gateway_pb2.LivePrelude(segment_index=segment.index, kind=prelude.item.kind, time_span=time_span)
+            self._recognised.append(found)
+            events.append(Event(prelude=found))
+        if not match.words:
+            self._held_from = None
+            return events
+        first_at = at(match.words[0].decoded_start)
+        # Audio before the first matched word (a prelude, a false start) is trimmed off and the
+        # rest decoded again: the forced alignment must see only the stretch's words. A word
+        # read after a pause starts in its starting form (a hamzat al-wasl the connected
+        # reference drops): a few unmatched phonemes at the start are that, not extra speech.
+        leading = match.words[0].decoded_start
+        trim_at = None
+        if (match.preludes or leading >= MIN_TRIM_PHONEMES) and first_at - TRIM_PAD_S > start_s:
+            trim_at = first_at - TRIM_PAD_S
+        held_at = None
+        if not retry and not segment.closed_by_pause and len(match.words) > 1:
+            # Cut at the cap, not at a pause: the last word may go on; judge it next time.
+            held_at = max(start_s, at(match.words[-1].decoded_start) - TRIM_PAD_S)
+        first, end = self._span(match)
+        events.extend(await self._judge(record, transcription, start_s, first, end, trim_at, held_at, retry=retry))
+        return events
+
+    @staticmethod
+    def _span(match: Match) -> tuple[int, int]:
+        return match.words[0].item.word, match.words[-1].item.word + 1
+
+    def _continuation(self, transcription: asr_pb2.Transcription) -> tuple[int, int] | None:
+        """The words from the position on that the window's frames can hold (one frame per
+        phoneme, and a blank between repeated neighbours, as the aligner needs)."""
+        frames = transcription.num_frames
+        text = ""
+        end = self.position
+        while end < len(self.words) and end - self.position < AHEAD_WORDS:
+            longer = text + self.phonemes[end]
+            needed = len(longer) + sum(a == b for a, b in pairwise(longer))
+            if needed > frames:
+                break
+            text, end = longer, end + 1
+        return (self.position, end) if end > self.position else None
+
+    def _skip_rules(self, record: SegmentRecord, why: str) -> None:
+        for stage in ("alignment", "tajweed"):
+            record.ledger.record(stage, common_pb2.STAGE_STATUS_SKIPPED, message=why)
+
+    async def _transcribe(self, record: SegmentRecord, start_s: float, end_s: float) -> asr_pb2.Transcription | None:
+        audio = self.recording.window(start_s, end_s)
+        if audio.samples.size < 1600:
+            return None
+        options = self.request.options
+
+        async def call() -> asr_pb2.Transcription:
+            return await self.calls.transcribe(audio, options, self._transcribe_timeout())
+
+        started = time.perf_counter()
+        transcription = await record.ledger.run("asr", call, timings=lambda t: t.timings)
+        self._timings["asr"] = self._timings.get("asr", 0.0) + (time.perf_counter() - started) * 1000
+        if transcription is not None:
+            await self.calls.observe(transcription)
+            model_ms = sum(t.duration_ms for t in transcription.timings if t.stage == "model")
+            self._timings["model"] = self._timings.get("model", 0.0) + model_ms
+        return transcription
+
+    async def _report_off_target(self, segment: Segment, decoded: str, similarity: float) -> Event:
+        finder = self.verifier.finder
+        passages = await asyncio.to_thread(finder.find, decoded) if finder is not None else []
+        self._off_target = True
+        self._held_from = None
+        return Event(
+            off_target=gateway_pb2.LiveOffTarget(
+                segment_index=segment.index, likely_recited=[p.to_proto() for p in passages], similarity=similarity
+            )
+        )
+
+    async def _judge(
+        self,
+        record: SegmentRecord,
+        transcription: asr_pb2.Transcription,
+        start_s: float,
+        first: int,
+        end: int,
+        trim_at: float | None,
+        held_at: float | None,
+        *,
+        retry: bool,
+    ) -> list[Event]:
+        segment = record.segment
+        commit_end = end if held_at is None else end - 1
+        if not retry:
+            self._held_from = held_at
+        window_start = start_s
+        if trim_at is not None:
+            retranscribed = await self._transcribe(record, trim_at, segment.end_s)
+            if retranscribed is not None:
+                transcription, window_start = retranscribed, trim_at
+        reason = "advance"
+        missing: list[int] = []
+        if self._looked_back and first == self.position - 1:
+            reason = "advance"  # the word before, decoded again as look-back, not a repeat
+        elif first < self.position:
+            reason = "restart" if first == 0 or self.words[first].word_in_ayah == 0 else "repeat"
+        elif first > self.position and not retry:
+            reason = "skip"
+            missing = [k for k in range(self.position, first) if k not in self.committer.committed]
+        elif self._off_target:
+            reason = "follow"
+        judged_at = time.perf_counter()
+        judgement = await judge_stretch(
+            self.calls,
+            self.words,
+            first,
+            end,
+            self.request,
+            transcription,
+            self.recording.window(window_start, segment.end_s),
+            window_start,
+            record.ledger,
+            segment.index,
+            whole=self.reference.reference,
+        )
+        self._timings["judge"] = self._timings.get("judge", 0.0) + (time.perf_counter() - judged_at) * 1000
+        record.judged = judgement
+        skipped = [not_recited(k, self.words[k], self.phonemes[k], segment.index, skipped=True) for k in missing]
+        standing = self.committer.commit([*skipped, *attempts_of(judgement, commit_end)])
+        timed = [a.word for a, _ in standing if not a.skipped and a.word.time_span.end_s > 0]
+        if timed and not retry:
+            self._last_word_start, self._last_word_end = timed[-1].time_span.start_s, timed[-1].time_span.end_s
+        events = [self._words_event(segment, standing, degraded=record.ledger.degraded(), missing=missing)]
+        if not retry:
+            self._off_target = False
+            self.position = commit_end
+            events.append(Event(position=gateway_pb2.LivePosition(next_word=self.position, reason=reason)))
+        return events
+
+    def _words_event(
+        self,
+        segment: Segment,
+        standing: Sequence[tuple[Attempt, Sequence[Attempt]]] = (),
+        *,
+        degraded: Sequence[str] = (),
+        missing: Sequence[int] = (),
+    ) -> Event:
+        """A `words` event; its delay is measured whatever it holds (an empty one too)."""
+        words, errors, findings = assemble(standing)
+        delay_ms = (time.perf_counter() - self.recording.arrived_at(segment.end_s)) * 1000
+        return Event(
+            degraded=list(degraded),
+            words=gateway_pb2.LiveWords(
+                segment_index=segment.index,
+                words=words,
+                errors=errors,
+                findings=findings,
+                delay_ms=delay_ms,
+                missing_words=list(missing),
+                timings=[common_pb2.StageTiming(stage=k, duration_ms=v) for k, v in self._timings.items()],
+            ),
+        )
+
+    # -- the end ----------------------------------------------------------------------------
+
+    async def retry_failed(self) -> list[Event]:
+        """Segments the asr could not decode (it was down, not late: a late stage is not asked
+        twice) are tried once more: a stage that was briefly down costs the final nothing. The
+        reciter has moved on, so a retried segment moves no position and marks no skip."""
+        events: list[Event] = []
+        for index in sorted(self._records):
+            failed = self._records[index]
+            if not failed.asr_failed or _late(failed.ledger):
+                continue
+            record = SegmentRecord(failed.segment)
+            self._timings = {"asr": 0.0, "model": 0.0, "judge": 0.0}
+            try:
+                retried = await self._follow(record, retry=True)
+            except FailedPrecondition as exc:
+                record.refused = exc.message
+                record.ledger.record("alignment", common_pb2.STAGE_STATUS_FAILED, message=exc.message)
+                retried = []
+            if not record.asr_failed:
+                self._records[index] = record
+                events.extend(e for e in retried if e.WhichOneof("kind") != "position")
+        return events
+
+    def followed(self) -> Followed:
+        return Followed(
+            request=self.request,
+            reference=self.reference,
+            committer=self.committer,
+            records=[self._records[k] for k in sorted(self._records)],
+            preludes=list(self._recognised),
+            duration_s=self.recording.duration_s,
+        )
+
+
+def _late(ledger: StageLedger) -> bool:
+    return any(r.stage == "asr" and r.status == common_pb2.STAGE_STATUS_DEADLINE_EXCEEDED for r in ledger.reports)

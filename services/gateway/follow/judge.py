@@ -1,0 +1,136 @@
+"""One stretch of a recitation judged by the gateway's own stages.
+
+The same calls Assess always made (the reference service, the alignment and tajweed stages,
+fusion), on the stretch's audio and the stretch's own reference (its first word read as
+started, its last as stopped on); the answer is then put back in the recitation's terms (word
+indexes of the target, times on the recording's clock) and cut into one attempt per word.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+
+from services.common.audio import DecodedAudio
+from services.common.pb import asr_pb2, common_pb2, gateway_pb2, tajweed_pb2
+from services.gateway.follow.attempts import decoded_by_word
+from services.gateway.follow.judgement import Judgement
+from services.gateway.follow.stretch import WordKey, stretch_target, word_key
+from services.gateway.fusion import FusionInput, fuse
+from services.gateway.stage_calls import StageCalls
+from services.gateway.stage_run import StageLedger
+from services.tajweed.energy import energy_envelope
+
+
+def _shift(span: common_pb2.TimeSpan, offset_s: float) -> None:
+    if span.end_s > 0 or span.start_s > 0:
+        span.start_s += offset_s
+        span.end_s += offset_s
+
+
+async def judge_stretch(
+    calls: StageCalls,
+    target_words: list[common_pb2.ReferenceWord],
+    first: int,
+    end: int,
+    request: gateway_pb2.AssessRequest,
+    transcription: asr_pb2.Transcription,
+    audio: DecodedAudio,
+    offset_s: float,
+    ledger: StageLedger,
+    segment_index: int,
+    whole: common_pb2.Reference | None = None,
+) -> Judgement:
+    """Verdicts of the target's words [first, end), recited in `audio` (which starts at
+    `offset_s` on the recording's clock) and decoded in `transcription`; `whole` is the
+    target's own reference. Raises
+    FailedPrecondition when the aligner refuses the stretch (too little audio for its words)."""
+    judgement = Judgement(segment_index=segment_index, offset_s=offset_s, transcription=transcription)
+    moshaf = request.moshaf if request.HasField("moshaf") else None
+    options = request.options
+    target = stretch_target(target_words, first, end)
+
+    async def reference_call() -> common_pb2.Reference:
+        return (await calls.reference(target, moshaf)).reference
+
+    # A stretch of the whole target is the target read from its start to a stop at its end:
+    # its reference is the target's own (the same phonemes, groups and rules), already at hand.
+    whole_target = whole is not None and first == 0 and end == len(target_words)
+    reference = whole if whole_target else await ledger.run("reference", reference_call)
+    if reference is None:
+        return judgement
+    judgement.reference = reference
+    alignment = await calls.align(transcription, reference, options, ledger)
+    judgement.alignment = alignment
+    validated: tajweed_pb2.ValidateResponse | None = None
+    if alignment is None:
+        ledger.record("tajweed", common_pb2.STAGE_STATUS_SKIPPED, message="no alignment")
+    else:
+
+        async def energy_call() -> tuple[np.ndarray, float]:
+            return await asyncio.to_thread(energy_envelope, audio.samples, audio.sample_rate)
+
+        energy = await ledger.run("energy", energy_call)
+        validated = await calls.validate(reference, alignment, transcription, energy, audio, options, ledger)
+    findings = list(validated.findings) if validated is not None else None
+    if validated is not None and validated.HasField("tempo"):
+        judgement.tempo = validated.tempo
+    fusion_started = time.perf_counter()
+    fused = fuse(
+        FusionInput(
+            reference=reference,
+            decode=transcription.decode,
+            alignment=alignment,
+            findings=findings,
+            # The follower placed the stretch; the recording's content is checked as a whole.
+            content=gateway_pb2.ContentCheck(status=gateway_pb2.CONTENT_STATUS_MATCH),
+            # As in Assess: without alignment or tajweed the letters are still judged from the decode.
+            rules_ran=True,
+            include_correct=options.include_correct,
+        )
+    )
+    ledger.record("fusion", common_pb2.STAGE_STATUS_OK, (time.perf_counter() - fusion_started) * 1000)
+    index_of: dict[WordKey, int] = {word_key(w): first + k for k, w in enumerate(target_words[first:end])}
+    stretch_index = [index_of.get(word_key(w), -1) for w in reference.words]
+    judgement.target_index = stretch_index
+
+    def moved_index(index: int) -> int:
+        return stretch_index[index] if 0 <= index < len(stretch_index) else index
+
+    for word in fused.words:
+        session_index = moved_index(word.word_index)
+        if session_index < 0 or word.word_index >= len(stretch_index):
+            continue
+        moved = gateway_pb2.WordAssessment()
+        moved.CopyFrom(word)
+        moved.word_index = session_index
+        _shift(moved.time_span, offset_s)
+        judgement.words.append(moved)
+    for finding in fused.findings:
+        moved_finding = common_pb2.Finding()
+        moved_finding.CopyFrom(finding)
+        moved_finding.word_index = moved_index(finding.word_index)
+        _shift(moved_finding.time_span, offset_s)
+        judgement.findings.append(moved_finding)
+    for error in fused.errors:
+        moved_error = gateway_pb2.ErrorItem()
+        moved_error.CopyFrom(error)
+        moved_error.word_index = moved_index(error.word_index)
+        _shift(moved_error.time_span, offset_s)
+        judgement.errors.append(moved_error)
+    if findings is not None:
+        judgement.scored = []
+        for finding in findings:
+            scored = common_pb2.Finding()
+            scored.CopyFrom(finding)
+            scored.word_index = moved_index(finding.word_index)
+            judgement.scored.append(scored)
+    per_word = decoded_by_word(reference, transcription.decode.phonemes)
+    for k, stretch_word in enumerate(reference.words):
+        if stretch_index[k] >= 0:
+            judgement.decoded[stretch_index[k]] = per_word[k]
+            phonemes = reference.phonemes[stretch_word.phoneme_start : stretch_word.phoneme_end]
+            judgement.judged_phonemes[stretch_index[k]] = phonemes
+    return judgement
