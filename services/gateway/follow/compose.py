@@ -33,7 +33,7 @@ from services.gateway.follow.follower import Followed, SegmentRecord
 from services.gateway.follow.judgement import Judgement
 from services.gateway.fusion import score
 from services.gateway.stage_run import StageLedger
-from services.gateway.verification import ContentVerifier, similarity
+from services.gateway.verification import ContentVerifier, similarity, similarity_with_drops
 
 Chosen = tuple[Attempt, Sequence[Attempt]]
 
@@ -159,6 +159,9 @@ async def _content(
     read; on a mismatch, what the unplaced stretches (or the whole decode) sound like."""
     threshold = options.content_threshold if options.HasField("content_threshold") else verifier.threshold
     value = similarity(recited, expected)
+    if value < threshold:
+        # Words left out are words not recited (reported on themselves), not another passage.
+        value = max(value, similarity_with_drops(recited, expected))
     if value >= threshold:
         return gateway_pb2.ContentCheck(status=gateway_pb2.CONTENT_STATUS_MATCH, similarity=value, threshold=threshold)
     unplaced = "".join(r.decode[1].decode.phonemes for r in records if r.unplaced and r.decode is not None)
