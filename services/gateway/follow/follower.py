@@ -128,6 +128,23 @@ class RecitationFollower:
             self._held_from = None
             return [self._words_event(segment, degraded=["alignment"])]
 
+    async def _decode_and_locate(
+        self, record: SegmentRecord, start_s: float
+    ) -> tuple[asr_pb2.Transcription | None, Match | None]:
+        """The window from start_s to the segment's end, decoded and placed in the passage."""
+        transcription = await self._transcribe(record, start_s, record.segment.end_s)
+        if transcription is None:
+            return None, None
+        record.decode = (start_s, transcription)
+        lo = max(0, self.position - BEHIND_WORDS)
+        hi = min(len(self.words), self.position + AHEAD_WORDS)
+        candidates = (self.items[: self.preludes] if lo == 0 else []) + self.items[
+            self.preludes + lo : self.preludes + hi
+        ]
+        expected = (self.preludes if lo == 0 else 0) + self.position - lo
+        match = await asyncio.to_thread(locate, transcription.decode.phonemes, candidates, expected)
+        return transcription, match
+
     async def _follow(self, record: SegmentRecord, *, retry: bool) -> list[Event]:
         segment = record.segment
         start_s = segment.start_s if self._held_from is None or retry else min(self._held_from, segment.start_s)
@@ -140,21 +157,35 @@ class RecitationFollower:
         )
         if self._looked_back and self._last_word_start is not None:
             start_s = max(0.0, self._last_word_start - TRIM_PAD_S)
-        transcription = await self._transcribe(record, start_s, segment.end_s)
+        transcription, match = await self._decode_and_locate(record, start_s)
+        if (
+            transcription is not None
+            and match is not None
+            and match.similarity < ON_TARGET_SIMILARITY
+            and not retry
+            and not self._looked_back
+            and self._held_from is None
+            and self._last_word_start is not None
+            and segment.start_s - self._last_word_end < LOOKBACK_MAX_S
+        ):
+            # Sounds that fit the target too poorly alone: perhaps the rest of the word before,
+            # cut off by a silence inside it (a stop consonant held long). Decoded again with
+            # that word; kept only if that places it (noise after a word must not re-judge it).
+            alone = (start_s, transcription, match, record.decode)
+            looked_from = max(0.0, self._last_word_start - TRIM_PAD_S)
+            again, placed = await self._decode_and_locate(record, looked_from)
+            if again is not None and placed is not None and placed.similarity >= ON_TARGET_SIMILARITY:
+                self._looked_back = True
+                start_s, transcription, match = looked_from, again, placed
+            else:
+                # Not the word before either: the segment alone is what is reported (off target).
+                start_s, transcription, match, record.decode = alone
         if transcription is None:
             record.asr_failed = True
             for stage in ("alignment", "tajweed"):
                 record.ledger.record(stage, common_pb2.STAGE_STATUS_SKIPPED, message="no transcription")
             return [self._words_event(segment, degraded=["asr"])]
-        record.decode = (start_s, transcription)
         decoded = transcription.decode.phonemes
-        lo = max(0, self.position - BEHIND_WORDS)
-        hi = min(len(self.words), self.position + AHEAD_WORDS)
-        candidates = (self.items[: self.preludes] if lo == 0 else []) + self.items[
-            self.preludes + lo : self.preludes + hi
-        ]
-        expected = (self.preludes if lo == 0 else 0) + self.position - lo
-        match = await asyncio.to_thread(locate, decoded, candidates, expected)
         if match is None or (not match.words and not match.preludes):
             # Nothing recognisable: an empty verdict, so that every segment has its answer.
             record.unplaced = True
