@@ -45,6 +45,10 @@ MIN_TRIM_PHONEMES = 4
 # lone short word. Both are judged; the earlier one gets a new attempt.
 LOOKBACK_BELOW_S = 0.9
 LOOKBACK_MAX_S = 3.0
+# A segment's last word whose decode holds less than this share of its phonemes was cut off by
+# a silence inside it (a long nasal hold or closure that the voice detector took for a pause):
+# it is held back and judged with the next segment, or alone if none comes (flush).
+INCOMPLETE_SHARE = 0.6
 
 Event = gateway_pb2.AssessLiveResponse
 
@@ -109,6 +113,8 @@ class RecitationFollower:
         self._last_word_end = 0.0
         self._looked_back = False
         self._timings: dict[str, float] = {}
+        # The segment whose last word is held back for the next one (see INCOMPLETE_SHARE).
+        self._held_record: SegmentRecord | None = None
 
     # -- one segment ----------------------------------------------------------------------
 
@@ -234,9 +240,15 @@ class RecitationFollower:
         if (match.preludes or leading >= MIN_TRIM_PHONEMES) and first_at - TRIM_PAD_S > start_s:
             trim_at = first_at - TRIM_PAD_S
         held_at = None
-        if not retry and not segment.closed_by_pause and len(match.words) > 1:
-            # Cut at the cap, not at a pause: the last word may go on; judge it next time.
-            held_at = max(start_s, at(match.words[-1].decoded_start) - TRIM_PAD_S)
+        last = match.words[-1]
+        cut_short = (
+            last.decoded_end - last.decoded_start < INCOMPLETE_SHARE * len(last.item.phonemes)
+            and last.item.word < len(self.words) - 1
+        )
+        if not retry and len(match.words) > 1 and (not segment.closed_by_pause or cut_short):
+            # Cut at the cap, or the last word cut off inside: it may go on; judge it next time.
+            held_at = max(start_s, at(last.decoded_start) - TRIM_PAD_S)
+            self._held_record = record
         first, end = self._span(match)
         events.extend(await self._judge(record, transcription, start_s, first, end, trim_at, held_at, retry=retry))
         return events
@@ -377,6 +389,24 @@ class RecitationFollower:
         )
 
     # -- the end ----------------------------------------------------------------------------
+
+    async def flush(self) -> list[Event]:
+        """The word held back for a next segment that never came, judged on its own (from where
+        it started to its segment's end), so that the recording's end loses no word."""
+        held, self._held_record = self._held_record, None
+        if held is None or self._held_from is None:
+            return []
+        record = SegmentRecord(held.segment)
+        self._timings = {"asr": 0.0, "model": 0.0, "judge": 0.0}
+        try:
+            events = await self._follow(record, retry=False)
+        except FailedPrecondition as exc:
+            record.ledger.record("alignment", common_pb2.STAGE_STATUS_FAILED, message=exc.message)
+            events = []
+        # One segment, judged in two steps: its stage reports stay together.
+        held.ledger.reports.extend(record.ledger.reports)
+        self._held_from = None
+        return events
 
     async def retry_failed(self) -> list[Event]:
         """Segments the asr could not decode (it was down, not late: a late stage is not asked

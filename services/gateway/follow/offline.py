@@ -29,4 +29,5 @@ async def follow_all(follower: RecitationFollower, segments: list[Segment]) -> N
     session would send are not needed: the composition holds what they said."""
     for segment in segments:
         await follower.follow(segment)
+    await follower.flush()
     await follower.retry_failed()

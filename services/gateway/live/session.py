@@ -196,6 +196,7 @@ class LiveSession:
             raise InvalidArgument(NO_SPEECH)
         assert self.follower is not None
         started = time.perf_counter()
+        self._emit_all(await self.follower.flush())
         self._emit_all(await self.follower.retry_failed())
         composition = await compose(self.follower.followed(), self.assessor.verifier, self.assessor.versions.model)
         if composition.unseen is not None:
