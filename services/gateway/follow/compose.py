@@ -164,7 +164,9 @@ async def _content(
         value = max(value, similarity_with_drops(recited, expected))
     if value >= threshold:
         return gateway_pb2.ContentCheck(status=gateway_pb2.CONTENT_STATUS_MATCH, similarity=value, threshold=threshold)
-    unplaced = "".join(r.decode[1].decode.phonemes for r in records if r.unplaced and r.decode is not None)
+    unplaced = "".join(
+        r.decode[1].decode.phonemes for r in records if r.unplaced and not r.carried and r.decode is not None
+    )
     query = unplaced or "".join(r.decode[1].decode.phonemes for r in records if r.decode is not None)
     passages = await asyncio.to_thread(verifier.finder.find, query) if query else []
     return gateway_pb2.ContentCheck(

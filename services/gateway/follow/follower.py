@@ -49,6 +49,9 @@ LOOKBACK_MAX_S = 3.0
 # a silence inside it (a long nasal hold or closure that the voice detector took for a pause):
 # it is held back and judged with the next segment, or alone if none comes (flush).
 INCOMPLETE_SHARE = 0.6
+# A segment this short that cannot be placed alone is carried into the next one (a fragment of a
+# word); a longer one, or a second in a row, is what it sounds like: off target.
+FRAGMENT_MAX_S = 2.0
 
 Event = gateway_pb2.AssessLiveResponse
 
@@ -66,6 +69,8 @@ class SegmentRecord:
     refused: str | None = None
     # Off-target, or nothing recognisable: its decode explains no word of the target.
     unplaced: bool = False
+    # A fragment carried into the next segment (unplaced alone, judged with what follows).
+    carried: bool = False
     judged: Judgement | None = None
 
 
@@ -115,6 +120,8 @@ class RecitationFollower:
         self._timings: dict[str, float] = {}
         # The segment whose last word is held back for the next one (see INCOMPLETE_SHARE).
         self._held_record: SegmentRecord | None = None
+        # The start of a fragment that could not be placed alone (see FRAGMENT_MAX_S).
+        self._carry_from: float | None = None
 
     # -- one segment ----------------------------------------------------------------------
 
@@ -154,9 +161,16 @@ class RecitationFollower:
     async def _follow(self, record: SegmentRecord, *, retry: bool) -> list[Event]:
         segment = record.segment
         start_s = segment.start_s if self._held_from is None or retry else min(self._held_from, segment.start_s)
+        if self._carry_from is not None and not retry:
+            if segment.start_s - self._carry_from < LOOKBACK_MAX_S:
+                start_s = min(start_s, self._carry_from)
+            else:
+                # A fragment long before this segment is not its beginning.
+                self._carry_from = None
         self._looked_back = (
             not retry
             and self._held_from is None
+            and self._carry_from is None
             and self._last_word_start is not None
             and segment.end_s - segment.start_s < LOOKBACK_BELOW_S
             and segment.start_s - self._last_word_end < LOOKBACK_MAX_S
@@ -164,28 +178,23 @@ class RecitationFollower:
         if self._looked_back and self._last_word_start is not None:
             start_s = max(0.0, self._last_word_start - TRIM_PAD_S)
         transcription, match = await self._decode_and_locate(record, start_s)
+        carried = self._carry_from is not None and not retry
+        self._carry_from = None if carried else self._carry_from
         if (
             transcription is not None
-            and match is not None
-            and match.similarity < ON_TARGET_SIMILARITY
+            and (match is None or match.similarity < ON_TARGET_SIMILARITY)
             and not retry
-            and not self._looked_back
-            and self._held_from is None
-            and self._last_word_start is not None
-            and segment.start_s - self._last_word_end < LOOKBACK_MAX_S
+            and not carried
+            and segment.end_s - segment.start_s < FRAGMENT_MAX_S
         ):
-            # Sounds that fit the target too poorly alone: perhaps the rest of the word before,
-            # cut off by a silence inside it (a stop consonant held long). Decoded again with
-            # that word; kept only if that places it (noise after a word must not re-judge it).
-            alone = (start_s, transcription, match, record.decode)
-            looked_from = max(0.0, self._last_word_start - TRIM_PAD_S)
-            again, placed = await self._decode_and_locate(record, looked_from)
-            if again is not None and placed is not None and placed.similarity >= ON_TARGET_SIMILARITY:
-                self._looked_back = True
-                start_s, transcription, match = looked_from, again, placed
-            else:
-                # Not the word before either: the segment alone is what is reported (off target).
-                start_s, transcription, match, record.decode = alone
+            # Too little, and fitting too poorly, to place alone: perhaps the start of a word
+            # that a silence inside it cut off (a long nasal hold or closure the voice detector
+            # took for a pause). Judged with the next segment, from this one's start.
+            self._carry_from = start_s
+            record.unplaced = True
+            record.carried = True
+            self._skip_rules(record, "a fragment: judged with the next segment")
+            return [self._words_event(segment)]
         if transcription is None:
             record.asr_failed = True
             for stage in ("alignment", "tajweed"):
