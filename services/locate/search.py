@@ -1,0 +1,349 @@
+"""Where in the index a decoded phoneme string was recited: n-gram votes, then a fuzzy re-rank.
+
+The search works in a *collapsed* script: every run of one repeated symbol becomes one symbol,
+in the index and in the query alike. Madd, ghunnah and shadda are written as repeated symbols,
+and their counts are what a model (and a learner) gets wrong most while saying the right words;
+collapsing makes `ااااا` and `اا` the same place, and costs nothing in telling passages apart
+(two passages that differ only in their madd counts are the same words).
+
+1. Candidates: every 4-gram of the collapsed query looks up where it occurs (an inverted index:
+   the index's 4-gram keys sorted once, postings found by bisection). Each hit votes for the
+   diagonal it implies (index position minus query position: where the query would start),
+   in bins of 8 phonemes; a query gram votes at most once per bin, so a repetitive stretch does
+   not outvote a real match. Bins with at least half the best bin's votes (at least 8, at most
+   256) become candidate windows; neighbouring bins merge into one window.
+2. Re-rank: rapidfuzz's `partial_ratio_alignment` places the query in each window, the start and
+   end are snapped to word bounds (the neighbouring bounds are tried too), and each span is
+   scored by normalised Levenshtein similarity between the query and the span's own collapsed
+   phonemes (1 - edits / longer length). Scoring the word-aligned span, not the raw alignment,
+   gives identical passages identical scores: that is what makes ties reportable.
+3. Spans that overlap a better one by more than half are dropped; what is left is ranked by
+   score, then mushaf order. `tied` are the spans with the best score (identical text: the
+   Ar-Rahman refrain, the basmala at 1:1 and inside 27:30), `margin` is the best score minus
+   the best score outside the tie.
+
+Noise: 10 % of a 4-word query's phonemes edited at random leaves about two thirds of its
+4-grams intact, enough votes for the true diagonal to stand out among the ~500k positions
+(bench/locate.py measures how often it does).
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from rapidfuzz import fuzz
+from rapidfuzz.distance import Levenshtein
+
+from services.gateway.reference.builder import phoneme_vocabulary
+from services.locate.index import PassageIndex, WordPlace
+
+GRAM = 4
+BIN = 8
+# Bits per symbol in a gram key: the vocabulary has 42 symbols (ids 1..42).
+_BITS = 6
+# Decodes longer than this (about 60 words) are located by their first MAX_QUERY phonemes:
+# enough to place any passage, and the cost of the re-rank stays bounded.
+MAX_QUERY = 400
+_TIE = 1e-9
+# Candidate bins: those with at least half the best bin's votes, no fewer than MIN_WINDOWS
+# (the runners-up the margin is measured against) and no more than MAX_WINDOWS (a short query
+# of common words: the tie list is cut there).
+MIN_WINDOWS = 8
+MAX_WINDOWS = 256
+# Partial-ratio points (0..100) behind the best alignment within which a window is still scored.
+SNAP_BAND = 10.0
+
+I64 = npt.NDArray[np.int64]
+# (score, first word, end word): a span before it is worth building.
+_Found = tuple[float, int, int]
+
+
+@dataclass(frozen=True)
+class Span:
+    """A located passage: words first_word..end_word-1 (global word indexes of the index)."""
+
+    first_word: int
+    end_word: int
+    start: WordPlace
+    # The last word of the span (included).
+    last: WordPlace
+    # Normalised Levenshtein similarity of the query and the span, in the collapsed script: 0..1.
+    score: float
+    # Offsets into the index's phonemes (uncollapsed).
+    phoneme_start: int
+    phoneme_end: int
+
+
+@dataclass(frozen=True)
+class LocateResult:
+    # Ranked, best first; every tied span is in it even when that passes `limit`.
+    candidates: tuple[Span, ...]
+    # The spans that share the best score (identical text): the search cannot tell them apart.
+    tied: tuple[Span, ...]
+    # The best score minus the best score outside the tie (the best score when nothing else
+    # was found): how far the runner-up is behind.
+    margin: float
+    # The collapsed query that was searched (after dropping symbols outside the vocabulary
+    # and cutting to MAX_QUERY).
+    query: str
+
+    @property
+    def best(self) -> Span | None:
+        return self.candidates[0] if self.candidates else None
+
+    @property
+    def ambiguous(self) -> bool:
+        return len(self.tied) > 1
+
+
+_VOCAB = phoneme_vocabulary()
+
+
+def _codes(text: str) -> npt.NDArray[np.int64]:
+    return np.fromiter((_VOCAB[c] for c in text if c in _VOCAB), dtype=np.int64)
+
+
+def _collapse(codes: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """True where a symbol differs from the one before it (the symbols a collapse keeps)."""
+    keep = np.ones(len(codes), dtype=bool)
+    keep[1:] = codes[1:] != codes[:-1]
+    return keep
+
+
+def _gram_keys(codes: npt.NDArray[np.int64], gram: int) -> I64:
+    count = len(codes) - gram + 1
+    keys = np.zeros(max(count, 0), dtype=np.int64)
+    for i in range(gram):
+        keys = (keys << _BITS) | codes[i : i + count]
+    return keys
+
+
+class PassageSearch:
+    """The inverted n-gram index over one PassageIndex (built in ~0.1 s; search is read-only and
+    thread-safe)."""
+
+    def __init__(self, index: PassageIndex, *, gram: int = GRAM) -> None:
+        self.index = index
+        self.gram = gram
+        codes = _codes(index.phonemes)
+        if len(codes) != len(index.phonemes):
+            raise ValueError("the index holds symbols outside the phoneme vocabulary")
+        keep = _collapse(codes)
+        self._codes = codes[keep]
+        chars = np.frombuffer(index.phonemes.encode("utf-32-le"), dtype=np.uint32)
+        self._text = chars[keep].tobytes().decode("utf-32-le")
+        # kept_before[r]: collapsed symbols in raw phonemes [0, r).
+        kept_before = np.concatenate(([0], np.cumsum(keep))).astype(np.int64)
+        self._raw_of = np.flatnonzero(keep).astype(np.int64)
+        # A word starts at the collapsed symbol that covers its first phoneme (a run shared with
+        # the word before, as in an idgham, belongs to both) and ends after its last phoneme's.
+        raw_start = index.word_start.astype(np.int64)
+        self._cstart = np.where(
+            raw_start < len(codes), kept_before[np.minimum(raw_start + 1, len(codes))] - 1, len(self._codes)
+        )
+        self._cend = np.maximum(kept_before[index.word_end.astype(np.int64)], self._cstart)
+        # Lists, not arrays: the re-rank reads them one element at a time.
+        self._cstart_list: list[int] = self._cstart.tolist()
+        self._cend_list: list[int] = self._cend.tolist()
+        self._wasl: list[bool] = index.word_wasl.tolist()
+        keys = _gram_keys(self._codes, gram)
+        self._order = np.argsort(keys, kind="stable").astype(np.int32)
+        self._sorted_keys = keys[self._order]
+
+    def span_text(self, first_word: int, end_word: int) -> str:
+        """Words first_word..end_word-1 in the search's collapsed script: two spans with the same
+        span_text are the same words, up to the lengths of held sounds."""
+        return self._text[self._cstart_list[first_word] : self._cend_list[end_word - 1]]
+
+    def search(self, decoded: str, *, limit: int = 10) -> LocateResult:
+        """Ranked spans for a decoded phoneme string (spaces and symbols outside the phoneme
+        vocabulary are ignored). Empty when the query has fewer than `gram` collapsed phonemes
+        or nothing in the index shares a gram with it."""
+        codes = _codes(decoded)
+        query_codes = codes[_collapse(codes)][:MAX_QUERY]
+        query = "".join(_SYMBOL[int(c)] for c in query_codes)
+        if len(query_codes) < self.gram:
+            return LocateResult((), (), 0.0, query)
+        scorer = _Scorer(query)
+        aligned = [self._align(query, start, end) for start, end in self._windows(query_codes)]
+        found = [self._best_span(scorer, at, until) for at, until in _worth_snapping(aligned)]
+        ranked = _suppress_overlaps(sorted(set(found), key=lambda f: (-f[0], f[1])))
+        if not ranked:
+            return LocateResult((), (), 0.0, query)
+        best = ranked[0][0]
+        tie_count = sum(1 for f in ranked if f[0] >= best - _TIE)
+        runner_up = ranked[tie_count][0] if tie_count < len(ranked) else 0.0
+        shown = tuple(self._span(*f) for f in ranked[: max(limit, tie_count)])
+        return LocateResult(shown, shown[:tie_count], best - runner_up, query)
+
+    def _windows(self, query_codes: npt.NDArray[np.int64]) -> list[tuple[int, int]]:
+        """Collapsed-index windows [start, end) where the query may lie, most votes first."""
+        keys = _gram_keys(query_codes, self.gram)
+        lo = np.searchsorted(self._sorted_keys, keys, side="left")
+        hi = np.searchsorted(self._sorted_keys, keys, side="right")
+        counts = hi - lo
+        if not counts.any():
+            return []
+        postings = np.concatenate([self._order[a:b] for a, b in zip(lo, hi, strict=True) if b > a]).astype(np.int64)
+        gram_at = np.repeat(np.arange(len(keys), dtype=np.int64), counts)
+        # Where the query would start; a bin per BIN phonemes (indels move the diagonal a little).
+        bins = (postings - gram_at) // BIN
+        # One vote per (bin, query gram): bins are >= -MAX_QUERY // BIN, shifted to stay positive.
+        shifted = bins + MAX_QUERY // BIN + 1
+        pairs = np.sort(shifted * len(keys) + gram_at)
+        pairs = pairs[np.concatenate(([True], pairs[1:] != pairs[:-1]))]
+        votes = pairs // len(keys)
+        # votes is sorted: each bin's tally is the length of its run.
+        run_starts = np.flatnonzero(np.concatenate(([True], votes[1:] != votes[:-1])))
+        voted = votes[run_starts]
+        tally = np.diff(np.append(run_starts, len(votes)))
+        floor = max(1, int(tally.max()) // 2)
+        order = np.argsort(-tally, kind="stable")
+        chosen = order[: max(MIN_WINDOWS, int(np.count_nonzero(tally >= floor)))][:MAX_WINDOWS]
+        picked = np.sort(voted[chosen]) - (MAX_QUERY // BIN + 1)
+        windows: list[tuple[int, int]] = []
+        pad = max(4, len(query_codes) // 5)
+        for b in picked.tolist():
+            start = b * BIN - pad
+            end = (b + 1) * BIN + len(query_codes) + pad
+            if windows and start <= windows[-1][1] - len(query_codes):
+                # The neighbouring bin: one window for both.
+                windows[-1] = (windows[-1][0], end)
+            else:
+                windows.append((start, end))
+        size = len(self._codes)
+        return [(max(0, a), min(size, b)) for a, b in windows if b > 0 and a < size]
+
+    def _align(self, query: str, start: int, end: int) -> tuple[float, int, int]:
+        """(partial ratio 0..100, start, end) of the query's best placement in a window."""
+        window = self._text[start:end]
+        if len(window) < len(query):
+            return 0.0, start, end
+        aligned = fuzz.partial_ratio_alignment(query, window)
+        if aligned is None:  # only with a score_cutoff, which is not given
+            return 0.0, start, end
+        return aligned.score, start + aligned.dest_start, start + aligned.dest_end
+
+    def _best_span(self, scorer: _Scorer, at: int, until: int) -> _Found:
+        """The best-scoring word-aligned span near an alignment [at, until)."""
+        query = scorer.query
+        starts, ends = self._cstart_list, self._cend_list
+        words = len(starts)
+        # Noise moves the alignment's ends by a few symbols either way (an inserted symbol is as
+        # likely to land in the window before the passage as after it): every word bound within
+        # `slack` of them is tried, and the nearest bound on each side.
+        slack = max(4, len(query) // 6)
+        first = bisect.bisect_right(starts, at) - 1
+        lowest = min(max(0, first), bisect.bisect_left(starts, at - slack))
+        highest = max(first + 1, bisect.bisect_right(starts, at + slack))
+        best_rank: tuple[float, int, int] | None = None
+        best_words = (max(0, first), max(0, first))
+        for w0 in range(max(0, lowest), min(words, highest + 1)):
+            # The span's end: where the query's length says it is, and where the alignment does.
+            for w1 in self._ends(w0, starts[w0] + len(query), until, slack):
+                score = scorer.score(self._text[starts[w0] : ends[w1]], self._wasl[w0])
+                # Equal scores: the start nearest the alignment wins, then the shorter span.
+                rank = (score, -abs(starts[w0] - at), w0 - w1)
+                if best_rank is None or rank > best_rank:
+                    best_rank, best_words = rank, (w0, w1)
+        assert best_rank is not None
+        return best_rank[0], best_words[0], best_words[1] + 1
+
+    def _ends(self, first_word: int, *targets_and_slack: int) -> list[int]:
+        """The last words to try for a span from first_word: every word ending within `slack`
+        of a target, and the nearest word on each side of each target."""
+        *targets, slack = targets_and_slack
+        ends = self._cend_list
+        low, high = min(targets) - slack, max(targets) + slack
+        chosen: list[int] = []
+        w = first_word
+        while w < len(ends) - 1 and ends[w] < low:
+            w += 1
+        if w > first_word:
+            chosen.append(w - 1)
+        while w < len(ends) and ends[w] <= high:
+            chosen.append(w)
+            w += 1
+        if w < len(ends):
+            chosen.append(w)
+        return chosen
+
+    def _span(self, score: float, first_word: int, end_word: int) -> Span:
+        index = self.index
+        return Span(
+            first_word=first_word,
+            end_word=end_word,
+            start=index.place(first_word),
+            last=index.place(end_word - 1),
+            score=score,
+            phoneme_start=int(index.word_start[first_word]),
+            phoneme_end=int(index.word_end[end_word - 1]),
+        )
+
+
+_SYMBOL = {code: symbol for symbol, code in _VOCAB.items()}
+_HAMZA = "ء"
+_WASL_OPENINGS = tuple(_HAMZA + vowel for vowel in "َُِ")
+
+
+class _Scorer:
+    """The similarity of one query to span texts, remembered per text (identical passages, the
+    reason ties exist, come back many times in one search).
+
+    A recitation that starts on a word with hamzat al-wasl (ٱلْ..., ٱللَّه, ٱقْرَأْ) opens with a
+    hamza and a short vowel that the index's connected reading drops (the word before carries on
+    into the word's first letter). A span that starts on such a word is therefore also scored as
+    read from a stop, with each of the three openings, and the best score counts.
+    """
+
+    def __init__(self, query: str) -> None:
+        self.query = query
+        self._scores: dict[tuple[str, bool], float] = {}
+
+    def score(self, text: str, opens_with_wasl: bool) -> float:
+        key = (text, opens_with_wasl)
+        known = self._scores.get(key)
+        if known is not None:
+            return known
+        score = float(Levenshtein.normalized_similarity(self.query, text))
+        if opens_with_wasl and not text.startswith(_HAMZA):
+            for opening in _WASL_OPENINGS:
+                score = max(score, float(Levenshtein.normalized_similarity(self.query, opening + text)))
+        self._scores[key] = score
+        return score
+
+
+def _worth_snapping(aligned: list[tuple[float, int, int]]) -> list[tuple[int, int]]:
+    """The alignments to snap to words and score: the MIN_WINDOWS best placed, and any other
+    within SNAP_BAND points of the best (identical passages align equally well, so a tie is
+    never cut here; a window far behind cannot take the lead, and the runners-up that set the
+    margin are among the best placed)."""
+    if not aligned:
+        return []
+    ranked = sorted(aligned, key=lambda a: -a[0])
+    floor = ranked[0][0] - SNAP_BAND
+    return [(at, until) for i, (score, at, until) in enumerate(ranked) if i < MIN_WINDOWS or score >= floor]
+
+
+def _suppress_overlaps(ranked: list[_Found]) -> list[_Found]:
+    """Drops spans that share more than half of the shorter's words with a better-ranked span
+    (the same place found from two windows, or shifted by a word)."""
+    kept: list[_Found] = []
+    owner: dict[int, int] = {}  # word -> the kept span covering it (the best-ranked one)
+    for found in ranked:
+        _, first, end = found
+        clash = False
+        for k in {owner[w] for w in range(first, end) if w in owner}:
+            _, other_first, other_end = kept[k]
+            overlap = min(end, other_end) - max(first, other_first)
+            if 2 * overlap > min(end - first, other_end - other_first):
+                clash = True
+                break
+        if not clash:
+            for w in range(first, end):
+                owner.setdefault(w, len(kept))
+            kept.append(found)
+    return kept
