@@ -37,7 +37,7 @@ import numpy.typing as npt
 from rapidfuzz import fuzz
 from rapidfuzz.distance import Levenshtein
 
-from services.gateway.reference.builder import phoneme_vocabulary
+from services.locate import script
 from services.locate.index import PassageIndex, WordPlace
 
 GRAM = 4
@@ -99,20 +99,6 @@ class LocateResult:
         return len(self.tied) > 1
 
 
-_VOCAB = phoneme_vocabulary()
-
-
-def _codes(text: str) -> npt.NDArray[np.int64]:
-    return np.fromiter((_VOCAB[c] for c in text if c in _VOCAB), dtype=np.int64)
-
-
-def _collapse(codes: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
-    """True where a symbol differs from the one before it (the symbols a collapse keeps)."""
-    keep = np.ones(len(codes), dtype=bool)
-    keep[1:] = codes[1:] != codes[:-1]
-    return keep
-
-
 def _gram_keys(codes: npt.NDArray[np.int64], gram: int) -> I64:
     count = len(codes) - gram + 1
     keys = np.zeros(max(count, 0), dtype=np.int64)
@@ -128,16 +114,14 @@ class PassageSearch:
     def __init__(self, index: PassageIndex, *, gram: int = GRAM) -> None:
         self.index = index
         self.gram = gram
-        codes = _codes(index.phonemes)
+        codes = script.to_ids(index.phonemes)
         if len(codes) != len(index.phonemes):
             raise ValueError("the index holds symbols outside the phoneme vocabulary")
-        keep = _collapse(codes)
+        keep = script.run_starts(codes)
         self._codes = codes[keep]
-        chars = np.frombuffer(index.phonemes.encode("utf-32-le"), dtype=np.uint32)
-        self._text = chars[keep].tobytes().decode("utf-32-le")
+        self._text = script.from_ids(self._codes)
         # kept_before[r]: collapsed symbols in raw phonemes [0, r).
         kept_before = np.concatenate(([0], np.cumsum(keep))).astype(np.int64)
-        self._raw_of = np.flatnonzero(keep).astype(np.int64)
         # A word starts at the collapsed symbol that covers its first phoneme (a run shared with
         # the word before, as in an idgham, belongs to both) and ends after its last phoneme's.
         raw_start = index.word_start.astype(np.int64)
@@ -162,9 +146,9 @@ class PassageSearch:
         """Ranked spans for a decoded phoneme string (spaces and symbols outside the phoneme
         vocabulary are ignored). Empty when the query has fewer than `gram` collapsed phonemes
         or nothing in the index shares a gram with it."""
-        codes = _codes(decoded)
-        query_codes = codes[_collapse(codes)][:MAX_QUERY]
-        query = "".join(_SYMBOL[int(c)] for c in query_codes)
+        codes = script.to_ids(decoded)
+        query_codes = codes[script.run_starts(codes)][:MAX_QUERY]
+        query = script.from_ids(query_codes)
         if len(query_codes) < self.gram:
             return LocateResult((), (), 0.0, query)
         scorer = _Scorer(query)
@@ -284,7 +268,6 @@ class PassageSearch:
         )
 
 
-_SYMBOL = {code: symbol for symbol, code in _VOCAB.items()}
 _HAMZA = "ء"
 _WASL_OPENINGS = tuple(_HAMZA + vowel for vowel in "َُِ")
 
