@@ -44,9 +44,12 @@ GRAM = 4
 BIN = 8
 # Bits per symbol in a gram key: the vocabulary has 42 symbols (ids 1..42).
 _BITS = 6
-# Decodes longer than this (about 60 words) are located by their first MAX_QUERY phonemes:
-# enough to place any passage, and the cost of the re-rank stays bounded.
-MAX_QUERY = 400
+# A decode is placed by its first HEAD collapsed phonemes (about ten words: more than enough to
+# tell passages apart, and the re-rank's cost stays that of a short query); each place is then
+# scored on the whole decode, up to MAX_QUERY collapsed phonemes (a few minutes of recitation;
+# what follows is ignored).
+HEAD = 64
+MAX_QUERY = 1500
 _TIE = 1e-9
 # Candidate bins: those with at least half the best bin's votes, no fewer than MIN_WINDOWS
 # (the runners-up the margin is measured against) and no more than MAX_WINDOWS (a short query
@@ -55,6 +58,8 @@ MIN_WINDOWS = 8
 MAX_WINDOWS = 256
 # Partial-ratio points (0..100) behind the best alignment within which a window is still scored.
 SNAP_BAND = 10.0
+# Head-score points (0..1) behind the best head within which a start is scored on a long decode.
+EXTEND_BAND = 0.1
 
 I64 = npt.NDArray[np.int64]
 # (score, first word, end word): a span before it is worth building.
@@ -152,8 +157,12 @@ class PassageSearch:
         if len(query_codes) < self.gram:
             return LocateResult((), (), 0.0, query)
         scorer = _Scorer(query)
-        aligned = [self._align(query, start, end) for start, end in self._windows(query_codes)]
-        found = [self._best_span(scorer, at, until) for at, until in _worth_snapping(aligned)]
+        # A long decode is placed by its head; each place found is then scored on the whole.
+        head = _Scorer(query[:HEAD]) if len(query) > HEAD else scorer
+        aligned = [self._align(head.query, start, end) for start, end in self._windows(query_codes[:HEAD])]
+        found = [self._best_span(head, at, until) for at, until in _worth_snapping(aligned)]
+        if head is not scorer:
+            found = [self._extend(scorer, first) for first in _worth_extending(found)]
         ranked = _suppress_overlaps(sorted(set(found), key=lambda f: (-f[0], f[1])))
         if not ranked:
             return LocateResult((), (), 0.0, query)
@@ -175,8 +184,10 @@ class PassageSearch:
         gram_at = np.repeat(np.arange(len(keys), dtype=np.int64), counts)
         # Where the query would start; a bin per BIN phonemes (indels move the diagonal a little).
         bins = (postings - gram_at) // BIN
-        # One vote per (bin, query gram): bins are >= -MAX_QUERY // BIN, shifted to stay positive.
-        shifted = bins + MAX_QUERY // BIN + 1
+        # One vote per (bin, query gram); bins shifted to stay positive (a diagonal is at least
+        # minus the query's length).
+        shift = len(query_codes) // BIN + 1
+        shifted = bins + shift
         pairs = np.sort(shifted * len(keys) + gram_at)
         pairs = pairs[np.concatenate(([True], pairs[1:] != pairs[:-1]))]
         votes = pairs // len(keys)
@@ -187,7 +198,7 @@ class PassageSearch:
         floor = max(1, int(tally.max()) // 2)
         order = np.argsort(-tally, kind="stable")
         chosen = order[: max(MIN_WINDOWS, int(np.count_nonzero(tally >= floor)))][:MAX_WINDOWS]
-        picked = np.sort(voted[chosen]) - (MAX_QUERY // BIN + 1)
+        picked = np.sort(voted[chosen]) - shift
         windows: list[tuple[int, int]] = []
         pad = max(4, len(query_codes) // 5)
         for b in picked.tolist():
@@ -235,6 +246,19 @@ class PassageSearch:
                     best_rank, best_words = rank, (w0, w1)
         assert best_rank is not None
         return best_rank[0], best_words[0], best_words[1] + 1
+
+    def _extend(self, scorer: _Scorer, first_word: int) -> _Found:
+        """The span from first_word whose end scores best against the whole query: ends within
+        a tenth of the query's length of where its length puts them."""
+        starts, ends = self._cstart_list, self._cend_list
+        length = len(scorer.query)
+        best: _Found | None = None
+        for last in self._ends(first_word, starts[first_word] + length, max(4, length // 10)):
+            score = scorer.score(self._text[starts[first_word] : ends[last]], self._wasl[first_word])
+            if best is None or score > best[0]:
+                best = (score, first_word, last + 1)
+        assert best is not None
+        return best
 
     def _ends(self, first_word: int, *targets_and_slack: int) -> list[int]:
         """The last words to try for a span from first_word: every word ending within `slack`
@@ -309,6 +333,17 @@ def _worth_snapping(aligned: list[tuple[float, int, int]]) -> list[tuple[int, in
     ranked = sorted(aligned, key=lambda a: -a[0])
     floor = ranked[0][0] - SNAP_BAND
     return [(at, until) for i, (score, at, until) in enumerate(ranked) if i < MIN_WINDOWS or score >= floor]
+
+
+def _worth_extending(found: list[_Found]) -> list[int]:
+    """The start words worth scoring on a whole long decode: the MIN_WINDOWS best by the head's
+    score, and any other within EXTEND_BAND of the best (ties on the head included)."""
+    by_start: dict[int, float] = {}
+    for score, first, _ in found:
+        by_start[first] = max(score, by_start.get(first, 0.0))
+    ranked = sorted(by_start.items(), key=lambda item: (-item[1], item[0]))
+    floor = ranked[0][1] - EXTEND_BAND if ranked else 0.0
+    return [first for i, (first, score) in enumerate(ranked) if i < MIN_WINDOWS or score >= floor]
 
 
 def _suppress_overlaps(ranked: list[_Found]) -> list[_Found]:

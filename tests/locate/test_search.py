@@ -10,7 +10,7 @@ import pytest
 
 from services.locate.evaluation import NoiseModel, is_right, recited, sample_queries
 from services.locate.index import PassageIndex, WordPlace
-from services.locate.search import PassageSearch
+from services.locate.search import HEAD, PassageSearch
 
 # Every ayah of Ar-Rahman that is the refrain فَبِأَىِّ ءَالَآءِ رَبِّكُمَا تُكَذِّبَانِ.
 REFRAIN = (
@@ -99,6 +99,20 @@ def test_a_recitation_over_several_ayahs_is_one_span(small_index: PassageIndex, 
     result = small_search.search(recited(small_index, first, 4))
     assert result.best is not None
     assert (result.best.start, result.best.last) == (WordPlace(112, 3, 2), WordPlace(112, 4, 1))
+
+
+def test_a_long_noisy_decode_is_placed_by_its_head_and_spans_all_of_it(
+    small_index: PassageIndex, small_search: PassageSearch
+) -> None:
+    # From inside 27:16 to the end of 27:19, 10 % of the phonemes edited: far longer than the
+    # head the search places it by (search.HEAD).
+    first, end = small_index.word_of(27, 16, 3), small_index.word_of(27, 20)
+    decoded = NoiseModel(0.1).apply(recited(small_index, first, end - first), random.Random(5))
+    assert len(decoded) > 4 * HEAD
+    result = small_search.search(decoded)
+    assert result.best is not None
+    assert (result.best.start, result.best.last) == (WordPlace(27, 16, 3), small_index.place(end - 1))
+    assert 0.8 < result.best.score < 0.95 and result.margin > 0.3
 
 
 def test_a_start_inside_an_ayah_on_hamzat_al_wasl(small_index: PassageIndex, small_search: PassageSearch) -> None:
