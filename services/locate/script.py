@@ -7,6 +7,8 @@ blocks, so the table is small.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 
@@ -32,12 +34,12 @@ def to_ids(text: str) -> Ids:
     return ids[ids > 0]
 
 
-def from_ids(ids: npt.NDArray[np.integer]) -> str:
+def from_ids(ids: npt.NDArray[np.integer] | Sequence[int]) -> str:
     """The phoneme string of vocabulary ids (ValueError on an id outside 1..42)."""
-    ids = np.asarray(ids, dtype=np.int64)
-    if len(ids) and (ids.min() < 1 or ids.max() >= len(_CODEPOINT_OF)):
+    values = np.asarray(ids, dtype=np.int64)
+    if len(values) and (values.min() < 1 or values.max() >= len(_CODEPOINT_OF)):
         raise ValueError("phoneme ids outside the vocabulary")
-    return _CODEPOINT_OF[ids].tobytes().decode("utf-32-le")
+    return _CODEPOINT_OF[values].tobytes().decode("utf-32-le")
 
 
 def run_starts(ids: Ids) -> npt.NDArray[np.bool_]:
