@@ -3,8 +3,8 @@
 The search works in a *collapsed* script: every run of one repeated symbol becomes one symbol,
 in the index and in the query alike. Madd, ghunnah and shadda are written as repeated symbols,
 and their counts are what a model (and a learner) gets wrong most while saying the right words;
-collapsing makes `ااااا` and `اا` the same place, and costs nothing in telling passages apart
-(two passages that differ only in their madd counts are the same words).
+collapsing makes `ااااا` and `اا` the same place, and costs little in telling passages apart
+(passages that differ only in those counts are, for locating, the same words).
 
 1. Candidates: every 4-gram of the collapsed query looks up where it occurs (an inverted index:
    the index's 4-gram keys sorted once, postings found by bisection). Each hit votes for the
@@ -12,15 +12,22 @@ collapsing makes `ااااا` and `اا` the same place, and costs nothing in te
    in bins of 8 phonemes; a query gram votes at most once per bin, so a repetitive stretch does
    not outvote a real match. Bins with at least half the best bin's votes (at least 8, at most
    256) become candidate windows; neighbouring bins merge into one window.
-2. Re-rank: rapidfuzz's `partial_ratio_alignment` places the query in each window, the start and
-   end are snapped to word bounds (the neighbouring bounds are tried too), and each span is
+2. Placement: rapidfuzz's `partial_ratio_alignment` places the query in each window. Windows
+   placed more than 10 points (of 100) behind the best are dropped, unless among the 8 best
+   placed: identical passages place equally well, so no tie is lost, and the runners-up stay.
+3. Scoring: the placement's start and end are snapped to word bounds (every bound within a sixth
+   of the query's length of them, and where the query's length puts the end), and each span is
    scored by normalised Levenshtein similarity between the query and the span's own collapsed
-   phonemes (1 - edits / longer length). Scoring the word-aligned span, not the raw alignment,
-   gives identical passages identical scores: that is what makes ties reportable.
-3. Spans that overlap a better one by more than half are dropped; what is left is ranked by
+   phonemes (1 - edits / longer length). Scoring the word-aligned span, not the raw placement,
+   gives identical passages identical scores: that is what makes ties reportable. A span that
+   starts on a word with hamzat al-wasl is also scored as read from a stop (see _Scorer).
+4. Spans that overlap a better one by more than half are dropped; what is left is ranked by
    score, then mushaf order. `tied` are the spans with the best score (identical text: the
    Ar-Rahman refrain, the basmala at 1:1 and inside 27:30), `margin` is the best score minus
    the best score outside the tie.
+
+A decode longer than HEAD (64 collapsed phonemes, about ten words) is placed by its head, and
+the best starts found are then scored on the whole decode, the end where its length puts it.
 
 Noise: 10 % of a 4-word query's phonemes edited at random leaves about two thirds of its
 4-grams intact, enough votes for the true diagonal to stand out among the ~500k positions
