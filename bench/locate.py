@@ -9,8 +9,9 @@ Measures, on this machine:
   10 % of phonemes substituted, inserted or deleted, madd counts moved by up to 2): queries start
   at the first word of random ayahs of surahs 90-114 and at a random word inside random long
   ayahs (>= 12 words) of the other surahs, half each, recited as from a stop
-  (services/locate/evaluation.py). Right: the best span starts at the true word, or at a place
-  that reads the same words (then the search reports both as tied);
+  (services/locate/evaluation.py); and from the first word of random surahs after the basmala,
+  or the isti'adha and the basmala, as reciters open. Right: the best span starts at the true
+  word, or at a place that reads the same words (then the search reports both as tied);
 - search latency over the whole index (wall, and the calling thread's CPU time).
 
 Run: python -m bench.locate [--queries 300] [--workers 2] [--redis-url redis://...]
@@ -37,12 +38,20 @@ from services.gateway.reference.settings import ReferenceCacheConfig
 from services.locate import codec
 from services.locate.build import build_index
 from services.locate.cache import IndexCache, index_key, store_index
-from services.locate.evaluation import NoiseModel, Query, is_right, sample_queries
+from services.locate.evaluation import (
+    NoiseModel,
+    Query,
+    is_right,
+    recited_prelude,
+    sample_openings,
+    sample_queries,
+)
 from services.locate.index import PassageIndex
 from services.locate.search import PassageSearch
 
 LENGTHS = (2, 3, 4, 6)
 NOISE = (0.0, 0.05, 0.10)
+PRELUDES: tuple[tuple[str, ...], ...] = (("basmala",), ("isti'adha", "basmala"))
 # A margin under this is "not sure": the policy a caller would apply, shown against the answers.
 SURE_MARGIN = 0.05
 
@@ -182,12 +191,22 @@ def main() -> None:
         queries = sample_queries(index, random.Random(args.seed * 100 + words), args.queries, words)
         for noise in NOISE:
             results[words, noise] = run_queries(search, queries, noise, args.seed * 1000 + words)
+    openings = sample_openings(index, random.Random(args.seed * 100 + 99), args.queries, 4)
+    after: dict[tuple[tuple[str, ...], float], list[Outcome]] = {}
+    for names in PRELUDES:
+        said = recited_prelude(index.moshaf, names)
+        with_prelude = [Query(q.first_word, q.word_count, said + q.phonemes) for q in openings]
+        for noise in NOISE:
+            after[names, noise] = run_queries(search, with_prelude, noise, args.seed * 1000 + len(names))
 
     print(f"\nLocated right, {args.queries} queries per length (half from surahs 90-114 ayah starts, half inside")
     print("long ayahs of the others), by decode noise\n")
     rows = [[f"{words} words", *(_share(results[words, noise]) for noise in NOISE)] for words in LENGTHS]
     for label, short in (("4 words, ayah starts of 90-114", True), ("4 words, inside long ayahs", False)):
         rows.append([label, *(_share([o for o in results[4, n] if o.from_short_surah == short]) for n in NOISE)])
+    for names in PRELUDES:
+        label = f"4 words of a surah opening after the {' and the '.join(names)}"
+        rows.append([label, *(_share(after[names, n]) for n in NOISE)])
     print("\n".join(table(["query", *(f"noise {round(n * 100)} %" for n in NOISE)], rows)))
 
     print(f"\nMargin policy, 4 words: answers with margin >= {SURE_MARGIN} ('sure') and how many of them are right\n")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
 from quran_transcript import alphabet
 
@@ -20,6 +21,7 @@ from services.gateway.reference import quran
 from services.gateway.reference.builder import phoneme_vocabulary
 from services.locate.index import PassageIndex
 from services.locate.phonetize import phonetize
+from services.locate.prelude import istiadha_text
 from services.locate.search import LocateResult, PassageSearch
 
 _SPACE = alphabet.uthmani.space
@@ -121,6 +123,29 @@ def sample_queries(index: PassageIndex, rng: random.Random, count: int, word_cou
         words = min(word_count, index.word_count - first)
         queries.append(Query(first, words, recited(index, first, words)))
     return queries
+
+
+def sample_openings(index: PassageIndex, rng: random.Random, count: int, word_count: int) -> list[Query]:
+    """Queries from the first word of random surahs (At-Tawbah aside: it has no basmala), for
+    recitations said after a prelude."""
+    openings = [
+        int(index.ayah_first_word[row])
+        for row in range(index.ayah_count)
+        if int(index.ayah_number[row]) == 1 and int(index.ayah_surah[row]) not in (1, 9)
+    ]
+    queries = []
+    for _ in range(count):
+        first = rng.choice(openings)
+        words = min(word_count, index.word_count - first)
+        queries.append(Query(first, words, recited(index, first, words)))
+    return queries
+
+
+def recited_prelude(moshaf_values: dict[str, Any], names: tuple[str, ...]) -> str:
+    """The isti'adha and/or the basmala as said before a passage, each with a stop."""
+    moshaf = moshaf_mod.to_model(moshaf_values)
+    texts = {"isti'adha": (istiadha_text(), 0), "basmala": (quran.ayah_text(1, 1).uthmani, 1)}
+    return "".join(phonetize(texts[name][0], moshaf, texts[name][1])[0] for name in names)
 
 
 def is_right(search: PassageSearch, result: LocateResult, query: Query) -> bool:

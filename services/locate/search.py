@@ -19,15 +19,19 @@ collapsing makes `ااااا` and `اا` the same place, and costs little in tel
    of the query's length of them, and where the query's length puts the end), and each span is
    scored by normalised Levenshtein similarity between the query and the span's own collapsed
    phonemes (1 - edits / longer length). Scoring the word-aligned span, not the raw placement,
-   gives identical passages identical scores: that is what makes ties reportable. A span that
-   starts on a word with hamzat al-wasl is also scored as read from a stop (see _Scorer).
+   gives identical passages identical scores: that is what makes ties reportable. A span is
+   also scored as read from a stop and to one, as a recitation reads its first and last words
+   (a hamzat al-wasl pronounced, a final vowel dropped; see _Scorer).
 4. Spans that overlap a better one by more than half are dropped; what is left is ranked by
-   score, then mushaf order. `tied` are the spans with the best score (identical text: the
-   Ar-Rahman refrain, the basmala at 1:1 and inside 27:30), `margin` is the best score minus
-   the best score outside the tie.
+   score, then by how little the reading had to be adjusted to a stop, then mushaf order.
+   `tied` are the spans with the best score (identical text: the Ar-Rahman refrain, the basmala
+   at 1:1 and inside 27:30; or text that reads the same when stopped on), `margin` is the best
+   score minus the best score outside the tie.
 
 A decode longer than HEAD (64 collapsed phonemes, about ten words) is placed by its head, and
 the best starts found are then scored on the whole decode, the end where its length puts it.
+A decode that opens with the isti'adha or the basmala (prelude.py) is also located without
+them; the reading that places the passage clearly better wins.
 
 Noise: 10 % of a 4-word query's phonemes edited at random leaves about two thirds of its
 4-grams intact, enough votes for the true diagonal to stand out among the ~500k positions
@@ -37,13 +41,14 @@ Noise: 10 % of a 4-word query's phonemes edited at random leaves about two third
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
 from rapidfuzz import fuzz
 from rapidfuzz.distance import Levenshtein
 
+from services.locate import prelude as prelude_mod
 from services.locate import script
 from services.locate.index import PassageIndex, WordPlace
 
@@ -67,10 +72,15 @@ MAX_WINDOWS = 256
 SNAP_BAND = 10.0
 # Head-score points (0..1) behind the best head within which a start is scored on a long decode.
 EXTEND_BAND = 0.1
+# How much better the passage must place without an opening isti'adha or basmala for the search
+# to set them aside (Al-Fatiha read from its basmala places as well either way, and keeps 1:1).
+PRELUDE_GAIN = 0.05
 
 I64 = npt.NDArray[np.int64]
-# (score, first word, end word): a span before it is worth building.
-_Found = tuple[float, int, int]
+# (score, first word, end word, adjustments): a span before it is worth building. Adjustments:
+# symbols added or dropped to read the span as from or to a stop (see _Scorer); among equal
+# scores, fewer rank first (reciters start and stop at ayah bounds more often than inside).
+_Found = tuple[float, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -98,9 +108,14 @@ class LocateResult:
     # The best score minus the best score outside the tie (the best score when nothing else
     # was found): how far the runner-up is behind.
     margin: float
-    # The collapsed query that was searched (after dropping symbols outside the vocabulary
-    # and cutting to MAX_QUERY).
+    # The collapsed query that was located (after dropping symbols outside the vocabulary,
+    # cutting to MAX_QUERY, and setting aside the prelude).
     query: str
+    # What the decode opened with before the passage: ("isti'adha",), ("basmala",), both, or
+    # nothing; and how many of the decode's phonemes that took (counting only symbols of the
+    # phoneme vocabulary: spaces and the like are not counted).
+    prelude: tuple[str, ...] = ()
+    prelude_phonemes: int = 0
 
     @property
     def best(self) -> Span | None:
@@ -145,6 +160,7 @@ class PassageSearch:
         self._cstart_list: list[int] = self._cstart.tolist()
         self._cend_list: list[int] = self._cend.tolist()
         self._wasl: list[bool] = index.word_wasl.tolist()
+        self._preludes = prelude_mod.preludes(index.moshaf)
         keys = _gram_keys(self._codes, gram)
         self._order = np.argsort(keys, kind="stable").astype(np.int32)
         self._sorted_keys = keys[self._order]
@@ -157,26 +173,39 @@ class PassageSearch:
     def search(self, decoded: str, *, limit: int = 10) -> LocateResult:
         """Ranked spans for a decoded phoneme string (spaces and symbols outside the phoneme
         vocabulary are ignored). Empty when the query has fewer than `gram` collapsed phonemes
-        or nothing in the index shares a gram with it."""
+        or nothing in the index shares a gram with it. A decode that opens with the isti'adha
+        or the basmala is also located without them, and that reading wins when it places the
+        rest better by PRELUDE_GAIN (then `prelude` names what was set aside)."""
         codes = script.to_ids(decoded)
-        query_codes = codes[script.run_starts(codes)][:MAX_QUERY]
+        kept = script.run_starts(codes)
+        query_codes = codes[kept][:MAX_QUERY]
         query = script.from_ids(query_codes)
+        whole = self._locate(query_codes, query, limit)
+        names, cut = prelude_mod.strip(query, self._preludes)
+        if not names or len(query_codes) - cut < self.gram:
+            return whole
+        rest = self._locate(query_codes[cut:], query[cut:], limit)
+        if rest.best is None or (whole.best is not None and rest.best.score < whole.best.score + PRELUDE_GAIN):
+            return whole
+        return replace(rest, prelude=names, prelude_phonemes=int(np.flatnonzero(kept)[cut]))
+
+    def _locate(self, query_codes: I64, query: str, limit: int) -> LocateResult:
         if len(query_codes) < self.gram:
             return LocateResult((), (), 0.0, query)
         scorer = _Scorer(query)
         # A long decode is placed by its head; each place found is then scored on the whole.
-        head = _Scorer(query[:HEAD]) if len(query) > HEAD else scorer
+        head = _Scorer(query[:HEAD], ends_with_stop=False) if len(query) > HEAD else scorer
         aligned = [self._align(head.query, start, end) for start, end in self._windows(query_codes[:HEAD])]
         found = [self._best_span(head, at, until) for at, until in _worth_snapping(aligned)]
         if head is not scorer:
             found = [self._extend(scorer, first) for first in _worth_extending(found)]
-        ranked = _suppress_overlaps(sorted(set(found), key=lambda f: (-f[0], f[1])))
+        ranked = _suppress_overlaps(sorted(set(found), key=lambda f: (-f[0], f[3], f[1])))
         if not ranked:
             return LocateResult((), (), 0.0, query)
         best = ranked[0][0]
         tie_count = sum(1 for f in ranked if f[0] >= best - _TIE)
         runner_up = ranked[tie_count][0] if tie_count < len(ranked) else 0.0
-        shown = tuple(self._span(*f) for f in ranked[: max(limit, tie_count)])
+        shown = tuple(self._span(*f[:3]) for f in ranked[: max(limit, tie_count)])
         return LocateResult(shown, shown[:tie_count], best - runner_up, query)
 
     def _windows(self, query_codes: npt.NDArray[np.int64]) -> list[tuple[int, int]]:
@@ -241,18 +270,19 @@ class PassageSearch:
         first = bisect.bisect_right(starts, at) - 1
         lowest = min(max(0, first), bisect.bisect_left(starts, at - slack))
         highest = max(first + 1, bisect.bisect_right(starts, at + slack))
-        best_rank: tuple[float, int, int] | None = None
+        best_rank: tuple[float, int, int, int] | None = None
         best_words = (max(0, first), max(0, first))
         for w0 in range(max(0, lowest), min(words, highest + 1)):
             # The span's end: where the query's length says it is, and where the alignment does.
             for w1 in self._ends(w0, starts[w0] + len(query), until, slack):
-                score = scorer.score(self._text[starts[w0] : ends[w1]], self._wasl[w0])
-                # Equal scores: the start nearest the alignment wins, then the shorter span.
-                rank = (score, -abs(starts[w0] - at), w0 - w1)
+                score, adjusted = scorer.score(self._text[starts[w0] : ends[w1]], self._wasl[w0])
+                # Equal scores: the reading with fewer adjustments, the start nearest the
+                # alignment, then the shorter span.
+                rank = (score, -adjusted, -abs(starts[w0] - at), w0 - w1)
                 if best_rank is None or rank > best_rank:
                     best_rank, best_words = rank, (w0, w1)
         assert best_rank is not None
-        return best_rank[0], best_words[0], best_words[1] + 1
+        return best_rank[0], best_words[0], best_words[1] + 1, -best_rank[1]
 
     def _extend(self, scorer: _Scorer, first_word: int) -> _Found:
         """The span from first_word whose end scores best against the whole query: ends within
@@ -261,9 +291,9 @@ class PassageSearch:
         length = len(scorer.query)
         best: _Found | None = None
         for last in self._ends(first_word, starts[first_word] + length, max(4, length // 10)):
-            score = scorer.score(self._text[starts[first_word] : ends[last]], self._wasl[first_word])
-            if best is None or score > best[0]:
-                best = (score, first_word, last + 1)
+            score, adjusted = scorer.score(self._text[starts[first_word] : ends[last]], self._wasl[first_word])
+            if best is None or (score, -adjusted) > (best[0], -best[3]):
+                best = (score, first_word, last + 1, adjusted)
         assert best is not None
         return best
 
@@ -301,33 +331,52 @@ class PassageSearch:
 
 _HAMZA = "ء"
 _WASL_OPENINGS = tuple(_HAMZA + vowel for vowel in "َُِ")
+# Short vowels and the silah madd (waw, yaa) that a stop drops from a word's end.
+_LOST_AT_A_STOP = frozenset("َُِۥۦ")
 
 
 class _Scorer:
     """The similarity of one query to span texts, remembered per text (identical passages, the
     reason ties exist, come back many times in one search).
 
-    A recitation that starts on a word with hamzat al-wasl (ٱلْ..., ٱللَّه, ٱقْرَأْ) opens with a
-    hamza and a short vowel that the index's connected reading drops (the word before carries on
-    into the word's first letter). A span that starts on such a word is therefore also scored as
-    read from a stop, with each of the three openings, and the best score counts.
+    The index reads every word as connected to the next (but the last of each ayah); a
+    recitation reads its first and last words as from and to a stop, so a span is also scored as
+    they would be read:
+    - a span that starts on a word with hamzat al-wasl (ٱلْ..., ٱللَّه, ٱقْرَأْ) opens with a
+      hamza and a short vowel that the connected reading drops (the word before carries on into
+      the word's first letter): it is also scored with each of the three openings;
+    - a decode ends on a stop (it is what the model heard last), where the last word loses its
+      final vowel and the silah after it (لَهُۥ -> لَه): a span is also scored without up to two
+      such final symbols. Not for the head of a long decode, which stops nowhere.
+    The best reading counts.
     """
 
-    def __init__(self, query: str) -> None:
+    def __init__(self, query: str, *, ends_with_stop: bool = True) -> None:
         self.query = query
-        self._scores: dict[tuple[str, bool], float] = {}
+        self.ends_with_stop = ends_with_stop
+        self._scores: dict[tuple[str, bool], tuple[float, int]] = {}
 
-    def score(self, text: str, opens_with_wasl: bool) -> float:
+    def score(self, text: str, opens_with_wasl: bool) -> tuple[float, int]:
+        """(similarity, adjustments) of the best reading of a span text: the highest similarity,
+        and of equal ones the reading with the fewest symbols added or dropped."""
         key = (text, opens_with_wasl)
         known = self._scores.get(key)
         if known is not None:
             return known
-        score = float(Levenshtein.normalized_similarity(self.query, text))
-        if opens_with_wasl and not text.startswith(_HAMZA):
-            for opening in _WASL_OPENINGS:
-                score = max(score, float(Levenshtein.normalized_similarity(self.query, opening + text)))
-        self._scores[key] = score
-        return score
+        openings = ("", *_WASL_OPENINGS) if opens_with_wasl and not text.startswith(_HAMZA) else ("",)
+        endings = [text]
+        if self.ends_with_stop:
+            while len(endings) < 3 and endings[-1] and endings[-1][-1] in _LOST_AT_A_STOP:
+                endings.append(endings[-1][:-1])
+        best = (-1.0, 0)
+        for dropped, ending in enumerate(endings):
+            for opening in openings:
+                similarity = float(Levenshtein.normalized_similarity(self.query, opening + ending))
+                adjusted = dropped + len(opening)
+                if (similarity, -adjusted) > (best[0], -best[1]):
+                    best = (similarity, adjusted)
+        self._scores[key] = best
+        return best
 
 
 def _worth_snapping(aligned: list[tuple[float, int, int]]) -> list[tuple[int, int]]:
@@ -346,7 +395,7 @@ def _worth_extending(found: list[_Found]) -> list[int]:
     """The start words worth scoring on a whole long decode: the MIN_WINDOWS best by the head's
     score, and any other within EXTEND_BAND of the best (ties on the head included)."""
     by_start: dict[int, float] = {}
-    for score, first, _ in found:
+    for score, first, *_ in found:
         by_start[first] = max(score, by_start.get(first, 0.0))
     ranked = sorted(by_start.items(), key=lambda item: (-item[1], item[0]))
     floor = ranked[0][1] - EXTEND_BAND if ranked else 0.0
@@ -359,10 +408,10 @@ def _suppress_overlaps(ranked: list[_Found]) -> list[_Found]:
     kept: list[_Found] = []
     owner: dict[int, int] = {}  # word -> the kept span covering it (the best-ranked one)
     for found in ranked:
-        _, first, end = found
+        _, first, end, _ = found
         clash = False
         for k in {owner[w] for w in range(first, end) if w in owner}:
-            _, other_first, other_end = kept[k]
+            _, other_first, other_end, _ = kept[k]
             overlap = min(end, other_end) - max(first, other_first)
             if 2 * overlap > min(end - first, other_end - other_first):
                 clash = True

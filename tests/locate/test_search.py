@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from services.locate.evaluation import NoiseModel, is_right, recited, sample_queries
+from services.locate.evaluation import NoiseModel, is_right, recited, recited_prelude, sample_queries
 from services.locate.index import PassageIndex, WordPlace
 from services.locate.search import HEAD, PassageSearch
 
@@ -47,6 +47,8 @@ REFRAIN = (
     77,
 )
 WASL_OPENINGS = ("ءَ", "ءُ", "ءِ")
+# أَعُوذُ بِٱللَّهِ مِنَ ٱلشَّيْطَـٰنِ ٱلرَّجِيمِ as quran-transcript phonetizes it (default moshaf), with a stop.
+ISTIADHA = "ءَعُۥۥذُبِللَااهِمِنَششَيطَاانِررَجِۦۦۦۦم"
 
 
 def _collapse(text: str) -> str:
@@ -124,9 +126,22 @@ def test_a_start_inside_an_ayah_on_hamzat_al_wasl(small_index: PassageIndex, sma
     assert query.startswith("ءَ") and not small_index.span_phonemes(first, first + 4).startswith("ء")
     result = small_search.search(query)
     assert result.best is not None and result.best.start == WordPlace(27, 16, 8)
-    # Not 1.0: the last word is read with a stop (كُلّ), the index reads on (كُلِّ).
-    assert 0.9 < result.best.score < 1.0
+    # Read as from a stop (the hamza) and to a stop (كُلّ where the index reads on into كُلِّ).
+    assert result.best.score == 1.0
     assert result.margin > 0.2
+
+
+def test_a_stop_inside_an_ayah_reads_as_the_connected_words(
+    small_index: PassageIndex, small_search: PassageSearch
+) -> None:
+    # 27:16 وَوَرِثَ سُلَيْمَـٰنُ دَاوُۥدَ وَقَالَ: the decode stops on وَقَال, the index reads on (وَقَالَ).
+    first = small_index.word_of(27, 16)
+    query = recited(small_index, first, 4)
+    # (and lengthens the alif before it: a madd 'arid of 4)
+    assert query.endswith("قَاااال") and small_index.span_phonemes(first, first + 4).endswith("قَاالَ")
+    result = small_search.search(query)
+    assert result.best is not None and result.best.score == 1.0
+    assert (result.best.start, result.best.last) == (WordPlace(27, 16, 0), WordPlace(27, 16, 3))
 
 
 def test_the_refrain_of_ar_rahman_is_reported_as_ties(small_index: PassageIndex, small_search: PassageSearch) -> None:
@@ -148,6 +163,45 @@ def test_the_basmala_is_reported_as_ties(small_index: PassageIndex, small_search
     # With the next words the tie is broken.
     result = small_search.search(recited(small_index, small_index.word_of(1, 1), 6))
     assert not result.ambiguous and result.best is not None and result.best.start == WordPlace(1, 1, 0)
+
+
+BASMALA = (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("opening", "expected"),
+    [((BASMALA,), ("basmala",)), (("isti'adha", BASMALA), ("isti'adha", "basmala")), (("isti'adha",), ("isti'adha",))],
+)
+@pytest.mark.parametrize("noise", [0.0, 0.1])
+def test_an_opening_isti_adha_or_basmala_is_set_aside(
+    small_index: PassageIndex,
+    small_search: PassageSearch,
+    opening: tuple[object, ...],
+    expected: tuple[str, ...],
+    noise: float,
+) -> None:
+    said = "".join(
+        ISTIADHA if part == "isti'adha" else recited(small_index, small_index.word_of(1, 1), 4) for part in opening
+    )
+    assert said == recited_prelude(small_index.moshaf, expected)
+    for seed, surah in enumerate((103, 108, 112, 113, 114)):
+        first = small_index.word_of(surah, 1)
+        passage = recited(small_index, first, 4)
+        result = small_search.search(NoiseModel(noise).apply(said + passage, random.Random(seed)))
+        assert result.prelude == expected, surah
+        assert result.best is not None and result.best.start == WordPlace(surah, 1, 0), surah
+        if noise == 0.0:
+            assert result.prelude_phonemes == len(said)
+
+
+def test_al_fatiha_keeps_its_basmala_and_27_30_its_own(small_index: PassageIndex, small_search: PassageSearch) -> None:
+    result = small_search.search(recited(small_index, small_index.word_of(1, 1), 8))
+    assert result.prelude == () and result.best is not None and result.best.start == WordPlace(1, 1, 0)
+    result = small_search.search(recited(small_index, small_index.word_of(27, 30, 4), 6))
+    assert result.prelude == () and result.best is not None and result.best.start == WordPlace(27, 30, 4)
+    # A passage that merely starts like the basmala (27:30 from its first word) is not cut.
+    result = small_search.search(recited(small_index, small_index.word_of(27, 30), 6))
+    assert result.prelude == () and result.best is not None and result.best.start == WordPlace(27, 30, 0)
 
 
 def test_noisy_decodes_are_located(small_index: PassageIndex, small_search: PassageSearch) -> None:
