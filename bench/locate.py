@@ -14,7 +14,7 @@ Measures, on this machine:
   word, or at a place that reads the same words (then the search reports both as tied);
 - search latency over the whole index (wall, and the calling thread's CPU time).
 
-Run: python -m bench.locate [--queries 300] [--workers 2] [--redis-url redis://...]
+Run: python -m bench.locate [--queries 300] [--workers 2] [--redis-url redis://...] [--quiet-below 2.5]
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 
-from bench.common import cpu_model, fmt_ms, load_average, p50, p95, table, vector_features
+from bench.common import cpu_model, fmt_ms, load_average, p50, p95, table, vector_features, wait_for_quiet
 from services.gateway.reference import moshaf as moshaf_mod
 from services.gateway.reference import quran
 from services.gateway.reference.cache import MemoryStore, RedisStore, ReferenceStore
@@ -174,7 +174,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="build processes")
     parser.add_argument("--seed", type=int, default=25)
     parser.add_argument("--redis-url", default=os.environ.get("MUAALEM_REDIS_URL", ""))
+    parser.add_argument(
+        "--quiet-below", type=float, default=0.0, help="first wait (up to 10 min) for a 1-min load average under this"
+    )
     args = parser.parse_args()
+    if args.quiet_below > 0:
+        wait_for_quiet(args.quiet_below, 600)
 
     print(
         f"Machine: {cpu_model()} ({vector_features()}), {os.cpu_count()} cores; quran-transcript "
