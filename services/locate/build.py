@@ -2,8 +2,9 @@
 process pool.
 
 The phonetizer is pure Python (about 40 s for the whole Quran on one core with the sifat; without
-them, phonetize.py, about 60 % of that), so threads would not help; processes do. Ayahs go out longest first (their cost grows faster than their length: 2:282
-alone takes ~0.2 s) so that no worker is left with a long tail, and come back in mushaf order.
+them, phonetize.py, about 60 % of that), so threads would not help; processes do. Ayahs go out
+longest first (their cost grows faster than their length: 2:282 alone takes ~0.2 s) so that no
+worker is left with a long tail, and come back in mushaf order.
 Workers are spawned, not forked: the caller may be a server with threads and an event loop, which
 a fork would copy half-way through whatever they were doing. (A spawned worker imports the
 caller's main module, so that module must keep its work under `if __name__ == "__main__"`.)
