@@ -122,6 +122,9 @@ class RecitationFollower:
         self._held_record: SegmentRecord | None = None
         # The start of a fragment that could not be placed alone (see FRAGMENT_MAX_S).
         self._carry_from: float | None = None
+        self._carried_record: SegmentRecord | None = None
+        # While flush() judges what waited: nothing more is held or carried (no segment follows).
+        self._flushing = False
 
     # -- one segment ----------------------------------------------------------------------
 
@@ -158,7 +161,7 @@ class RecitationFollower:
         match = await asyncio.to_thread(locate, transcription.decode.phonemes, candidates, expected)
         return transcription, match
 
-    async def _follow(self, record: SegmentRecord, *, retry: bool) -> list[Event]:
+    async def _follow(self, record: SegmentRecord, *, retry: bool, look_back: bool = False) -> list[Event]:
         segment = record.segment
         start_s = segment.start_s if self._held_from is None or retry else min(self._held_from, segment.start_s)
         if self._carry_from is not None and not retry:
@@ -167,7 +170,8 @@ class RecitationFollower:
             else:
                 # A fragment long before this segment is not its beginning.
                 self._carry_from = None
-        self._looked_back = (
+        self._looked_back = look_back and self._last_word_start is not None
+        self._looked_back = self._looked_back or (
             not retry
             and self._held_from is None
             and self._carry_from is None
@@ -180,17 +184,32 @@ class RecitationFollower:
         transcription, match = await self._decode_and_locate(record, start_s)
         carried = self._carry_from is not None and not retry
         self._carry_from = None if carried else self._carry_from
+        # Decoded with the word before it, a short segment that adds no word of its own is no lone
+        # word: it is the head of one cut off by a silence inside it.
+        adds_nothing = (
+            self._looked_back
+            and not look_back
+            and match is not None
+            and bool(match.words)
+            and match.words[-1].item.word < self.position
+        )
         if (
             transcription is not None
-            and (match is None or match.similarity < ON_TARGET_SIMILARITY)
+            and match is not None
+            and match.words
+            and (match.similarity < ON_TARGET_SIMILARITY or adds_nothing)
             and not retry
             and not carried
+            and not self._flushing
             and segment.end_s - segment.start_s < FRAGMENT_MAX_S
         ):
+            if adds_nothing:
+                start_s, self._looked_back = segment.start_s, False
             # Too little, and fitting too poorly, to place alone: perhaps the start of a word
             # that a silence inside it cut off (a long nasal hold or closure the voice detector
             # took for a pause). Judged with the next segment, from this one's start.
             self._carry_from = start_s
+            self._carried_record = record
             record.unplaced = True
             record.carried = True
             self._skip_rules(record, "a fragment: judged with the next segment")
@@ -250,11 +269,8 @@ class RecitationFollower:
             trim_at = first_at - TRIM_PAD_S
         held_at = None
         last = match.words[-1]
-        cut_short = (
-            last.decoded_end - last.decoded_start < INCOMPLETE_SHARE * len(last.item.phonemes)
-            and last.item.word < len(self.words) - 1
-        )
-        if not retry and len(match.words) > 1 and (not segment.closed_by_pause or cut_short):
+        cut_short = last.decoded_end - last.decoded_start < INCOMPLETE_SHARE * len(last.item.phonemes)
+        if not retry and not self._flushing and len(match.words) > 1 and (not segment.closed_by_pause or cut_short):
             # Cut at the cap, or the last word cut off inside: it may go on; judge it next time.
             held_at = max(start_s, at(last.decoded_start) - TRIM_PAD_S)
             self._held_record = record
@@ -400,21 +416,35 @@ class RecitationFollower:
     # -- the end ----------------------------------------------------------------------------
 
     async def flush(self) -> list[Event]:
-        """The word held back for a next segment that never came, judged on its own (from where
-        it started to its segment's end), so that the recording's end loses no word."""
+        """What waited for a next segment that never came, so that the recording's end loses no
+        word: a held word judged on its own (from where it started to its segment's end), and a
+        last fragment decoded again with the word before it (the end of the recitation, cut off
+        from it by a silence inside a word)."""
+        events: list[Event] = []
         held, self._held_record = self._held_record, None
-        if held is None or self._held_from is None:
-            return []
-        record = SegmentRecord(held.segment)
+        if held is not None and self._held_from is not None:
+            events += await self._refollow(held, look_back=False)
+        self._held_from = None
+        carried, self._carried_record = self._carried_record, None
+        if carried is not None and self._carry_from is not None:
+            self._carry_from = None
+            events += await self._refollow(carried, look_back=True)
+        self._carry_from = None
+        return events
+
+    async def _refollow(self, earlier: SegmentRecord, *, look_back: bool) -> list[Event]:
+        record = SegmentRecord(earlier.segment)
         self._timings = {"asr": 0.0, "model": 0.0, "judge": 0.0}
+        self._flushing = True
         try:
-            events = await self._follow(record, retry=False)
+            events = await self._follow(record, retry=False, look_back=look_back)
         except FailedPrecondition as exc:
             record.ledger.record("alignment", common_pb2.STAGE_STATUS_FAILED, message=exc.message)
             events = []
+        finally:
+            self._flushing = False
         # One segment, judged in two steps: its stage reports stay together.
-        held.ledger.reports.extend(record.ledger.reports)
-        self._held_from = None
+        earlier.ledger.reports.extend(record.ledger.reports)
         return events
 
     async def retry_failed(self) -> list[Event]:
