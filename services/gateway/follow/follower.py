@@ -269,7 +269,10 @@ class RecitationFollower:
             trim_at = first_at - TRIM_PAD_S
         held_at = None
         last = match.words[-1]
-        cut_short = last.decoded_end - last.decoded_start < INCOMPLETE_SHARE * len(last.item.phonemes)
+        consumed = last.decoded_end - last.decoded_start
+        cut_short = consumed < INCOMPLETE_SHARE * len(last.item.phonemes) or _inside_a_double(
+            last.item.phonemes, consumed
+        )
         if not retry and not self._flushing and len(match.words) > 1 and (not segment.closed_by_pause or cut_short):
             # Cut at the cap, or the last word cut off inside: it may go on; judge it next time.
             held_at = max(start_s, at(last.decoded_start) - TRIM_PAD_S)
@@ -478,6 +481,20 @@ class RecitationFollower:
             preludes=list(self._recognised),
             duration_s=self.recording.duration_s,
         )
+
+
+def _inside_a_double(phonemes: str, consumed: int) -> bool:
+    """Whether a word decoded up to `consumed` of its phonemes stopped between the two copies of
+    a doubled letter (a shadda on a stop: its held closure is silence, which the voice detector
+    takes for a pause, and the release comes after it). Within one phoneme either way, since
+    the decode's count is not exact; a stop at a word's end (waqf) drops a vowel, not a copy."""
+    for k in (consumed - 1, consumed, consumed + 1):
+        if 0 < k < len(phonemes) and phonemes[k] == phonemes[k - 1] and phonemes[k] not in _VOWELS:
+            return k < len(phonemes) - 1 or consumed < len(phonemes)
+    return False
+
+
+_VOWELS = frozenset("َُِاۦۥ۪ـ")
 
 
 def _late(ledger: StageLedger) -> bool:
