@@ -26,6 +26,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from google.protobuf import json_format
 
+from services.common import strict_json
 from services.common.errors import InvalidArgument, MeshError
 from services.common.pb import gateway_pb2
 from services.gateway.live.service import LiveService
@@ -74,19 +75,20 @@ async def _requests(ws: WebSocket) -> AsyncIterator[gateway_pb2.AssessLiveReques
         if message.get("bytes") is not None:
             yield gateway_pb2.AssessLiveRequest(audio=message["bytes"])
             continue
-        text = message.get("text") or ""
-        try:
-            payload: Any = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidArgument(f"a text frame is not JSON: {exc}") from exc
-        if isinstance(payload, dict) and payload.get("end") is True:
+        payload: Any = strict_json.loads(message.get("text") or "", "a text frame")
+        if not isinstance(payload, dict):
+            raise InvalidArgument(
+                f'a text frame must be a JSON object: {{"config": {{...}}}} first, then {{"end": true}} '
+                f"(audio goes in binary frames), got {type(payload).__name__}"
+            )
+        if "end" in payload:
+            if set(payload) != {"end"}:
+                raise InvalidArgument('the end frame is {"end": true} alone, got other fields beside it')
+            if payload["end"] is not True:
+                raise InvalidArgument(f"end must be true (it ends the recitation), got {json.dumps(payload['end'])}")
             return
-        request = gateway_pb2.AssessLiveRequest()
-        try:
-            json_format.ParseDict(payload, request)
-        except json_format.ParseError as exc:
-            raise InvalidArgument(f"a text frame is not a AssessLiveRequest in proto3 JSON: {exc}") from exc
-        yield request
+        # The control frame {"end": true} is this protocol's, not an AssessLiveRequest field.
+        yield strict_json.parse(payload, gateway_pb2.AssessLiveRequest(), "a text frame")
 
 
 @lru_cache(maxsize=1)

@@ -5,14 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from services.common import bounds
 from services.common.errors import InvalidArgument
 from services.common.pb import common_pb2
 from services.gateway.reference import quran
 
-# A reference larger than this makes alignment and tajweed slow and the answer unreadable;
-# al-Baqarah (286 ayahs) still fits.
-MAX_AYAHS_PER_TARGET = 300
-MAX_WORDS_PER_TARGET = 6_500
+MAX_AYAHS_PER_TARGET = bounds.MAX_AYAHS_PER_TARGET
+MAX_WORDS_PER_TARGET = bounds.MAX_WORDS_PER_TARGET
 
 TargetKind = Literal["ayah", "words", "ayah_range"]
 
