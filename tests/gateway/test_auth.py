@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from pathlib import Path
 
 import pytest
@@ -131,4 +132,80 @@ async def test_guard_checks_the_key_before_spending_rate() -> None:
         async with guard.admit(f"Bearer {key}"):
             pass
     async with guard.admit(f"Bearer {key}", metered=False):
+        pass
+
+
+async def test_a_rate_refusal_says_when_a_token_is_back_and_spreads_the_callers() -> None:
+    limiter = RateLimiter(rate=5.0, burst=2)
+    await limiter.take("k")
+    await limiter.take("k")
+    hints = []
+    for _ in range(6):
+        with pytest.raises(ResourceExhausted) as refused:
+            await limiter.take("k")
+        assert refused.value.retry_after_s is not None
+        hints.append(refused.value.retry_after_s)
+    # The bucket is empty: one token takes 1/rate = 0.2 s; each caller refused meanwhile is told
+    # one token's time later than the one before, so they do not all come back at once.
+    assert hints[0] == pytest.approx(0.2, abs=0.02)
+    assert all(b - a == pytest.approx(0.2, abs=0.02) for a, b in itertools.pairwise(hints))
+    await asyncio.sleep(hints[0])
+    await limiter.take("k")  # the first hint was honest: a token is there
+
+
+async def test_redis_bucket_refusals_carry_the_refill_time(redis_server: RedisServer) -> None:
+    client = redis_async.Redis.from_url(redis_server.url)
+    name = f"hint-{new_key()}"
+    limiter = RateLimiter(0.5, 1, client)
+    await limiter.take(name)
+    with pytest.raises(ResourceExhausted) as refused:
+        await limiter.take(name)
+    assert refused.value.retry_after_s == pytest.approx(2.0, abs=0.1)
+    await client.aclose()
+
+
+async def test_a_concurrency_refusal_estimates_when_a_place_frees() -> None:
+    limiter = ConcurrencyLimiter(1)
+    for _ in range(3):  # assessments of ~50 ms teach the limiter its typical hold
+        async with limiter.hold("k"):
+            await asyncio.sleep(0.05)
+    assert limiter.typical_hold_s < 0.6
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with limiter.hold("k"):
+            await release.wait()
+
+    task = asyncio.create_task(hold())
+    await eventually(lambda: limiter.in_flight("k") == 1, what="one assessment in flight")
+    hints = []
+    for _ in range(2):
+        with pytest.raises(ResourceExhausted) as refused:
+            async with limiter.hold("k"):
+                pass
+        assert refused.value.retry_after_s is not None
+        hints.append(refused.value.retry_after_s)
+    assert ConcurrencyLimiter.MIN_RETRY_S <= hints[0] <= limiter.typical_hold_s + 0.01
+    assert hints[1] > hints[0]  # the second caller is told a later moment
+    release.set()
+    await task
+
+
+async def test_a_call_refused_for_concurrency_spends_none_of_the_rate() -> None:
+    guard = Guard(KeyStore({}), RateLimiter(0.001, 2), ConcurrencyLimiter(1))
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with guard.admit(None):
+            await release.wait()
+
+    task = asyncio.create_task(hold())
+    await eventually(lambda: guard.concurrency.in_flight("anonymous") == 1, what="one in flight")
+    for _ in range(3):
+        with pytest.raises(ResourceExhausted, match="in flight"):
+            async with guard.admit(None):
+                pass
+    release.set()
+    await task
+    async with guard.admit(None):  # the second token is still there
         pass
