@@ -9,7 +9,6 @@ not pass by waiting, and the caller hears so at once.
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 import time
 from collections.abc import Callable
@@ -32,9 +31,6 @@ class RetryPolicy:
     attempts: int = 1 + DEFAULT_RETRIES
     # A longer hint is cut to this: the CLI's user waits at the terminal.
     max_delay_s: float = 30.0
-    # Up to this share is added to each delay, so that clients told the same moment spread out;
-    # never taken off (a client that comes back early is refused again).
-    jitter: float = 0.1
 
 
 def policy_from(args: argparse.Namespace) -> RetryPolicy:
@@ -70,7 +66,9 @@ def call_with_retries(
             hint = hinted_delay_s(exc)
             if hint is None or attempt >= policy.attempts or not may_retry():
                 raise
-            delay = min(hint, policy.max_delay_s) * (1.0 + policy.jitter * random.random())
+            # No jitter: the gateway spreads its callers itself and keeps what it promised each
+            # one until a little after the moment it named (services.gateway.limits).
+            delay = min(hint, policy.max_delay_s)
             print(
                 f"{what}: {exc.code().name}: {exc.details()}; retrying in {delay:.1f} s "
                 f"(attempt {attempt + 1} of {policy.attempts})",
