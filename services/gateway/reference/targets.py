@@ -75,10 +75,8 @@ def word_range_target(surah: int, ayah: int, start_word: int, word_count: int) -
             f"start_word {start_word} is outside {surah}:{ayah}, which has {words} imlaey words "
             f"(valid start_word: 0..{words - 1})"
         )
-    if word_count < 1:
-        raise InvalidArgument(f"word_count must be at least 1, got {word_count}")
-    if word_count > MAX_WORDS_PER_TARGET:
-        raise InvalidArgument(f"word_count {word_count} is over the limit of {MAX_WORDS_PER_TARGET} words")
+    if not 1 <= word_count <= MAX_WORDS_PER_TARGET:
+        raise InvalidArgument(f"word_count must be in 1..{MAX_WORDS_PER_TARGET}, got {word_count}")
     # quran-transcript wraps around from 114:6 to 1:1; a range must end inside the Quran.
     available = words - start_word
     cursor: tuple[int, int] | None = (surah, ayah)
