@@ -212,7 +212,7 @@ UNARY_CASES: tuple[Case, ...] = (
         "start_word 2^31-1",
         lambda: assess_request(target_=target(8, 75, (2**31 - 1, 1))),
         INVALID,
-        ("start_word", "0..19"),
+        ("start_word", "0..21"),
     ),
     Case(
         "word_count 2^31-1",
