@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import httpx
 import pytest
@@ -173,7 +173,7 @@ def test_the_parsing_module_is_the_one_grammar() -> None:
 # names the field and, for a number, its valid range; none is a 500.
 
 
-async def _form(client: httpx.AsyncClient, audio: bytes, fields: dict[str, str | list[str]]) -> tuple[int, str]:
+async def _form(client: httpx.AsyncClient, audio: bytes, fields: Mapping[str, str | list[str]]) -> tuple[int, str]:
     reply = await client.post(
         "/v1/assess", data=fields, files={"audio": ("recitation.wav", audio, "audio/wav")}, headers=AUTH
     )

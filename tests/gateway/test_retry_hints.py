@@ -8,6 +8,7 @@ import asyncio
 import io
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -65,7 +66,9 @@ def _request() -> gateway_pb2.AssessRequest:
 
 def _retry_info(error: grpc.aio.AioRpcError) -> tuple[int, float]:
     """(google.rpc code, RetryInfo delay in s), parsed without the code under test."""
-    packed = dict(error.trailing_metadata() or ())["grpc-status-details-bin"]
+    metadata: Any = error.trailing_metadata() or ()
+    trailers: dict[str, Any] = dict(metadata)
+    packed = trailers["grpc-status-details-bin"]
     status = status_pb2.Status.FromString(packed)
     assert status.message == error.details()
     info = error_details_pb2.RetryInfo()
@@ -104,7 +107,8 @@ async def test_invalid_argument_carries_no_retry_hint(address: str) -> None:
             )
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "1..114" in (refused.value.details() or "")
-    assert "grpc-status-details-bin" not in dict(refused.value.trailing_metadata() or ())
+    metadata: Any = refused.value.trailing_metadata() or ()
+    assert "grpc-status-details-bin" not in dict(metadata)
 
 
 def _sample(name: str, **labels: str) -> float:
@@ -191,6 +195,6 @@ async def test_the_cli_gives_up_after_its_retries(address: str, tmp_path: Path) 
         await asyncio.to_thread(
             call_with_retries, call, what="assess", policy=RetryPolicy(attempts=3), stderr=stderr, sleep=slept.append
         )
-    assert last.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+    assert last.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert len(slept) == 2 and all(0 < s <= 30 * 1.1 for s in slept)
     assert stderr.getvalue().count("retrying in") == 2
