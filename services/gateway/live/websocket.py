@@ -125,7 +125,10 @@ def mount_live(api: FastAPI, live: LiveService) -> None:
         except WebSocketDisconnect:
             return
         except MeshError as exc:
-            await ws.send_text(json.dumps({"error": {"code": exc.code, "message": exc.message}}))
+            error: dict[str, Any] = {"code": exc.code, "message": exc.message}
+            if exc.retry_after_s is not None:
+                error["retryAfterS"] = exc.retry_after_s  # what Retry-After and RetryInfo say elsewhere
+            await ws.send_text(json.dumps({"error": error}))
             await ws.close(code=1008 if exc.code in _CLIENT_ERRORS else 1011, reason=exc.code)
             return
         await ws.close(code=1000)
