@@ -10,8 +10,10 @@ and printed with the blob that replays it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -337,6 +339,30 @@ def test_a_websocket_frame_that_is_no_live_request_is_named(cluster: Cluster, fr
             ws.recv(timeout=30)
         assert ws.close_code == WS_CLIENT_CLOSE
     assert error["code"] == "INVALID_ARGUMENT" and message in error["message"], error
+
+
+def test_a_client_gone_before_its_last_frame_leaves_no_traceback(cluster: Cluster) -> None:
+    """The fuzz's finding: a session that failed after its client had gone (here: the client's
+    connection dropped mid-recitation, and the half second of silence it sent is no recitation)
+    wrote its error frame to nobody, and the failed send ended in "Exception in ASGI
+    application" in the gateway's log."""
+    log = cluster.gateway.log_path
+    offset = log.stat().st_size
+    config = json.dumps({"config": json_format.MessageToDict(fz.valid_live_config(cluster.api_key))})
+    for odd_chunk in (False, True) * 3:
+        with ws_connect(f"ws://127.0.0.1:{cluster.gateway.http_port}/v1/live", open_timeout=30) as ws:
+            ws.send(config)
+            assert "started" in json.loads(ws.recv(timeout=30))
+            ws.send(b"\0" * 16_000)
+            if odd_chunk:
+                ws.send(b"\0" * 3)  # splits a sample: refused while the connection drops
+            else:
+                time.sleep(0.3)
+            with contextlib.suppress(OSError):  # the server may have closed it already
+                ws.socket.shutdown(socket.SHUT_RDWR)  # dropped: no close frame, no end
+    time.sleep(2.0)
+    assert not _problems(log, offset)
+    assert cluster.gateway.health() == "SERVING"
 
 
 def _problems(path: Path, offset: int) -> list[str]:

@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from services.common import context as call_context
@@ -159,7 +159,7 @@ class LiveService:
 
     async def run(
         self, requests: AsyncIterator[gateway_pb2.AssessLiveRequest], authorization: str | None
-    ) -> AsyncIterator[gateway_pb2.AssessLiveResponse]:
+    ) -> AsyncGenerator[gateway_pb2.AssessLiveResponse, None]:
         """The session's events; any refusal or failure is counted by its reason, then raised."""
         try:
             async for event in self._run(requests, authorization):

@@ -13,6 +13,7 @@ a one-time token valid for 60 s) goes in config.api_key, inside the first frame.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import time
@@ -120,15 +121,25 @@ def mount_live(api: FastAPI, live: LiveService) -> None:
     async def live_socket(ws: WebSocket) -> None:
         await ws.accept()
         try:
-            async for event in live.run(_requests(ws), None):
-                await ws.send_text(json.dumps(json_format.MessageToDict(event), ensure_ascii=False))
+            # aclosing: a client gone mid-session ends the session (and its stage calls) now.
+            async with contextlib.aclosing(live.run(_requests(ws), None)) as events:
+                async for event in events:
+                    await ws.send_text(json.dumps(json_format.MessageToDict(event), ensure_ascii=False))
         except WebSocketDisconnect:
             return
         except MeshError as exc:
             error: dict[str, Any] = {"code": exc.code, "message": exc.message}
             if exc.retry_after_s is not None:
                 error["retryAfterS"] = exc.retry_after_s  # what Retry-After and RetryInfo say elsewhere
-            await ws.send_text(json.dumps({"error": error}))
-            await ws.close(code=1008 if exc.code in _CLIENT_ERRORS else 1011, reason=exc.code)
+            await _last_words(ws, json.dumps({"error": error}), 1008 if exc.code in _CLIENT_ERRORS else 1011, exc.code)
             return
-        await ws.close(code=1000)
+        await _last_words(ws, None, 1000, "")
+
+
+async def _last_words(ws: WebSocket, frame: str | None, code: int, reason: str) -> None:
+    """The last frame and the close, to a client that may have gone already: then there is
+    nobody to tell (starlette raises WebSocketDisconnect, or RuntimeError once closed)."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        if frame is not None:
+            await ws.send_text(frame)
+        await ws.close(code=code, reason=reason)
