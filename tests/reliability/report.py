@@ -134,7 +134,8 @@ class Report:
         if failed:
             lines += ["**Failed:**", "", *(f"- `{node}`: {outcome}" for node, outcome in failed.items()), ""]
         lines += [
-            "Run it again with `make reliability` (this profile; some fifteen minutes on 2 cores, four of them the fuzz suite's 2,500 inputs). `make test` runs "
+            "Run it again with `make reliability` (this profile; some fifteen minutes on 2 cores, four of them "
+            "the fuzz suite's 2,500 inputs). `make test` runs "
             "the same tests in the short profile:",
             "",
             "| profile | " + " | ".join(PROFILE_FIELDS.values()) + " |",
