@@ -256,9 +256,9 @@ class ConcurrencyLimiter:
 
     async def _wait_for_place(self, name: str, now: float) -> float:
         """The time the place was handed over to this caller, after waiting in line."""
+        if self.wait_s <= 0 or self.waiting(name) >= self.limit:
+            raise self._refusal(name, now, self.waiting(name))
         line = self._waiting.setdefault(name, deque())
-        if self.wait_s <= 0 or len(line) >= self.limit:
-            raise self._refusal(name, now, len(line))
         handed: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         line.append(handed)
         try:
