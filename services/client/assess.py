@@ -47,6 +47,7 @@ def _assess(args: argparse.Namespace) -> int:
     from google.protobuf import json_format
 
     from services.client.report import render
+    from services.client.retry import call_with_retries, policy_from
     from services.common.config import ConfigError
     from services.common.errors import InvalidArgument
     from services.common.pb import gateway_pb2_grpc
@@ -75,16 +76,23 @@ def _assess(args: argparse.Namespace) -> int:
     except (InvalidArgument, argparse.ArgumentTypeError, ConfigError, ValueError) as exc:
         print(f"muaalem assess: {exc}", file=sys.stderr)
         return 2
+    policy = policy_from(args)
     with channel:
         stub = gateway_pb2_grpc.GatewayServiceStub(channel)
         try:
             try:
-                reply = stub.Assess(request, timeout=args.timeout, metadata=metadata)
+                reply = call_with_retries(
+                    lambda: stub.Assess(request, timeout=args.timeout, metadata=metadata), what="assess", policy=policy
+                )
             except grpc.RpcError as exc:
                 # Too long or too big for one message: the same request as a streaming upload.
                 if not over_unary_limit(exc):
                     raise
-                reply = assess_streamed(stub, request, timeout=args.timeout, metadata=metadata)
+                reply = call_with_retries(
+                    lambda: assess_streamed(stub, request, timeout=args.timeout, metadata=metadata),
+                    what="assess (streamed)",
+                    policy=policy,
+                )
         except grpc.RpcError as exc:
             print(f"assessment failed: {exc.code().name}: {exc.details()}", file=sys.stderr)
             return 1

@@ -79,6 +79,7 @@ def _live(args: argparse.Namespace) -> int:
     from google.protobuf import json_format
 
     from services.client.report import render
+    from services.client.retry import call_with_retries, policy_from
     from services.common.pb import common_pb2, gateway_pb2, gateway_pb2_grpc
 
     path = Path(args.file)
@@ -87,15 +88,21 @@ def _live(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"cannot read {path}: {exc.strerror}", file=sys.stderr)
         return 2
-    template = build_request(
-        b"",
-        surah=args.surah,
-        ayah=args.ayah,
-        words=args.words,
-        last_ayah=args.last_ayah,
-        moshaf=parse_moshaf(args.moshaf),
-        run_rules_on_mismatch=args.run_rules_on_mismatch,
-    )
+    from services.common.errors import InvalidArgument
+
+    try:
+        template = build_request(
+            b"",
+            surah=args.surah,
+            ayah=args.ayah,
+            words=args.words,
+            last_ayah=args.last_ayah,
+            moshaf=parse_moshaf(args.moshaf),
+            run_rules_on_mismatch=args.run_rules_on_mismatch,
+        )
+    except (InvalidArgument, argparse.ArgumentTypeError) as exc:
+        print(f"muaalem live: {exc}", file=sys.stderr)
+        return 2
     config = gateway_pb2.LiveConfig(
         target=template.target,
         options=template.options,
@@ -123,16 +130,25 @@ def _live(args: argparse.Namespace) -> int:
         print(f"muaalem live: {exc}", file=sys.stderr)
         return 2
     final = None
+    events = 0
+
+    def session() -> None:
+        nonlocal final, events
+        for event in stub.AssessLive(requests(), timeout=args.timeout, metadata=metadata):
+            events += 1
+            if args.json:
+                print(json.dumps(json_format.MessageToDict(event), ensure_ascii=False), flush=True)
+            else:
+                print(describe(event), flush=True)
+            if event.WhichOneof("kind") == "final":
+                final = event.final
+
     with channel:
         stub = gateway_pb2_grpc.GatewayServiceStub(channel)
         try:
-            for event in stub.AssessLive(requests(), timeout=args.timeout, metadata=metadata):
-                if args.json:
-                    print(json.dumps(json_format.MessageToDict(event), ensure_ascii=False), flush=True)
-                else:
-                    print(describe(event), flush=True)
-                if event.WhichOneof("kind") == "final":
-                    final = event.final
+            # A session refused before its first event (a limit, a gateway shutting down) starts
+            # over after the hinted delay; one that has printed events is not replayed.
+            call_with_retries(session, what="live session", policy=policy_from(args), may_retry=lambda: events == 0)
         except grpc.RpcError as exc:
             print(f"live session ended: {exc.code().name}: {exc.details()}", file=sys.stderr)
             return 1

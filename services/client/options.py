@@ -8,6 +8,8 @@ import os
 from typing import Any
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
+# Retries of a call the gateway refuses for now with a retry hint (services.client.retry).
+DEFAULT_RETRIES = 4
 
 
 def parse_words(text: str) -> tuple[int, int]:
@@ -77,8 +79,14 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
         "--tls-server-name", default="", help="name expected in the gateway's certificate (MUAALEM_TLS_SERVER_NAME)"
     )
     tls.add_argument("--tls", action="store_true", help="TLS verified by the system's CA roots (no --tls-ca)")
-
-
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=DEFAULT_RETRIES,
+        metavar="N",
+        help="retry a call the gateway refuses for now (rate or concurrency limit, shutting down) up to N "
+        "times, each after the delay the gateway names, capped at 30 s (default %(default)s; 0: never)",
+    )
 
 
 def connect(args: argparse.Namespace) -> tuple[Any, list[tuple[str, str]]]:

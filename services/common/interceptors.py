@@ -13,7 +13,7 @@ from typing import Any, cast
 
 import grpc
 
-from services.common import context, metrics, tracing
+from services.common import context, metrics, rich_status, tracing
 from services.common.errors import MeshError
 
 log = logging.getLogger("muaalem.rpc")
@@ -95,7 +95,7 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
                 try:
                     return await behavior(request, ctx)
                 except MeshError as exc:
-                    await _abort(ctx, exc)
+                    await abort(ctx, exc)
             raise AssertionError("unreachable")  # pragma: no cover
 
         return wrapped
@@ -115,7 +115,7 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
                         for response in result:
                             yield response
                 except MeshError as exc:
-                    await _abort(ctx, exc)
+                    await abort(ctx, exc)
 
         return wrapped
 
@@ -177,13 +177,15 @@ class MeshServerInterceptor(grpc.aio.ServerInterceptor):
                     )
 
 
-async def _abort(ctx: grpc.aio.ServicerContext, exc: MeshError) -> None:
-    """Ends the call with the core error's status. Done where the error is caught, not in the
-    context manager: the AbortError keeps this error as its context, and grpc holds that until a
-    garbage collection; without its traceback (which a context manager's __aexit__ would also
-    hold) it pins no frame, and no frame's locals such as a refused 256 MiB upload, until then."""
+async def abort(ctx: grpc.aio.ServicerContext, exc: MeshError) -> None:
+    """Ends the call with the core error's status, and its retry hint as a google.rpc.RetryInfo
+    in the status details. Done where the error is caught, not in the context manager: the
+    AbortError keeps this error as its context, and grpc holds that until a garbage collection;
+    without its traceback (which a context manager's __aexit__ would also hold) it pins no
+    frame, and no frame's locals such as a refused 256 MiB upload, until then."""
     exc.__traceback__ = None
-    await ctx.abort(grpc.StatusCode[exc.code], exc.message)
+    trailers = rich_status.trailers(exc.code, exc.message, exc.retry_after_s)
+    await ctx.abort(grpc.StatusCode[exc.code], exc.message, trailing_metadata=trailers)
 
 
 def _span_attributes(service: str, method: str, request_id: str) -> dict[str, str]:

@@ -88,7 +88,7 @@ class GatewayApp:
         guard = Guard(
             keys,
             RateLimiter(config.rate_limit_rps, config.rate_limit_burst, references.redis_client()),
-            ConcurrencyLimiter(config.max_concurrent_per_key),
+            ConcurrencyLimiter(config.max_concurrent_per_key, config.concurrent_wait_s),
         )
         app = cls(
             config=config,

@@ -2,7 +2,8 @@
 
 Keys are stored as sha256 digests (a leaked key file gives no usable key) and compared in
 constant time. Each key has a token bucket (in Redis when there is one, so that all gateway
-replicas share it; in process otherwise) and a cap on assessments in flight.
+replicas share it; in process otherwise) and a cap on assessments in flight (services.gateway
+.limits, which also says when a refused caller may come back).
 """
 
 from __future__ import annotations
@@ -11,15 +12,16 @@ import hashlib
 import hmac
 import logging
 import secrets
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from services.common.config import ConfigError
-from services.common.errors import ResourceExhausted, Unauthenticated
+from services.common.errors import Unauthenticated
+from services.gateway.limits import ConcurrencyLimiter, RateLimiter
+
+__all__ = ["ConcurrencyLimiter", "Guard", "KeyStore", "RateLimiter", "bearer_token", "hash_key", "new_key"]
 
 log = logging.getLogger(__name__)
 
@@ -96,90 +98,6 @@ def bearer_token(header: str | None) -> str | None:
     return token.strip()
 
 
-# Token bucket in one round trip: refill by elapsed time, take one token if there is one.
-_BUCKET_LUA = """
-local key = KEYS[1]
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local now = tonumber(ARGV[3])
-local state = redis.call('HMGET', key, 'tokens', 'ts')
-local tokens = tonumber(state[1]) or burst
-local ts = tonumber(state[2]) or now
-tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
-local allowed = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-  allowed = 1
-end
-redis.call('HSET', key, 'tokens', tokens, 'ts', now)
-redis.call('EXPIRE', key, math.ceil(burst / rate) + 1)
-return {allowed, tostring(tokens)}
-"""
-
-
-class RateLimiter:
-    """Per-key token bucket: in Redis when a client is given (shared by replicas; any Redis
-    error falls back to the local bucket, so a Redis outage never blocks assessments)."""
-
-    def __init__(self, rate: float, burst: int, redis_client: Any | None = None) -> None:
-        self.rate = rate
-        self.burst = max(burst, 1)
-        self._redis = redis_client
-        self._script: Any | None = None
-        self._local: dict[str, tuple[float, float]] = {}
-
-    def _take_local(self, name: str, now: float) -> bool:
-        tokens, ts = self._local.get(name, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + max(0.0, now - ts) * self.rate)
-        allowed = tokens >= 1.0
-        self._local[name] = (tokens - 1.0 if allowed else tokens, now)
-        return allowed
-
-    async def take(self, name: str) -> None:
-        if self.rate <= 0:
-            return
-        now = time.time()
-        allowed: bool | None = None
-        if self._redis is not None:
-            try:
-                if self._script is None:
-                    self._script = self._redis.register_script(_BUCKET_LUA)
-                result = await self._script(keys=[f"muaalem:ratelimit:{name}"], args=[self.rate, self.burst, now])
-                allowed = bool(int(result[0]))
-            except Exception as exc:  # any Redis failure: fall back to this replica's bucket
-                log.debug("rate limiter falls back to the local bucket: %s", exc)
-        if allowed is None:
-            allowed = self._take_local(name, now)
-        if not allowed:
-            raise ResourceExhausted(
-                f"rate limit: API key {name!r} may send {self.rate:g} assessments per second "
-                f"(bursts of {self.burst}); retry later"
-            )
-
-
-class ConcurrencyLimiter:
-    """At most N assessments in flight per key on this gateway."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._in_flight: dict[str, int] = {}
-
-    def in_flight(self, name: str) -> int:
-        return self._in_flight.get(name, 0)
-
-    @asynccontextmanager
-    async def hold(self, name: str) -> AsyncIterator[None]:
-        if self.limit > 0 and self._in_flight.get(name, 0) >= self.limit:
-            raise ResourceExhausted(f"API key {name!r} already has {self.limit} assessments in flight; retry later")
-        self._in_flight[name] = self._in_flight.get(name, 0) + 1
-        try:
-            yield
-        finally:
-            self._in_flight[name] -= 1
-            if self._in_flight[name] <= 0:
-                del self._in_flight[name]
-
-
 class Guard:
     """Everything a call must pass before the assessment starts."""
 
@@ -195,8 +113,9 @@ class Guard:
     async def admit(self, authorization: str | None, *, metered: bool = True) -> AsyncIterator[str]:
         name = self.identify(authorization)
         if metered:
-            await self.rate.take(name)
+            # The place in flight first: a call refused for it spends none of the key's rate.
             async with self.concurrency.hold(name):
+                await self.rate.take(name)
                 yield name
         else:
             yield name

@@ -106,6 +106,14 @@ MAX_CONCURRENT_PER_KEY = setting(
     group="gateway",
     ge=0,
 )
+CONCURRENT_WAIT_S = setting(
+    "MUAALEM_CONCURRENT_WAIT_S",
+    10.0,
+    "A call over MUAALEM_MAX_CONCURRENT_PER_KEY waits at most this long for a place, first come first served "
+    "(as many may wait as the cap lets in flight), then is refused with a retry hint; 0 refuses at once.",
+    group="gateway",
+    ge=0,
+)
 MAX_HTTP_BODY_MB = setting(
     "MUAALEM_MAX_HTTP_BODY_MB",
     24.0,
@@ -161,6 +169,7 @@ class GatewayConfig:
     rate_limit_rps: float
     rate_limit_burst: int
     max_concurrent_per_key: int
+    concurrent_wait_s: float
     max_http_body_bytes: int
     max_stream_bytes: int
     # TLS of the gateway's channels to the stages (its own server uses ServerSettings.tls).
@@ -184,6 +193,7 @@ class GatewayConfig:
             rate_limit_rps=RATE_LIMIT_RPS.get(environ),
             rate_limit_burst=RATE_LIMIT_BURST.get(environ),
             max_concurrent_per_key=MAX_CONCURRENT_PER_KEY.get(environ),
+            concurrent_wait_s=CONCURRENT_WAIT_S.get(environ),
             max_http_body_bytes=int(MAX_HTTP_BODY_MB.get(environ) * 1024 * 1024),
             max_stream_bytes=int(MAX_STREAM_MB.get(environ) * 1024 * 1024),
             tls=_stage_tls(environ),

@@ -2,31 +2,35 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from prometheus_client import Counter, Histogram
+from starlette.routing import Match
 
 from services.common import context as call_context
 from services.common import parsing, tracing
-from services.common.errors import InvalidArgument, TooLarge
+from services.common.errors import InvalidArgument
 from services.common.metrics import LATENCY_BUCKETS
 from services.common.pb import gateway_pb2
-from services.gateway import http_errors, openapi
+from services.gateway import http_errors, http_form, openapi
 from services.gateway.app import GatewayApp
-from services.gateway.live.websocket import mount_live
+from services.gateway.live.websocket import STATIC_DIR, mount_live
 
 log = logging.getLogger("muaalem.http")
 
-HTTP_REQUESTS = Counter("muaalem_http_requests_total", "HTTP requests, by route and status.", ["route", "status"])
+HTTP_REQUESTS = Counter(
+    "muaalem_http_requests_total",
+    "HTTP requests, by route (the route's template; `unmatched` for paths no route takes) and status.",
+    ["route", "status"],
+)
 HTTP_LATENCY = Histogram(
     "muaalem_http_request_duration_seconds", "HTTP request latency.", ["route"], buckets=LATENCY_BUCKETS
 )
@@ -37,62 +41,30 @@ def to_json(message: Message) -> dict[str, Any]:
     return json_format.MessageToDict(message)
 
 
-def _check_declared_length(request: Request, limit: int) -> None:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise TooLarge(f"the request body is {int(declared)} bytes, over the limit of {limit} bytes")
+FAVICON = STATIC_DIR / "favicon.svg"
+UNMATCHED = "unmatched"
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    _check_declared_length(request, limit)
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise TooLarge(f"the request body passed the limit of {limit} bytes")
-    return bytes(body)
+def route_label(api: FastAPI, scope: MutableMapping[str, Any]) -> str:
+    """The template of the route a request goes to (`/v1/reference/{surah}/{ayah}`), so the
+    metric has one series per route and not one per path a caller (or a scanner) makes up."""
+    for route in api.router.routes:
+        match, _ = route.matches(scope)
+        if match != Match.NONE:
+            return str(getattr(route, "path", UNMATCHED))
+    return UNMATCHED
 
 
-def _parse(message: Message, payload: Any, what: str) -> None:
-    try:
-        json_format.ParseDict(payload, message)
-    except json_format.ParseError as exc:
-        raise InvalidArgument(f"{what}: {exc}") from exc
-
-
-async def _assess_request(request: Request, limit: int) -> gateway_pb2.AssessRequest:
-    content_type = request.headers.get("content-type", "")
-    message = gateway_pb2.AssessRequest()
-    if content_type.startswith("multipart/form-data"):
-        _check_declared_length(request, limit)
-        form = await request.form(max_part_size=limit)
-        upload = form.get("audio")
-        if upload is None or isinstance(upload, str):
-            raise InvalidArgument("multipart upload: the `audio` file part is missing")
-        raw = form.get("request")
-        if isinstance(raw, str) and raw.strip():
-            try:
-                _parse(message, json.loads(raw), "request")
-            except json.JSONDecodeError as exc:
-                raise InvalidArgument(f"request: not JSON ({exc.msg} at {exc.pos})") from exc
-        fields = {name: form.get(name) for name in ("surah", "ayah", "words", "last_ayah")}
-        text = {name: value for name, value in fields.items() if isinstance(value, str)}
-        if "surah" in text and "ayah" in text:
-            message.target.CopyFrom(
-                parsing.target_from_strings(text["surah"], text["ayah"], text.get("words"), text.get("last_ayah"))
-            )
-        message.audio.content = await upload.read()
-        message.audio.name_hint = upload.filename or ""
-        return message
-    body = await _read_body(request, limit)
-    try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidArgument(f"the body is not JSON: {exc}") from exc
-    if not isinstance(payload, dict):
-        raise InvalidArgument("the body must be a JSON object (an AssessRequest)")
-    _parse(message, payload, "AssessRequest")
-    return message
+def _reference_query(request: Request) -> dict[str, str]:
+    """The query's moshaf attributes: each known, and given once."""
+    names = [name for name, _ in request.query_params.multi_items()]
+    unknown = sorted(set(names) - set(parsing.MOSHAF_FIELDS))
+    if unknown:
+        raise InvalidArgument(f"unknown query parameters: {', '.join(unknown)} (the query takes moshaf attributes)")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise InvalidArgument(f"query parameter {repeated[0]} is given {names.count(repeated[0])} times; give it once")
+    return dict(request.query_params)
 
 
 def create_http_app(app: GatewayApp) -> FastAPI:
@@ -101,7 +73,7 @@ def create_http_app(app: GatewayApp) -> FastAPI:
 
     @api.middleware("http")
     async def scope(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        route = request.url.path if not request.url.path.startswith("/v1/reference/") else "/v1/reference"
+        route = route_label(api, request.scope)
         started = time.perf_counter()
         with (
             call_context.call_scope(request.headers.get(call_context.REQUEST_ID_HEADER), None) as rid,
@@ -111,6 +83,9 @@ def create_http_app(app: GatewayApp) -> FastAPI:
                 response = await call_next(request)
             except Exception as exc:  # the one error path: whatever failed, the same error body
                 response = http_errors.error_response(exc)
+            if response.status_code in http_errors.RETRYABLE and "retry-after" not in response.headers:
+                # Every 429 and 503 says when to come back, whoever answered it.
+                response.headers["retry-after"] = http_errors.retry_after_header(None)
             span.set_attribute("http.response.status_code", response.status_code)
             response.headers[call_context.REQUEST_ID_HEADER] = rid
             elapsed = time.perf_counter() - started
@@ -121,7 +96,8 @@ def create_http_app(app: GatewayApp) -> FastAPI:
                 extra={
                     "service": "gateway",
                     "method": request.method,
-                    "path": route,
+                    "route": route,
+                    "path": request.url.path[:200],
                     "status": response.status_code,
                     "duration_ms": round(elapsed * 1000, 2),
                 },
@@ -138,6 +114,10 @@ def create_http_app(app: GatewayApp) -> FastAPI:
     async def docs() -> Response:
         return get_swagger_ui_html(openapi_url="/openapi.json", title="Muaalem assessment API")
 
+    @api.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        return FileResponse(FAVICON, media_type="image/svg+xml", headers={"cache-control": "max-age=86400"})
+
     @api.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -152,7 +132,7 @@ def create_http_app(app: GatewayApp) -> FastAPI:
         authorization = request.headers.get("authorization")
         # The key first: a caller without one learns that (401), not what is wrong with its body.
         app.guard.identify(authorization)
-        message = await _assess_request(request, app.config.max_http_body_bytes)
+        message = await http_form.assess_request(request, app.config.max_http_body_bytes)
         reply = await app.assess(message, authorization)
         return JSONResponse(to_json(reply))
 
@@ -160,13 +140,9 @@ def create_http_app(app: GatewayApp) -> FastAPI:
     async def reference(surah: str, ayah: str, request: Request) -> JSONResponse:
         authorization = request.headers.get("authorization")
         app.guard.identify(authorization)
-        unknown = set(request.query_params) - set(parsing.MOSHAF_FIELDS)
-        if unknown:
-            raise InvalidArgument(
-                f"unknown query parameters: {', '.join(sorted(unknown))} (the query takes moshaf attributes)"
-            )
+        query = _reference_query(request)
         message = gateway_pb2.GetReferenceRequest(target=parsing.target_from_strings(surah, ayah))
-        moshaf = parsing.moshaf_from_strings(dict(request.query_params))
+        moshaf = parsing.moshaf_from_strings(query)
         if moshaf is not None:
             message.moshaf.CopyFrom(moshaf)
         reply = await app.get_reference(message, authorization)

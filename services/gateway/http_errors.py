@@ -9,6 +9,7 @@ logged with its traceback, the message kept generic so no internals leak).
 from __future__ import annotations
 
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from services.common import context as call_context
-from services.common.errors import MeshError
+from services.common.errors import DEFAULT_RETRY_AFTER_S, MeshError
 
 log = logging.getLogger("muaalem.http")
 
@@ -36,6 +37,16 @@ _FRAMEWORK_CODES = {
 }
 
 
+# Statuses a client may retry after a while: each answer with one carries Retry-After.
+RETRYABLE = frozenset({429, 503})
+
+
+def retry_after_header(seconds: float | None) -> str:
+    """Retry-After in whole seconds (RFC 9110 delta-seconds), rounded up so that a client that
+    honours it never comes back early, and at least 1."""
+    return str(max(1, math.ceil(DEFAULT_RETRY_AFTER_S if seconds is None else seconds)))
+
+
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message, "requestId": call_context.request_id() or ""}}
 
@@ -43,12 +54,11 @@ def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
 def error_response(exc: BaseException) -> JSONResponse:
     """The response of any exception a request raised."""
     if isinstance(exc, MeshError):
-        return JSONResponse(status_code=exc.http_status, content=error_body(exc.code, exc.message))
+        headers = {"retry-after": retry_after_header(exc.retry_after_s)} if exc.http_status in RETRYABLE else None
+        return JSONResponse(status_code=exc.http_status, content=error_body(exc.code, exc.message), headers=headers)
     if isinstance(exc, HTTPException):
         code = _FRAMEWORK_CODES.get(exc.status_code, "UNKNOWN" if exc.status_code < 500 else "INTERNAL")
-        return JSONResponse(
-            status_code=exc.status_code, content=error_body(code, str(exc.detail)), headers=exc.headers
-        )
+        return JSONResponse(status_code=exc.status_code, content=error_body(code, str(exc.detail)), headers=exc.headers)
     if isinstance(exc, RequestValidationError):
         problems = "; ".join(
             f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg', '')}" for error in exc.errors()

@@ -26,16 +26,28 @@ LIVE_SESSIONS_ACTIVE = Gauge(
     "Live assessment sessions (GatewayService.AssessLive streams) open now.",
 )
 # Reasons of a refused or server-ended live session. The alert MuaalemLiveSessionsRejected counts
-# the mesh's own (capacity, draining, unavailable, internal), not the caller's (invalid,
-# unauthenticated).
-LIVE_REJECT_REASONS = ("capacity", "draining", "unavailable", "internal", "invalid", "unauthenticated")
+# the mesh's own (capacity, draining, unavailable, internal), not the caller's (key_limit,
+# invalid, unauthenticated, idle).
+LIVE_REJECT_REASONS = (
+    "capacity",
+    "draining",
+    "unavailable",
+    "internal",
+    "key_limit",
+    "invalid",
+    "unauthenticated",
+    "idle",
+)
 LIVE_SESSIONS_REJECTED = Counter(
     "muaalem_live_sessions_rejected_total",
     "Live sessions refused or ended by the server, by reason: capacity (the gateway's session limit), "
-    "draining (shutting down), unavailable (a stage), internal, invalid (bad first message), unauthenticated.",
+    "draining (shutting down), unavailable (a stage), internal, key_limit (one key's sessions or rate), "
+    "invalid (a bad message or recording), unauthenticated, idle (no message for the idle timeout).",
     ["reason"],
 )
 
+for _reason in LIVE_REJECT_REASONS:
+    LIVE_SESSIONS_REJECTED.labels(_reason)
 for _outcome in ("complete", "degraded"):
     ASSESSMENTS.labels(_outcome)
 # A series per stage the gateway calls (registry.py), at 0 until one is missing from an answer.

@@ -8,7 +8,8 @@ from typing import Any
 
 from google.protobuf.descriptor import FieldDescriptor
 
-from services.common.parsing import WORDS_FORM
+from services.common.bounds import MAX_AYAH, SURAH_COUNT
+from services.common.parsing import WORDS_FORM, WORDS_RANGES
 from services.common.pb import gateway_pb2
 
 _SCALARS: dict[int, dict[str, Any]] = {
@@ -96,16 +97,25 @@ def build() -> dict[str, Any]:
     errors = {
         str(status): _json_response("Error", text)
         for status, text in (
-            (400, "invalid request: the message names the problem"),
+            (400, "invalid request: the message names the field (and, for a number, its valid range)"),
             (401, "missing or wrong API key (checked before the body is read)"),
             (404, "no such route"),
             (405, "the route does not take this method"),
             (413, "request body too large"),
+            (415, "a body in a content type the route does not read (it takes the ones listed)"),
             (422, "the request cannot be served as is"),
-            (429, "rate limit or concurrency limit"),
-            (503, "a required stage is unavailable"),
+            (429, "rate limit or concurrency limit: retry after Retry-After seconds"),
+            (503, "the gateway or a required stage is unavailable: retry after Retry-After seconds"),
         )
     }
+    retry_after = {
+        "Retry-After": {
+            "description": "whole seconds after which the same request may pass (the limiter's own figure)",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    }
+    for status in ("429", "503"):
+        errors[status]["headers"] = retry_after
     security: list[dict[str, list[str]]] = [{"bearer": []}]
     return {
         "openapi": "3.1.0",
@@ -134,20 +144,30 @@ def build() -> dict[str, Any]:
                             "multipart/form-data": {
                                 "schema": {
                                     "type": "object",
+                                    "description": "Each field at most once; a field not listed is refused (400).",
                                     "properties": {
                                         "audio": {"type": "string", "format": "binary"},
                                         "request": {
                                             "type": "string",
-                                            "description": "AssessRequest as JSON, without audio",
+                                            "description": "AssessRequest as JSON, without audio (and without "
+                                            "target when surah and ayah are given)",
                                         },
-                                        "surah": {"type": "integer"},
-                                        "ayah": {"type": "integer"},
-                                        "words": {"type": "string", "description": WORDS_FORM},
+                                        "surah": {"type": "integer", "minimum": 1, "maximum": SURAH_COUNT},
+                                        "ayah": {
+                                            "type": "integer",
+                                            "minimum": 1,
+                                            "maximum": MAX_AYAH,
+                                            "description": "1..the surah's ayah count",
+                                        },
+                                        "words": {"type": "string", "description": f"{WORDS_FORM}; {WORDS_RANGES}"},
                                         "last_ayah": {
                                             "type": "integer",
+                                            "minimum": 1,
+                                            "maximum": MAX_AYAH,
                                             "description": "assess ayah..last_ayah (instead of words)",
                                         },
                                     },
+                                    "additionalProperties": False,
                                     "required": ["audio"],
                                 }
                             },
@@ -161,8 +181,18 @@ def build() -> dict[str, Any]:
                     "summary": "The reference of one ayah (query parameters: MoshafAttributes fields)",
                     "operationId": "getReference",
                     "parameters": [
-                        {"name": "surah", "in": "path", "required": True, "schema": {"type": "integer"}},
-                        {"name": "ayah", "in": "path", "required": True, "schema": {"type": "integer"}},
+                        {
+                            "name": "surah",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": SURAH_COUNT},
+                        },
+                        {
+                            "name": "ayah",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_AYAH},
+                        },
                     ],
                     "responses": {"200": _json_response("GetReferenceResponse", "the reference"), **errors},
                 }

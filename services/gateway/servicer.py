@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import grpc
-
 from services.common.errors import MeshError
+from services.common.interceptors import abort
 from services.common.pb import gateway_pb2, gateway_pb2_grpc
 from services.gateway.app import GatewayApp
 
@@ -57,6 +56,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
         self, request: gateway_pb2.RemoveReferenceRecitationRequest, context: Any
     ) -> gateway_pb2.RemoveReferenceRecitationResponse:
         return await self.app.recitation_api().remove(request, _authorization(context))
+
     async def AssessLive(
         self, request_iterator: AsyncIterator[gateway_pb2.AssessLiveRequest], context: Any
     ) -> AsyncIterator[gateway_pb2.AssessLiveResponse]:
@@ -66,4 +66,4 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             async for event in self.app.live.run(request_iterator, _authorization(context)):
                 yield event
         except MeshError as exc:
-            await context.abort(grpc.StatusCode[exc.code], exc.message)
+            await abort(context, exc)

@@ -116,7 +116,13 @@ def test_the_dev_key_is_sent_to_loopback_addresses_only(cache_dir: Path) -> None
     ("options", "message"),
     [
         (["--moshaf", "colour=green"], "unknown moshaf attributes: colour"),
-        (["--moshaf", "madd_monfasel_len=long"], "madd_monfasel_len must be an integer, got 'long'"),
+        (
+            ["--moshaf", "madd_monfasel_len=long"],
+            "madd_monfasel_len must be an integer in -2147483648..2147483647, got 'long'",
+        ),
+        (["--surah", "99999999999999999999"], "surah must be an integer in 1..114, got 99999999999999999999"),
+        (["--ayah", "0"], "ayah must be an integer in 1..286 (surah 2 has 286 ayahs), got 0"),
+        (["--last-ayah", "-3"], "last_ayah must be an integer in 1..286 (surah 2 has 286 ayahs), got -3"),
         (["--words", "0:2", "--last-ayah", "3"], "give either words or last_ayah, not both"),
         (["--tls-cert", "client.pem"], "--tls-cert and --tls-key"),
         (["--tls-ca", "/nonexistent/ca.pem"], "cannot read the TLS CA bundle '/nonexistent/ca.pem'"),

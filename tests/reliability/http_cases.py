@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -36,10 +37,12 @@ def _json_without(key: str) -> bytes:
     return json.dumps(document).encode()
 
 
-def multipart(fields: dict[str, str], audio: bytes | None, boundary: str = "muaalem-boundary") -> bytes:
-    """A multipart/form-data body: text fields and an optional `audio` file part."""
+def multipart(
+    fields: dict[str, str] | list[tuple[str, str]], audio: bytes | None, boundary: str = "muaalem-boundary"
+) -> bytes:
+    """A multipart/form-data body: text fields (pairs to send one twice) and an optional `audio` file part."""
     lines: list[bytes] = []
-    for name, value in fields.items():
+    for name, value in fields.items() if isinstance(fields, dict) else fields:
         lines += [f"--{boundary}".encode(), f'Content-Disposition: form-data; name="{name}"'.encode(), b""]
         lines.append(value.encode())
     if audio is not None:
@@ -128,7 +131,7 @@ HTTP_CASES: tuple[HttpCase, ...] = (
         "/v1/assess",
         lambda: _json_with("target", {"ayah": {"surah": 115, "ayah": 1}}),
         400,
-        ("surah 115",),
+        ("target.ayah.surah", "1..114", "115"),
     ),
     HttpCase(
         "multipart without the audio part",
@@ -210,8 +213,60 @@ HTTP_CASES: tuple[HttpCase, ...] = (
         ("bearer",),
         authorization="Basic dXNlcjpwYXNz",
     ),
+    # Issue 26: what a partner tripped over, each a 400 naming the field (and its range).
+    *(
+        HttpCase(
+            f"multipart: {name}",
+            "POST",
+            "/v1/assess",
+            partial(multipart, fields, recitation_wav()),
+            400,
+            words,
+            content_type=MULTIPART,
+        )
+        for name, fields, words in (
+            ("unknown field colour", {"surah": "8", "ayah": "75", "colour": "red"}, ("unknown form field 'colour'",)),
+            ("typo word for words", {"surah": "8", "ayah": "75", "word": "17:9"}, ("'word'", "did you mean 'words'")),
+            ("surah sent twice", [("surah", "8"), ("surah", "9"), ("ayah", "1")], ("'surah' is sent 2 times",)),
+            ("surah 99999999999999999999", {"surah": "9" * 20, "ayah": "1"}, ("surah", "1..114", "9" * 20)),
+            ("surah 2147483648", {"surah": "2147483648", "ayah": "1"}, ("surah", "1..114", "2147483648")),
+            ("surah -1", {"surah": "-1", "ayah": "1"}, ("surah", "1..114", "'-1'")),
+            ("ayah 10^30", {"surah": "8", "ayah": "1" + "0" * 30}, ("ayah", "1..75")),
+            (
+                "words 99999999999999999999:1",
+                {"surah": "8", "ayah": "75", "words": "9" * 20 + ":1"},
+                ("words", "0..128", "1..6500"),
+            ),
+            ("last_ayah 10^20", {"surah": "2", "ayah": "1", "last_ayah": "1" + "0" * 20}, ("last_ayah", "1..286")),
+        )
+    ),
+    HttpCase(
+        "a form posted as text/plain",
+        "POST",
+        "/v1/assess",
+        lambda: b"surah=8&ayah=75",
+        415,
+        ("text/plain", "multipart/form-data", "application/json"),
+        content_type="text/plain",
+    ),
+    HttpCase(
+        "JSON: a key given twice",
+        "POST",
+        "/v1/assess",
+        lambda: _json_with("target", {"ayah": {"surah": 1, "ayah": 1}})[:-1] + b', "target": {}}',
+        400,
+        ("'target' is given twice",),
+    ),
+    HttpCase(
+        "reference: surah 99999999999999999999",
+        "GET",
+        "/v1/reference/99999999999999999999/1",
+        None,
+        400,
+        ("surah", "1..114"),
+    ),
     HttpCase("reference: surah not a number", "GET", "/v1/reference/anfal/75", None, 400, ("integer", "anfal")),
-    HttpCase("reference: ayah 300 of al-Fatiha", "GET", "/v1/reference/1/300", None, 400, ("ayah 300",)),
+    HttpCase("reference: ayah 300 of al-Fatiha", "GET", "/v1/reference/1/300", None, 400, ("ayah", "1..7", "300")),
     HttpCase(
         "reference: unknown query parameter",
         "GET",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -13,6 +13,7 @@ from typing import Any
 class HttpReply:
     status: int
     body: bytes
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -37,19 +38,20 @@ def http_call(
     path: str,
     body: bytes | Iterable[bytes] | None = None,
     *,
-    content_type: str = "application/json",
+    content_type: str | None = "application/json",
     authorization: str | None = None,
     timeout_s: float = 60.0,
 ) -> HttpReply:
     """One request on its own connection; an iterable body is sent chunked (no Content-Length)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
-    headers = {"content-type": content_type} if body is not None else {}
+    headers = {"content-type": content_type} if body is not None and content_type else {}
     if authorization:
         headers["authorization"] = authorization
     try:
         chunked = body is not None and not isinstance(body, bytes)
         connection.request(method, path, body=body, headers=headers, encode_chunked=chunked)
         response = connection.getresponse()
-        return HttpReply(response.status, response.read())
+        answered = {name.lower(): value for name, value in response.getheaders()}
+        return HttpReply(response.status, response.read(), answered)
     finally:
         connection.close()

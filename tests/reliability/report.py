@@ -21,6 +21,7 @@ class Profile:
     prosody_fault_s: float  # length of the load run around the prosody kill (without its restart)
     slow_requests: int  # requests per slow-stage scenario
     drain_requests: int  # requests in flight when the gateway gets SIGTERM
+    fuzz_examples: int  # generated inputs per front door of the fuzz suite
 
 
 SHORT = Profile(
@@ -35,6 +36,7 @@ SHORT = Profile(
     prosody_fault_s=8.0,
     slow_requests=2,
     drain_requests=6,
+    fuzz_examples=60,
 )
 FULL = Profile(
     name="full",
@@ -48,6 +50,7 @@ FULL = Profile(
     prosody_fault_s=30.0,
     slow_requests=12,
     drain_requests=16,
+    fuzz_examples=500,
 )
 
 
@@ -62,6 +65,7 @@ PROFILE_FIELDS = {
     "prosody_fault_s": "prosody run s",
     "slow_requests": "requests per slow case",
     "drain_requests": "in flight at SIGTERM",
+    "fuzz_examples": "fuzz inputs per door",
 }
 
 
@@ -86,6 +90,7 @@ class Table:
 SECTIONS = {
     "startup": "Start-up",
     "bad_input": "Bad input",
+    "fuzz": "Fuzzing the front doors",
     "load": "Load",
     "faults": "Faults under load",
     "security": "Security",
@@ -129,7 +134,8 @@ class Report:
         if failed:
             lines += ["**Failed:**", "", *(f"- `{node}`: {outcome}" for node, outcome in failed.items()), ""]
         lines += [
-            "Run it again with `make reliability` (this profile; about five minutes on 2 cores). `make test` runs "
+            "Run it again with `make reliability` (this profile; some fifteen minutes on 2 cores, four of them "
+            "the fuzz suite's 2,500 inputs). `make test` runs "
             "the same tests in the short profile:",
             "",
             "| profile | " + " | ".join(PROFILE_FIELDS.values()) + " |",

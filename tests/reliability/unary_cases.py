@@ -204,6 +204,36 @@ UNARY_CASES: tuple[Case, ...] = (
         "FAILED_PRECONDITION",
         ("frames", "phonemes"),
     ),
+    # int32 extremes (issue 26: no field's range may end in INTERNAL).
+    Case("surah 2^31-1", lambda: assess_request(target_=target(2**31 - 1, 1, None)), INVALID, ("surah", "1..114")),
+    Case("surah -2^31", lambda: assess_request(target_=target(-(2**31), 1, None)), INVALID, ("surah", "1..114")),
+    Case("ayah 2^31-1", lambda: assess_request(target_=target(8, 2**31 - 1, None)), INVALID, ("ayah", "1..75")),
+    Case(
+        "start_word 2^31-1",
+        lambda: assess_request(target_=target(8, 75, (2**31 - 1, 1))),
+        INVALID,
+        ("start_word", "0..21"),
+    ),
+    Case(
+        "word_count 2^31-1",
+        lambda: assess_request(target_=target(8, 75, (17, 2**31 - 1))),
+        INVALID,
+        ("word_count", "1..6500"),
+    ),
+    Case(
+        "last_ayah 2^31-1",
+        lambda: assess_request(
+            target_=common_pb2.Target(ayah_range=common_pb2.AyahRangeTarget(surah=2, first_ayah=1, last_ayah=2**31 - 1))
+        ),
+        INVALID,
+        ("last_ayah", "1..286"),
+    ),
+    Case(
+        "moshaf: madd_monfasel_len -2^31",
+        lambda: assess_request(moshaf={"madd_monfasel_len": -(2**31)}),
+        INVALID,
+        ("madd_monfasel_len", "valid: 2, 3, 4, 5"),
+    ),
     # The reading (MoshafAttributes).
     Case(
         "moshaf: madd_monfasel_len 7",

@@ -12,19 +12,57 @@ import contextlib
 import dataclasses
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from services.common import context as call_context
-from services.common.errors import DeadlineExceeded, InvalidArgument, MeshError, ResourceExhausted, Unavailable
+from services.common.errors import (
+    Cancelled,
+    DeadlineExceeded,
+    InvalidArgument,
+    MeshError,
+    PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+)
 from services.common.pb import gateway_pb2
 from services.common.settings import ServerSettings
+from services.gateway import metrics
 from services.gateway.assess import Assessor
 from services.gateway.auth import Guard
 from services.gateway.live.session import LiveSession
 from services.gateway.live.settings import LiveSettings
 
 log = logging.getLogger(__name__)
+
+# A live session holds its place for minutes: a caller refused for want of one is told to come
+# back after this, an estimate (the service does not know when a learner will stop).
+SESSION_RETRY_S = 5.0
+
+
+class CapacityExhausted(ResourceExhausted):
+    """The gateway's own session limit (the metric's `capacity`), not one key's."""
+
+
+def reject_reason(exc: BaseException, draining: bool) -> str | None:
+    """The muaalem_live_sessions_rejected_total reason of a session that ended with `exc`
+    (None: the caller went away, which is no refusal)."""
+    if isinstance(exc, Cancelled | asyncio.CancelledError | GeneratorExit):
+        return None
+    if isinstance(exc, CapacityExhausted):
+        return "capacity"
+    if isinstance(exc, ResourceExhausted):
+        return "key_limit"
+    if isinstance(exc, Unavailable):
+        return "draining" if draining else "unavailable"
+    if isinstance(exc, Unauthenticated | PermissionDenied):
+        return "unauthenticated"
+    if isinstance(exc, DeadlineExceeded):
+        return "idle"
+    if isinstance(exc, MeshError) and exc.http_status < 500:
+        return "invalid"
+    return "internal"
 
 
 class LiveService:
@@ -100,20 +138,39 @@ class LiveService:
             name = self.guard.identify(f"Bearer {config.api_key}" if config.api_key else authorization)
         await self.guard.rate.take(name)
         if self.active >= self.settings.max_sessions:
-            raise ResourceExhausted(f"this gateway serves at most {self.settings.max_sessions} live sessions at once")
+            raise CapacityExhausted(
+                f"this gateway serves at most {self.settings.max_sessions} live sessions at once",
+                retry_after_s=SESSION_RETRY_S,
+            )
         if self.open[name] >= self.settings.max_sessions_per_key:
             raise ResourceExhausted(
-                f"this API key holds {self.open[name]} live sessions, the most allowed at once; close one first"
+                f"this API key holds {self.open[name]} live sessions, the most allowed at once; close one first",
+                retry_after_s=SESSION_RETRY_S,
             )
         self.open[name] += 1
+        metrics.LIVE_SESSIONS_ACTIVE.inc()
         try:
             yield name
         finally:
+            metrics.LIVE_SESSIONS_ACTIVE.dec()
             self.open[name] -= 1
             if self.open[name] <= 0:
                 del self.open[name]
 
     async def run(
+        self, requests: AsyncIterator[gateway_pb2.AssessLiveRequest], authorization: str | None
+    ) -> AsyncGenerator[gateway_pb2.AssessLiveResponse, None]:
+        """The session's events; any refusal or failure is counted by its reason, then raised."""
+        try:
+            async for event in self._run(requests, authorization):
+                yield event
+        except BaseException as exc:
+            reason = reject_reason(exc, self.draining.is_set())
+            if reason is not None:
+                metrics.LIVE_SESSIONS_REJECTED.labels(reason).inc()
+            raise
+
+    async def _run(
         self, requests: AsyncIterator[gateway_pb2.AssessLiveRequest], authorization: str | None
     ) -> AsyncIterator[gateway_pb2.AssessLiveResponse]:
         if self.draining.is_set():

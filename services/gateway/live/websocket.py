@@ -13,6 +13,7 @@ a one-time token valid for 60 s) goes in config.api_key, inside the first frame.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import time
@@ -26,6 +27,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from google.protobuf import json_format
 
+from services.common import strict_json
 from services.common.errors import InvalidArgument, MeshError
 from services.common.pb import gateway_pb2
 from services.gateway.live.service import LiveService
@@ -74,19 +76,20 @@ async def _requests(ws: WebSocket) -> AsyncIterator[gateway_pb2.AssessLiveReques
         if message.get("bytes") is not None:
             yield gateway_pb2.AssessLiveRequest(audio=message["bytes"])
             continue
-        text = message.get("text") or ""
-        try:
-            payload: Any = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidArgument(f"a text frame is not JSON: {exc}") from exc
-        if isinstance(payload, dict) and payload.get("end") is True:
+        payload: Any = strict_json.loads(message.get("text") or "", "a text frame")
+        if not isinstance(payload, dict):
+            raise InvalidArgument(
+                f'a text frame must be a JSON object: {{"config": {{...}}}} first, then {{"end": true}} '
+                f"(audio goes in binary frames), got {type(payload).__name__}"
+            )
+        if "end" in payload:
+            if set(payload) != {"end"}:
+                raise InvalidArgument('the end frame is {"end": true} alone, got other fields beside it')
+            if payload["end"] is not True:
+                raise InvalidArgument(f"end must be true (it ends the recitation), got {json.dumps(payload['end'])}")
             return
-        request = gateway_pb2.AssessLiveRequest()
-        try:
-            json_format.ParseDict(payload, request)
-        except json_format.ParseError as exc:
-            raise InvalidArgument(f"a text frame is not a AssessLiveRequest in proto3 JSON: {exc}") from exc
-        yield request
+        # The control frame {"end": true} is this protocol's, not an AssessLiveRequest field.
+        yield strict_json.parse(payload, gateway_pb2.AssessLiveRequest(), "a text frame")
 
 
 @lru_cache(maxsize=1)
@@ -118,12 +121,25 @@ def mount_live(api: FastAPI, live: LiveService) -> None:
     async def live_socket(ws: WebSocket) -> None:
         await ws.accept()
         try:
-            async for event in live.run(_requests(ws), None):
-                await ws.send_text(json.dumps(json_format.MessageToDict(event), ensure_ascii=False))
+            # aclosing: a client gone mid-session ends the session (and its stage calls) now.
+            async with contextlib.aclosing(live.run(_requests(ws), None)) as events:
+                async for event in events:
+                    await ws.send_text(json.dumps(json_format.MessageToDict(event), ensure_ascii=False))
         except WebSocketDisconnect:
             return
         except MeshError as exc:
-            await ws.send_text(json.dumps({"error": {"code": exc.code, "message": exc.message}}))
-            await ws.close(code=1008 if exc.code in _CLIENT_ERRORS else 1011, reason=exc.code)
+            error: dict[str, Any] = {"code": exc.code, "message": exc.message}
+            if exc.retry_after_s is not None:
+                error["retryAfterS"] = exc.retry_after_s  # what Retry-After and RetryInfo say elsewhere
+            await _last_words(ws, json.dumps({"error": error}), 1008 if exc.code in _CLIENT_ERRORS else 1011, exc.code)
             return
-        await ws.close(code=1000)
+        await _last_words(ws, None, 1000, "")
+
+
+async def _last_words(ws: WebSocket, frame: str | None, code: int, reason: str) -> None:
+    """The last frame and the close, to a client that may have gone already: then there is
+    nobody to tell (starlette raises WebSocketDisconnect, or RuntimeError once closed)."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        if frame is not None:
+            await ws.send_text(frame)
+        await ws.close(code=code, reason=reason)

@@ -5,14 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from services.common import bounds
 from services.common.errors import InvalidArgument
 from services.common.pb import common_pb2
 from services.gateway.reference import quran
 
-# A reference larger than this makes alignment and tajweed slow and the answer unreadable;
-# al-Baqarah (286 ayahs) still fits.
-MAX_AYAHS_PER_TARGET = 300
-MAX_WORDS_PER_TARGET = 6_500
+MAX_AYAHS_PER_TARGET = bounds.MAX_AYAHS_PER_TARGET
+MAX_WORDS_PER_TARGET = bounds.MAX_WORDS_PER_TARGET
 
 TargetKind = Literal["ayah", "words", "ayah_range"]
 
@@ -76,10 +75,8 @@ def word_range_target(surah: int, ayah: int, start_word: int, word_count: int) -
             f"start_word {start_word} is outside {surah}:{ayah}, which has {words} imlaey words "
             f"(valid start_word: 0..{words - 1})"
         )
-    if word_count < 1:
-        raise InvalidArgument(f"word_count must be at least 1, got {word_count}")
-    if word_count > MAX_WORDS_PER_TARGET:
-        raise InvalidArgument(f"word_count {word_count} is over the limit of {MAX_WORDS_PER_TARGET} words")
+    if not 1 <= word_count <= MAX_WORDS_PER_TARGET:
+        raise InvalidArgument(f"word_count must be in 1..{MAX_WORDS_PER_TARGET}, got {word_count}")
     # quran-transcript wraps around from 114:6 to 1:1; a range must end inside the Quran.
     available = words - start_word
     cursor: tuple[int, int] | None = (surah, ayah)
