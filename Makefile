@@ -15,12 +15,13 @@ export TORCH_INDEX
 PYTEST_ARGS ?=
 DEBIAN_PACKAGES := redis-server espeak-ng prometheus chromium chromium-driver tmux
 
-.PHONY: setup system-deps protos serve demo demo-model demo-eval test test-fast bench lint images reliability monitoring clean help
+.PHONY: setup system-deps protos serve demo demo-model demo-calibrate demo-eval test test-fast bench lint images reliability monitoring clean help
 
 help:
 	@echo "make demo   - set up, start the five services, assess a synthetic recitation with named mistakes, stop"
 	@echo "make demo-model - train the demo checkpoint on the synthetic reciter (CPU, ~1-2 h; committed already)"
-	@echo "make demo-eval  - the demo checkpoint's figures (PER, per-mistake recall, false alarms)"
+	@echo "make demo-calibrate - fit the tajweed thresholds on surahs 80-89, written beside the demo checkpoint"
+	@echo "make demo-eval  - the demo checkpoint's figures on surahs 90-114 (PER, recall, false alarms, uncertain)"
 	@echo "make test   - set up (incl. redis-server, espeak-ng, prometheus, chromium) and run the test suite"
 	@echo "make serve  - run the mesh on loopback until Ctrl-C"
 	@echo "make bench  - benchmarks; writes docs/benchmarks.md"
@@ -69,6 +70,11 @@ DEMO_MODEL_THREADS ?= 2
 demo-model: setup system-deps
 	$(PY) -m services.demo.training --out services/asr/demo_model --data .cache/demo-train/data.pt \
 		--budget-min $(DEMO_MODEL_MINUTES) --threads $(DEMO_MODEL_THREADS) --seed 0
+
+# The thresholds of the verdicts, fitted on the calibration split (surahs 80-89: neither trained
+# nor evaluated on) and written as calibration.json beside the checkpoint, which serves them.
+demo-calibrate: setup system-deps
+	$(PY) -m bench.calibrate --checkpoint services/asr/demo_model
 
 demo-eval: setup system-deps
 	$(PY) -m bench.demo_model_eval --checkpoint services/asr/demo_model --out services/asr/demo_model/figures.json
