@@ -23,6 +23,7 @@ from services.common.pb import gateway_pb2
 from services.gateway import http_errors, openapi
 from services.gateway.app import GatewayApp
 from services.gateway.live.websocket import mount_live
+from services.gateway.locating import form_asks_to_locate
 
 log = logging.getLogger("muaalem.http")
 
@@ -81,6 +82,9 @@ async def _assess_request(request: Request, limit: int) -> gateway_pb2.AssessReq
             message.target.CopyFrom(
                 parsing.target_from_strings(text["surah"], text["ayah"], text.get("words"), text.get("last_ayah"))
             )
+        locate = form.get("locate")
+        if form_asks_to_locate(locate if isinstance(locate, str) else None, "surah" in text or "ayah" in text):
+            message.target.locate.SetInParent()
         message.audio.content = await upload.read()
         message.audio.name_hint = upload.filename or ""
         return message

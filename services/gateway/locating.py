@@ -40,6 +40,9 @@ MIN_SURE_SCORE = 0.6
 # ones say enough).
 MAX_CANDIDATES = 8
 
+_YES = ("1", "true", "yes", "on")
+_NO = ("", "0", "false", "no", "off")
+
 NOTHING_FOUND = "no passage of the Quran was found in the recitation (nothing it decoded reads like one)"
 
 
@@ -209,3 +212,15 @@ def index_scope(index: PassageIndex) -> tuple[int, ...] | None:
     """The surahs an index covers; None for the whole Quran."""
     surahs = index.surahs
     return None if len(surahs) == quran.SURAH_COUNT else surahs
+
+
+def form_asks_to_locate(value: str | None, has_passage: bool) -> bool:
+    """The HTTP form's `locate` field: true asks for a locate target (and excludes surah/ayah)."""
+    text = (value or "").strip().lower()
+    if text in _NO:
+        return False
+    if text not in _YES:
+        raise InvalidArgument(f"locate: expected true or false, got {value!r}")
+    if has_passage:
+        raise InvalidArgument("give surah and ayah, or locate=true to find the passage, not both")
+    return True
