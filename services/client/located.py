@@ -7,7 +7,8 @@ from rich.text import Text
 
 from services.common.pb import gateway_pb2
 
-WIDTH = 80
+# 80 columns less the recitation panel's borders and padding, so that it never wraps there.
+WIDTH = 76
 
 
 def place(passage: gateway_pb2.RecognizedPassage) -> str:

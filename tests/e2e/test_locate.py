@@ -75,3 +75,24 @@ def test_a_random_ayah_recited_with_no_target_is_located_and_assessed(mesh: Any)
         assert assessment.content.status == gateway_pb2.CONTENT_STATUS_MATCH, assessment.content
         assert [(w.surah, w.ayah) for w in assessment.words] == [(surah, ayah)] * len(assessment.words)
         assert assessment.words and assessment.uthmani == quran.ayah_text(surah, ayah).uthmani
+
+
+def test_the_cli_without_surah_locates_and_says_so_in_80_columns(mesh: Any, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    audio = tmp_path / "recitation.wav"
+    audio.write_bytes(wav_bytes(recite(Spec(103, 2, tempo=0.3))))
+    key = ["--api-key", mesh.api_key]
+    result = subprocess.run(
+        [sys.executable, "-m", "services.cli", "assess", str(audio), "--address", mesh.address("gateway"), *key],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env={**os.environ, "COLUMNS": "80"},
+    )
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if "located" in line)
+    assert "located 103:2, sure: score" in line and len(line) <= 80, result.stdout
