@@ -106,8 +106,8 @@ def _assess(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     assess = subparsers.add_parser("assess", help="assess a recitation through the gateway and print a report")
     assess.add_argument("file", help="audio file (wav, flac, ogg, mp3, m4a...)")
-    assess.add_argument("--surah", type=int, required=True)
-    assess.add_argument("--ayah", type=int, required=True)
+    assess.add_argument("--surah", type=int, help="with --ayah: the passage; neither: find it in the recitation")
+    assess.add_argument("--ayah", type=int)
     assess.add_argument("--words", type=parse_words, help="FROM:COUNT imlaey words from --ayah (may run on)")
     assess.add_argument("--last-ayah", type=int, help="assess --ayah..--last-ayah of the surah")
     assess.add_argument("--moshaf", action="append", default=[], metavar="NAME=VALUE", help="e.g. madd_monfasel_len=2")

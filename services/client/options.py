@@ -37,8 +37,8 @@ def parse_moshaf(pairs: list[str]) -> dict[str, Any]:
 def build_request(
     audio: bytes,
     *,
-    surah: int,
-    ayah: int,
+    surah: int | None,
+    ayah: int | None,
     words: tuple[int, int] | None = None,
     last_ayah: int | None = None,
     moshaf: dict[str, Any] | None = None,
@@ -47,12 +47,11 @@ def build_request(
     include_details: bool = False,
 ) -> Any:
     from services.common.errors import InvalidArgument
-    from services.common.parsing import build_target
     from services.common.pb import common_pb2, gateway_pb2
 
     request = gateway_pb2.AssessRequest(
         audio=common_pb2.Audio(content=audio, name_hint=name_hint),
-        target=build_target(surah, ayah, words=words, last_ayah=last_ayah),
+        target=target_or_locate(surah, ayah, words=words, last_ayah=last_ayah),
         options=gateway_pb2.AssessOptions(run_rules_on_mismatch=run_rules_on_mismatch, include_details=include_details),
     )
     if moshaf:
@@ -61,6 +60,24 @@ def build_request(
         except (ValueError, TypeError) as exc:
             raise InvalidArgument(f"--moshaf: {exc}") from exc
     return request
+
+
+def target_or_locate(
+    surah: int | None, ayah: int | None, *, words: tuple[int, int] | None = None, last_ayah: int | None = None
+) -> Any:
+    """The named passage, or with neither --surah nor --ayah a locate target (the gateway finds
+    the passage in the recitation)."""
+    from services.common.errors import InvalidArgument
+    from services.common.parsing import build_target
+    from services.common.pb import common_pb2
+
+    if surah is None and ayah is None:
+        if words is not None or last_ayah is not None:
+            raise InvalidArgument("--words and --last-ayah count from --surah and --ayah: give them too")
+        return common_pb2.Target(locate=common_pb2.LocateTarget())
+    if surah is None or ayah is None:
+        raise InvalidArgument("give --surah and --ayah together (or neither, to find the passage)")
+    return build_target(surah, ayah, words=words, last_ayah=last_ayah)
 
 
 def add_connection_options(parser: argparse.ArgumentParser) -> None:

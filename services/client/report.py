@@ -17,6 +17,7 @@ from rich.text import Text
 from services.client.findings import WIDE_COLUMNS, error_lines, rule_lines, span_text
 from services.client.findings import rule_name as _rule_name
 from services.client.findings import verdict_name as _verdict_name
+from services.client.located import located_line
 from services.common.findings import LETTER_RULES
 from services.common.pb import common_pb2, gateway_pb2
 from services.common.script import readable
@@ -36,7 +37,7 @@ LEGEND = (
 
 
 def _gap(error: gateway_pb2.ErrorItem) -> str:
-    """"extra" for a sound heard with nothing expected, "missing" for one expected and not heard."""
+    """ "extra" for a sound heard with nothing expected, "missing" for one expected and not heard."""
     if not error.expected:
         return "extra"
     return "missing" if not error.heard else ""
@@ -84,6 +85,8 @@ def render(assessment: gateway_pb2.Assessment, console: Console | None = None, m
     status = gateway_pb2.ContentStatus.Name(content.status).removeprefix("CONTENT_STATUS_").lower()
     header = Text(f"content: {status} (similarity {content.similarity:.2f}, threshold {content.threshold:.2f})")
     body: list[Any] = [verse, legend, header]
+    if assessment.HasField("located"):
+        body.insert(0, located_line(assessment.located))
     if content.status == gateway_pb2.CONTENT_STATUS_MISMATCH and content.likely_recited:
         best = content.likely_recited[0]
         body.append(

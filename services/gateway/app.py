@@ -14,6 +14,8 @@ from services.gateway.auth import ConcurrencyLimiter, Guard, KeyStore, RateLimit
 from services.gateway.config import GatewayConfig
 from services.gateway.live.service import LiveService
 from services.gateway.live.settings import LiveSettings
+from services.gateway.locate_settings import LocateConfig
+from services.gateway.locating import LocateService
 from services.gateway.prosody_stage import GrpcProsody, ProsodyStage
 from services.gateway.reference.comparison import Comparer
 from services.gateway.reference.recitation_api import RecitationApi
@@ -102,6 +104,8 @@ class GatewayApp:
         )
         live_settings = LiveSettings.from_env(environ)
         assessor.speech_settings = live_settings
+        # The passage index sits beside the references, in the same store.
+        assessor.locator = LocateService(references.store, LocateConfig.from_env(environ), fallback=references.fallback)
         app.live = LiveService(assessor, guard, live_settings, final_timeout_s=config.assess_timeout_s)
         return app
 

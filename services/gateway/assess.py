@@ -20,7 +20,7 @@ from services.alignment.thresholds import problems as threshold_problems
 from services.alignment.vocabulary import default_vocabulary
 from services.common import context, tracing
 from services.common.audio import DecodedAudio, decode_message, peak_dbfs
-from services.common.errors import InvalidArgument
+from services.common.errors import InvalidArgument, MeshError, Unavailable
 from services.common.pb import common_pb2, gateway_pb2
 from services.gateway import metrics
 from services.gateway.config import GatewayConfig
@@ -32,6 +32,7 @@ from services.gateway.follow.preludes import prelude_items
 from services.gateway.follow.recording import Recording
 from services.gateway.live.segmenter import NO_SPEECH, has_speech
 from services.gateway.live.settings import LiveSettings
+from services.gateway.locating import LocateService, Location
 from services.gateway.reference import moshaf as moshaf_mod
 from services.gateway.reference import targets
 from services.gateway.reference.comparison import Comparer
@@ -92,6 +93,8 @@ class Assessor:
         self.max_stream_audio_s = max_stream_audio_s
         # The voice-activity settings of the "no recitation detected" check (the live ones).
         self.speech_settings: LiveSettings | None = None
+        # The passage search behind locate targets (None: locate targets are refused).
+        self.locator: LocateService | None = None
 
     @property
     def versions(self) -> ModelVersionTracker:
@@ -113,6 +116,8 @@ class Assessor:
     async def assess(self, request: gateway_pb2.AssessRequest, *, streamed: bool = False) -> gateway_pb2.Assessment:
         started = time.perf_counter()
         ledger = StageLedger()
+        if request.target.WhichOneof("kind") == "locate":
+            return await self._assess_located(request, streamed, ledger, started)
         # Validation first: a bad target, attribute or option costs nothing downstream.
         spec = targets.target_from_proto(request.target)
         tracing.set_attributes(target=spec.key(), streamed=streamed)
@@ -131,6 +136,55 @@ class Assessor:
         ledger.record("audio", common_pb2.STAGE_STATUS_OK, (time.perf_counter() - audio_started) * 1000)
         tracing.set_attributes(audio_seconds=round(audio.duration_s, 3))
         return await self._assess_decoded(request, audio, ledger, started)
+
+    async def _assess_located(
+        self, request: gateway_pb2.AssessRequest, streamed: bool, ledger: StageLedger, started: float
+    ) -> gateway_pb2.Assessment:
+        """A locate target: the whole file's decode is searched for its passage, then the span
+        found is assessed as if it had been the target (the follower decodes again, segment by
+        segment); the answer says what was located and how sure the search was."""
+        if self.locator is None:
+            raise InvalidArgument("target.locate: locating is off on this gateway")
+        moshaf = request.moshaf if request.HasField("moshaf") else None
+        moshaf_mod.to_dict(moshaf)
+        check_options(request.options)
+        if request.HasField("compare_to") and self.comparer is None:
+            raise InvalidArgument("compare_to: comparisons are off here (no prosody stage configured)")
+        limit = self.max_stream_audio_s if streamed else self.max_audio_s
+        audio_started = time.perf_counter()
+        audio, level = await asyncio.to_thread(_decode_and_measure, request.audio, limit)
+        await self.refuse_inaudible(audio, level)
+        ledger.record("audio", common_pb2.STAGE_STATUS_OK, (time.perf_counter() - audio_started) * 1000)
+        location = await self._locate(audio, request, moshaf)
+        located = gateway_pb2.AssessRequest()
+        located.CopyFrom(request)
+        located.target.CopyFrom(location.target)
+        if located.HasField("compare_to") and self.comparer is not None:
+            self.comparer.check(located.target, located.compare_to)
+        tracing.set_attributes(
+            target=targets.target_from_proto(location.target).key(),
+            streamed=streamed,
+            located_sure=location.decision.sure,
+        )
+        assessment = await self._assess_decoded(located, audio, ledger, started)
+        assessment.located.CopyFrom(location.located)
+        assessment.total_ms = (time.perf_counter() - started) * 1000
+        return assessment
+
+    async def _locate(
+        self, audio: DecodedAudio, request: gateway_pb2.AssessRequest, moshaf: common_pb2.MoshafAttributes | None
+    ) -> Location:
+        assert self.locator is not None
+        try:
+            transcription = await self.calls.transcribe(
+                audio, request.options, stage_timeout(self.config.fusion_reserve_s)
+            )
+        except MeshError as exc:
+            # Without a decode there is nothing to search: no partial answer could say which
+            # passage it assessed.
+            raise Unavailable(f"locating needs the asr stage's decode: {exc.message}") from exc
+        await self.calls.observe(transcription)
+        return await self.locator.locate(transcription.decode.phonemes, moshaf)
 
     async def _assess_decoded(
         self,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from services.common.config import setting
 from services.common.settings import ALIGNMENT, ASR, MAX_PORT, TAJWEED, TlsFiles, tls_from_env
+from services.gateway import locate_settings  # noqa: F401
 from services.gateway.live import settings as live_settings  # noqa: F401
 
 # Importing the reference settings registers them with the configuration table.

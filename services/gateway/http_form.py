@@ -17,6 +17,7 @@ from starlette.requests import Request
 from services.common import bounds, parsing, strict_json
 from services.common.errors import InvalidArgument, TooLarge, UnsupportedMediaType
 from services.common.pb import common_pb2, gateway_pb2
+from services.gateway.locating import form_asks_to_locate
 
 MULTIPART = "multipart/form-data"
 JSON = "application/json"
@@ -30,6 +31,7 @@ FORM_FIELDS = {
     "ayah": "1..the surah's ayah count",
     "words": parsing.WORDS_FORM,
     "last_ayah": "assess ayah..last_ayah (instead of words)",
+    "locate": "true: no surah or ayah, the mesh finds the passage recited",
 }
 _TARGET_FIELDS = ("surah", "ayah", "words", "last_ayah")
 
@@ -110,6 +112,8 @@ async def from_form(request: Request, limit: int) -> gateway_pb2.AssessRequest:
         if message.HasField("audio"):
             raise InvalidArgument("request: the audio goes in the `audio` file part, not in request.audio")
     target = _form_target(form)
+    if form_asks_to_locate(_text(form, "locate"), target is not None):
+        target = common_pb2.Target(locate=common_pb2.LocateTarget())
     if target is not None:
         if message.HasField("target"):
             raise InvalidArgument("the target is given twice, in request.target and in the form's fields: give it once")

@@ -136,6 +136,13 @@ def build() -> dict[str, Any]:
             "/v1/assess": {
                 "post": {
                     "summary": "Assess a recitation",
+                    "description": (
+                        "Name the passage (target, or the form's surah and ayah), or let the gateway find it: "
+                        'target {"locate": {}} in JSON, locate=true in the form. Assessment.located then says '
+                        "which span was found and assessed, with its score and margin; located.sure is false "
+                        "(and the candidates are listed) when the search could not rule the others out. "
+                        "A request with no target at all is refused."
+                    ),
                     "operationId": "assess",
                     "requestBody": {
                         "required": True,
@@ -165,6 +172,11 @@ def build() -> dict[str, Any]:
                                             "minimum": 1,
                                             "maximum": MAX_AYAH,
                                             "description": "assess ayah..last_ayah (instead of words)",
+                                        },
+                                        "locate": {
+                                            "type": "boolean",
+                                            "description": "true, without surah and ayah: find the passage in "
+                                            "the recitation (as target.locate)",
                                         },
                                     },
                                     "additionalProperties": False,

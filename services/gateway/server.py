@@ -67,11 +67,16 @@ def build(
         settings = app.live.connection_settings(settings)
     http = HttpFrontEnd(app, settings.host, config.http_port) if config.http_port >= 0 else None
     servicer = GatewayServicer(app)
+    warming: list[asyncio.Task[None]] = []
 
     async def on_start() -> None:
         if local is not None:
             await local.start()
         await asyncio.to_thread(app.warm_up)
+        locator = app.assessor.locator
+        if locator is not None and locator.config.warm:
+            # In the background: serving starts now, and the first locate target waits for it.
+            warming.append(asyncio.create_task(locator.warm()))
         # The phoneme vocabularies must agree before the first Assess (asr may not be up yet in
         # a mesh: then the first transcription's model version triggers the check).
         app.assessor.versions.vocabulary.on_change = server.set_serving

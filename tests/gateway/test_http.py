@@ -185,7 +185,7 @@ async def _form(client: httpx.AsyncClient, audio: bytes, fields: Mapping[str, st
     [
         (
             {"surah": "8", "ayah": "75", "colour": "red"},
-            "unknown form field 'colour' (the form takes audio, request, surah, ayah, words, last_ayah)",
+            "unknown form field 'colour' (the form takes audio, request, surah, ayah, words, last_ayah, locate)",
         ),
         ({"surah": "8", "ayah": "75", "word": "17:9"}, "unknown form field 'word'"),
         ({"surah": ["8", "9"], "ayah": "1"}, "form field 'surah' is sent 2 times; send it once"),
@@ -281,7 +281,7 @@ def _json_request(**target: int | str) -> dict[str, object]:
         (json.dumps({"colour": "red"}), "unknown field 'colour' (AssessRequest has audio, target"),
         (
             json.dumps({"target": "1:1"}),
-            "target must be a JSON object (a Target with the fields ayah, words, ayahRange)",
+            "target must be a JSON object (a Target with the fields ayah, words, ayahRange, locate)",
         ),
         ("[" * 100_000, "nested too deeply"),
         ("1" * 5000, "the body is not JSON this server reads"),

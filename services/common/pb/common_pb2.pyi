@@ -158,14 +158,20 @@ class AyahRangeTarget(_message.Message):
     def __init__(self, surah: _Optional[int] = ..., first_ayah: _Optional[int] = ..., last_ayah: _Optional[int] = ...) -> None: ...
 
 class Target(_message.Message):
-    __slots__ = ("ayah", "words", "ayah_range")
+    __slots__ = ("ayah", "words", "ayah_range", "locate")
     AYAH_FIELD_NUMBER: _ClassVar[int]
     WORDS_FIELD_NUMBER: _ClassVar[int]
     AYAH_RANGE_FIELD_NUMBER: _ClassVar[int]
+    LOCATE_FIELD_NUMBER: _ClassVar[int]
     ayah: AyahTarget
     words: WordRangeTarget
     ayah_range: AyahRangeTarget
-    def __init__(self, ayah: _Optional[_Union[AyahTarget, _Mapping]] = ..., words: _Optional[_Union[WordRangeTarget, _Mapping]] = ..., ayah_range: _Optional[_Union[AyahRangeTarget, _Mapping]] = ...) -> None: ...
+    locate: LocateTarget
+    def __init__(self, ayah: _Optional[_Union[AyahTarget, _Mapping]] = ..., words: _Optional[_Union[WordRangeTarget, _Mapping]] = ..., ayah_range: _Optional[_Union[AyahRangeTarget, _Mapping]] = ..., locate: _Optional[_Union[LocateTarget, _Mapping]] = ...) -> None: ...
+
+class LocateTarget(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class MoshafAttributes(_message.Message):
     __slots__ = ("rewaya", "recitation_speed", "takbeer", "madd_monfasel_len", "madd_mottasel_len", "madd_mottasel_waqf", "madd_aared_len", "madd_alleen_len", "ghonna_lam_and_raa", "meem_aal_imran", "madd_yaa_alayn_alharfy", "saken_before_hamz", "sakt_iwaja", "sakt_marqdena", "sakt_man_raq", "sakt_bal_ran", "sakt_maleeyah", "between_anfal_and_tawba", "noon_and_yaseen", "yaa_ataan", "start_with_ism", "yabsut", "bastah", "almusaytirun", "bimusaytir", "tasheel_or_madd", "yalhath_dhalik", "irkab_maana", "noon_tamnna", "harakat_daaf", "alif_salasila", "idgham_nakhluqkum", "raa_firq", "raa_alqitr", "raa_misr", "raa_nudhur", "raa_yasr", "meem_mokhfah")

@@ -201,7 +201,7 @@ class AssessStreamResponse(_message.Message):
     def __init__(self, assessment: _Optional[_Union[Assessment, _Mapping]] = ...) -> None: ...
 
 class Assessment(_message.Message):
-    __slots__ = ("request_id", "target", "content", "words", "errors", "findings", "scores", "model_version", "tempo", "stages", "cache_hit", "degraded", "audio_duration_s", "total_ms", "reference", "decode", "alignment", "uthmani", "comparison", "segments", "preludes")
+    __slots__ = ("request_id", "target", "content", "words", "errors", "findings", "scores", "model_version", "tempo", "stages", "cache_hit", "degraded", "audio_duration_s", "total_ms", "reference", "decode", "alignment", "uthmani", "comparison", "segments", "preludes", "located")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
@@ -223,6 +223,7 @@ class Assessment(_message.Message):
     COMPARISON_FIELD_NUMBER: _ClassVar[int]
     SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     PRELUDES_FIELD_NUMBER: _ClassVar[int]
+    LOCATED_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     target: _common_pb2.Target
     content: ContentCheck
@@ -244,7 +245,32 @@ class Assessment(_message.Message):
     comparison: _prosody_pb2.Comparison
     segments: _containers.RepeatedCompositeFieldContainer[LiveSegment]
     preludes: _containers.RepeatedCompositeFieldContainer[LivePrelude]
-    def __init__(self, request_id: _Optional[str] = ..., target: _Optional[_Union[_common_pb2.Target, _Mapping]] = ..., content: _Optional[_Union[ContentCheck, _Mapping]] = ..., words: _Optional[_Iterable[_Union[WordAssessment, _Mapping]]] = ..., errors: _Optional[_Iterable[_Union[ErrorItem, _Mapping]]] = ..., findings: _Optional[_Iterable[_Union[_common_pb2.Finding, _Mapping]]] = ..., scores: _Optional[_Union[Scores, _Mapping]] = ..., model_version: _Optional[_Union[_common_pb2.ModelVersion, _Mapping]] = ..., tempo: _Optional[_Union[_common_pb2.Tempo, _Mapping]] = ..., stages: _Optional[_Iterable[_Union[_common_pb2.StageReport, _Mapping]]] = ..., cache_hit: _Optional[bool] = ..., degraded: _Optional[_Iterable[str]] = ..., audio_duration_s: _Optional[float] = ..., total_ms: _Optional[float] = ..., reference: _Optional[_Union[_common_pb2.Reference, _Mapping]] = ..., decode: _Optional[_Union[_common_pb2.Decode, _Mapping]] = ..., alignment: _Optional[_Union[_common_pb2.Alignment, _Mapping]] = ..., uthmani: _Optional[str] = ..., comparison: _Optional[_Union[_prosody_pb2.Comparison, _Mapping]] = ..., segments: _Optional[_Iterable[_Union[LiveSegment, _Mapping]]] = ..., preludes: _Optional[_Iterable[_Union[LivePrelude, _Mapping]]] = ...) -> None: ...
+    located: Located
+    def __init__(self, request_id: _Optional[str] = ..., target: _Optional[_Union[_common_pb2.Target, _Mapping]] = ..., content: _Optional[_Union[ContentCheck, _Mapping]] = ..., words: _Optional[_Iterable[_Union[WordAssessment, _Mapping]]] = ..., errors: _Optional[_Iterable[_Union[ErrorItem, _Mapping]]] = ..., findings: _Optional[_Iterable[_Union[_common_pb2.Finding, _Mapping]]] = ..., scores: _Optional[_Union[Scores, _Mapping]] = ..., model_version: _Optional[_Union[_common_pb2.ModelVersion, _Mapping]] = ..., tempo: _Optional[_Union[_common_pb2.Tempo, _Mapping]] = ..., stages: _Optional[_Iterable[_Union[_common_pb2.StageReport, _Mapping]]] = ..., cache_hit: _Optional[bool] = ..., degraded: _Optional[_Iterable[str]] = ..., audio_duration_s: _Optional[float] = ..., total_ms: _Optional[float] = ..., reference: _Optional[_Union[_common_pb2.Reference, _Mapping]] = ..., decode: _Optional[_Union[_common_pb2.Decode, _Mapping]] = ..., alignment: _Optional[_Union[_common_pb2.Alignment, _Mapping]] = ..., uthmani: _Optional[str] = ..., comparison: _Optional[_Union[_prosody_pb2.Comparison, _Mapping]] = ..., segments: _Optional[_Iterable[_Union[LiveSegment, _Mapping]]] = ..., preludes: _Optional[_Iterable[_Union[LivePrelude, _Mapping]]] = ..., located: _Optional[_Union[Located, _Mapping]] = ...) -> None: ...
+
+class Located(_message.Message):
+    __slots__ = ("passage", "margin", "sure", "sure_margin", "ambiguous", "candidates", "prelude", "surahs", "search_ms", "index_ms")
+    PASSAGE_FIELD_NUMBER: _ClassVar[int]
+    MARGIN_FIELD_NUMBER: _ClassVar[int]
+    SURE_FIELD_NUMBER: _ClassVar[int]
+    SURE_MARGIN_FIELD_NUMBER: _ClassVar[int]
+    AMBIGUOUS_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    PRELUDE_FIELD_NUMBER: _ClassVar[int]
+    SURAHS_FIELD_NUMBER: _ClassVar[int]
+    SEARCH_MS_FIELD_NUMBER: _ClassVar[int]
+    INDEX_MS_FIELD_NUMBER: _ClassVar[int]
+    passage: RecognizedPassage
+    margin: float
+    sure: bool
+    sure_margin: float
+    ambiguous: bool
+    candidates: _containers.RepeatedCompositeFieldContainer[RecognizedPassage]
+    prelude: _containers.RepeatedScalarFieldContainer[str]
+    surahs: _containers.RepeatedScalarFieldContainer[int]
+    search_ms: float
+    index_ms: float
+    def __init__(self, passage: _Optional[_Union[RecognizedPassage, _Mapping]] = ..., margin: _Optional[float] = ..., sure: _Optional[bool] = ..., sure_margin: _Optional[float] = ..., ambiguous: _Optional[bool] = ..., candidates: _Optional[_Iterable[_Union[RecognizedPassage, _Mapping]]] = ..., prelude: _Optional[_Iterable[str]] = ..., surahs: _Optional[_Iterable[int]] = ..., search_ms: _Optional[float] = ..., index_ms: _Optional[float] = ...) -> None: ...
 
 class GetReferenceRequest(_message.Message):
     __slots__ = ("target", "moshaf")

@@ -30,9 +30,16 @@ def _imlaey_starts(surah: int, ayah: int) -> tuple[tuple[int, ...], tuple[int, .
     uthmani: list[int] = [0]
     imlaey: list[int] = [0]
     for i in range(1, len(text.imlaey_words)):
-        try:
-            segment = quran.aya(surah, ayah).get_by_imlaey_words(i, 1)
-        except Exception:  # quran-transcript: this imlaey word is part of an Uthmani word
+        segment = None
+        # An imlaey word that is half of an Uthmani word (يَا of يَـٰٓأَيُّهَا) is refused alone;
+        # with the next one or two (يَبْنَؤُمَّ: يَا ابْنَ أُمَّ) it is the whole Uthmani word, which starts here.
+        for count in (1, 2, 3):
+            try:
+                segment = quran.aya(surah, ayah).get_by_imlaey_words(i, count)
+                break
+            except Exception:  # quran-transcript: this imlaey word is part of an Uthmani word
+                continue
+        if segment is None:
             continue
         u = int(segment.start_span[2].uthmani)
         if u > uthmani[-1]:

@@ -115,4 +115,10 @@ def target_from_proto(target: common_pb2.Target) -> TargetSpec:
     if which == "ayah_range":
         r = target.ayah_range
         return ayah_range_target(r.surah, r.first_ayah, r.last_ayah)
-    raise InvalidArgument("target is missing: set one of target.ayah, target.words or target.ayah_range")
+    if which == "locate":
+        # Only an assessment can locate (it has a recitation to search with); a reference cannot.
+        raise InvalidArgument("target.locate needs a recitation: name a passage (target.ayah, words or ayah_range)")
+    raise InvalidArgument(
+        "target is missing: set one of target.ayah, target.words or target.ayah_range "
+        "(or, to assess a recitation of an unknown passage, target.locate)"
+    )
