@@ -10,6 +10,7 @@ import grpc
 from services.common.errors import MeshError
 from services.common.pb import gateway_pb2, gateway_pb2_grpc
 from services.gateway.app import GatewayApp
+from services.gateway.live.admission import retry_trailer
 
 
 def _authorization(context: Any) -> str | None:
@@ -66,4 +67,4 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServiceServicer):
             async for event in self.app.live.run(request_iterator, _authorization(context)):
                 yield event
         except MeshError as exc:
-            await context.abort(grpc.StatusCode[exc.code], exc.message)
+            await context.abort(grpc.StatusCode[exc.code], exc.message, retry_trailer(exc))
