@@ -22,7 +22,7 @@ help:
 	@echo "make demo-model - train the demo checkpoint on the synthetic reciter (CPU, ~1-2 h; committed already)"
 	@echo "make demo-eval  - the demo checkpoint's figures (PER, per-mistake recall, false alarms)"
 	@echo "make test   - set up (incl. redis-server, espeak-ng, prometheus, chromium) and run the test suite"
-	@echo "make serve  - run the mesh on loopback until Ctrl-C"
+	@echo "make serve  - run the mesh on loopback until Ctrl-C (asr backend auto: the graph exported once into the cache)"
 	@echo "make bench  - benchmarks; writes docs/benchmarks.md"
 	@echo "make lint   - ruff, mypy, buf lint, generated-code freshness"
 	@echo "make monitoring - regenerate the alerts, rules and dashboard in deploy/k8s/monitoring"
