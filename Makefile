@@ -23,7 +23,7 @@ help:
 	@echo "make demo-calibrate - fit the tajweed thresholds on surahs 80-89, written beside the demo checkpoint"
 	@echo "make demo-eval  - the demo checkpoint's figures on surahs 90-114 (PER, recall, false alarms, uncertain)"
 	@echo "make test   - set up (incl. redis-server, espeak-ng, prometheus, chromium) and run the test suite"
-	@echo "make serve  - run the mesh on loopback until Ctrl-C"
+	@echo "make serve  - run the mesh on loopback until Ctrl-C (asr backend auto: the graph exported once into the cache)"
 	@echo "make bench  - benchmarks; writes docs/benchmarks.md"
 	@echo "make lint   - ruff, mypy, buf lint, generated-code freshness"
 	@echo "make monitoring - regenerate the alerts, rules and dashboard in deploy/k8s/monitoring"

@@ -42,7 +42,8 @@ class Backend:
         return env
 
 
-GRAPH_BACKENDS = ("onnxruntime", "openvino")
+# auto runs one of the graph backends on a CPU (torch on CUDA, where the graph is not read).
+GRAPH_BACKENDS = ("onnxruntime", "openvino", "auto")
 CALIBRATION = sorted(str(p) for p in (ROOT / "tests/data/audio").glob("*.wav"))
 # Graph suffix and `muaalem export-onnx` flags of each exported graph.
 GRAPHS: dict[str, tuple[str, list[str]]] = {
@@ -69,6 +70,8 @@ BACKENDS: dict[str, Backend] = {
         # The service's default precision: float16 on CUDA; on a CPU bfloat16 where it is native.
         Backend("torch", "torch (precision auto)", "torch", "auto"),
         Backend("ov-auto", "OpenVINO (precision auto)", "openvino", "auto", "fp32"),
+        # What `make serve`, `make demo` and the images run: hardware.choose_backend's pick.
+        Backend("auto", "auto (MUAALEM_ASR_BACKEND=auto)", "auto", "auto", "fp32"),
     )
 }
 

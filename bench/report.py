@@ -14,6 +14,7 @@ ORDER = (
     "targets",
     "latency",
     "memory",
+    "asr-memory",
     "peer",
     "throughput",
     "live",

@@ -7,7 +7,8 @@
 
 Sections: latency (per stage, in process and through the mesh, with memory per process), peer
 (quran-muaalem 0.2.2 side by side), throughput (1/4/16 clients, batching off and on), live
-(AssessLive at real time: pause-to-verdict delay, 16 sessions at once),
+(AssessLive at real time: pause to verdict for 3-20 s stretches, one session and at the measured
+capacity, half-close to final), asr-memory (peak RSS of torch fp32 against auto),
 cpu-options (ONNX Runtime, OpenVINO and INT8 against torch fp32), openvino-shapes (dynamic shapes
 against length buckets), profile (where a forward pass spends its time), gpu (FP16, VRAM; needs CUDA),
 alignment, tajweed and prosody (the stage engineers' own benchmarks). The targets table follows from latency and
@@ -25,7 +26,7 @@ import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from bench import cpu_options, gpu, latency, live, peer_compare, report, scripts, targets, throughput
+from bench import backend_memory, cpu_options, gpu, latency, live, peer_compare, report, scripts, targets, throughput
 from bench.common import ROOT, Machine, command_line, load_average, now_utc, table, wait_for_quiet
 from bench.context import Context, Section
 from bench.models import BACKENDS, Assets, for_this_cpu, log, prepare
@@ -35,6 +36,7 @@ SECTIONS: dict[str, Callable[[Context], Awaitable[list[Section]]]] = {
     "peer": peer_compare.run,
     "throughput": throughput.run,
     "live": live.run,
+    "asr-memory": backend_memory.run,
     # Before cpu-options: its engines leave the benchmark process holding their memory, and the
     # three compiled models of this one beside that ran the 24 GiB machine out of memory.
     "openvino-shapes": scripts.openvino_shapes,
@@ -65,8 +67,9 @@ QUICK = {
     "alignment_long_runs": 1,
     "tajweed_trials": 5,
     "gpu_requests": 8,
-    "live_durations": "5",
-    "live_sessions": 2,
+    "live_segments": "3",
+    "live_speech_s": 12.0,  # the final aligns 1:1-7 (242 phonemes): at least 11 s of audio
+    "live_capacity": 2,
     "live_backend": "torch-fp32",
     "quiet_load": 0.0,
 }
@@ -97,9 +100,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--throughput-backend", default="onnx-fp32", help="the CPU option of the throughput section")
     add("--throughput-durations", default="5", help="clip lengths (s) of the throughput section")
     add("--concurrency", default="1,4,16", help="concurrent clients of the throughput section")
-    add("--live-durations", default="5,15,60", help="clip lengths (s) of the live section, streamed at real time")
-    add("--live-sessions", type=int, default=16, help="concurrent live sessions of the live section")
-    add("--live-backend", default="onnx-fp32", help="the CPU option of the live section")
+    add("--live-segments", default="3,5,10,20", help="lengths (s) of the live section's stretches of speech")
+    add("--live-speech-s", type=float, default=20.0, help="seconds of speech per live session")
+    add("--live-capacity", type=int, default=0, help="live sessions at once (0: measured, floor(0.7 / asr RTF))")
+    add("--live-backend", default="auto", help="the asr option of the live section (auto: what make serve runs)")
     add("--requests", type=int, default=32, help="assessments per throughput row (at least one per client)")
     add("--max-batch-size", type=int, default=16, help="the asr's max batch when batching is on")
     add("--cpu-backends",

@@ -69,6 +69,10 @@ class Mesh:
         env = dict(self.env)
         # No real weights reachable: serve the committed demo checkpoint (it hears the synthetic reciter).
         env.setdefault("MUAALEM_ASR_DEV_FALLBACK", "demo")
+        # The fastest path measured for this machine (services/asr/hardware.py: OpenVINO where the
+        # CPU has native bfloat16, ONNX Runtime elsewhere, torch on CUDA), as the images run. The
+        # graph is exported into MUAALEM_CACHE_DIR on the first start (tens of seconds) and reused.
+        env.setdefault("MUAALEM_ASR_BACKEND", "auto")
         env.setdefault("PYTHONUNBUFFERED", "1")
         if not env.get("MUAALEM_API_KEYS_FILE") and not env.get("MUAALEM_API_KEYS"):
             self.api_key, keys_file = dev_api_key(common_settings.cache_dir(env))
@@ -151,6 +155,38 @@ def _address(env: Mapping[str, str], service: str) -> str:
     return f"{'127.0.0.1' if host in _ANY_HOST else host}:{address.port.get(env)}"
 
 
+def first_start_note(env: Mapping[str, str]) -> str:
+    """What a first start spends its time on (empty once the exported graph is cached)."""
+    if env.get("MUAALEM_ASR_BACKEND", "torch") not in {"auto", "onnxruntime", "openvino"}:
+        return ""
+    if env.get("MUAALEM_ASR_ONNX_PATH"):
+        return ""
+    graphs = common_settings.cache_dir(env) / "onnx"
+    if graphs.is_dir() and any(graphs.glob("*/model.onnx")):
+        return ""
+    return (
+        f"first start: the asr exports its model graph into {graphs} for MUAALEM_ASR_BACKEND="
+        f"{env.get('MUAALEM_ASR_BACKEND')} (up to a minute or two on a CPU, once; later starts reuse it)"
+    )
+
+
+def _asr_model(mesh: Mesh) -> str:
+    """The asr's backend and precision as it reports them ('' if it does not answer)."""
+    import grpc
+
+    from services.common.pb import asr_pb2, asr_pb2_grpc
+
+    if any(key.startswith("MUAALEM_TLS") and value for key, value in mesh.service_env().items()):
+        return ""  # a plaintext channel would not reach it
+    try:
+        with grpc.insecure_channel(mesh.address("asr")) as channel:
+            info = asr_pb2_grpc.AsrServiceStub(channel).GetModelInfo(asr_pb2.GetModelInfoRequest(), timeout=5)
+    except grpc.RpcError:
+        return ""
+    version = info.model_version
+    return f"{version.backend} {version.precision} on {version.device}"
+
+
 def _banner(mesh: Mesh) -> str:
     env = mesh.service_env()
     lines = ["", "the Muaalem mesh is SERVING:"]
@@ -160,6 +196,9 @@ def _banner(mesh: Mesh) -> str:
     http_port = HTTP_PORT.get(env)
     if http_port >= 0:
         lines.append(f"  {'gateway':<10} HTTP http://127.0.0.1:{http_port}  (OpenAPI: /openapi.json)")
+    model = _asr_model(mesh)
+    if model:
+        lines.append(f"  asr runs {model} (MUAALEM_ASR_BACKEND={env.get('MUAALEM_ASR_BACKEND', 'torch')})")
     if mesh.api_key:
         lines.append(f"  dev API key: {mesh.api_key}   (`muaalem assess` on loopback uses it by itself)")
     lines.append("press Ctrl-C to stop")
@@ -174,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ)
     env.setdefault("MUAALEM_LOG_FORMAT", "text")
     mesh = Mesh(env=env, log_dir=args.log_dir, start_timeout_s=args.timeout)
+    note = first_start_note(mesh.service_env())
+    if note:
+        print(note, flush=True)
     started = time.monotonic()
     try:
         mesh.start()

@@ -40,14 +40,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def launcher_env(root: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a launcher Mesh under `root`: the tiny random checkpoint (no real
-    weights here), no segmenter, JSON logs, no HTTP port, every port free, no tracing from the
-    caller's shell; then `extra`."""
+    weights here) run by torch, no segmenter, JSON logs, no HTTP port, every port free, no
+    tracing from the caller's shell; then `extra`. The launcher's own default backend (auto) would
+    export the graph into each mesh's fresh cache: 20 s of CPU per mesh for what these tests do
+    not look at (tests/e2e/test_launcher.py runs the default, once per session)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env.update(
         {
             "MUAALEM_CACHE_DIR": str(root / "cache"),
             "MUAALEM_ASR_MODEL": str(root / "no-such-model"),
             "MUAALEM_ASR_DEV_FALLBACK": "tiny",
+            "MUAALEM_ASR_BACKEND": "torch",
             "MUAALEM_SEGMENTER_MODEL": "",
             "MUAALEM_LOG_FORMAT": "json",
             "MUAALEM_SHUTDOWN_DELAY_S": "0",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,10 +115,16 @@ def _live(args: argparse.Namespace) -> int:
     step = max(frame, int(rate * CHUNK_S) * frame)
     bytes_per_s = rate * frame
 
+    # Set at the `draining` warning (or the final): the gateway takes no more audio, and a write
+    # that meets the ended call would turn its status into INTERNAL; half-close instead.
+    stop_sending = threading.Event()
+
     def requests() -> Iterator[Any]:
         yield gateway_pb2.AssessLiveRequest(config=config)
         started = time.perf_counter()
         for offset in range(0, len(pcm), step):
+            if stop_sending.is_set():
+                return
             if args.realtime:
                 time.sleep(max(0.0, started + offset / bytes_per_s - time.perf_counter()))
             yield gateway_pb2.AssessLiveRequest(audio=pcm[offset : offset + step])
@@ -140,7 +147,10 @@ def _live(args: argparse.Namespace) -> int:
                 print(json.dumps(json_format.MessageToDict(event), ensure_ascii=False), flush=True)
             else:
                 print(describe(event), flush=True)
-            if event.WhichOneof("kind") == "final":
+            kind = event.WhichOneof("kind")
+            if kind == "final" or (kind == "warning" and event.warning.code == "draining"):
+                stop_sending.set()
+            if kind == "final":
                 final = event.final
 
     with channel:

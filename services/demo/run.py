@@ -19,7 +19,7 @@ import grpc
 from services.client.options import build_request
 from services.client.report import render
 from services.common.pb import gateway_pb2_grpc
-from services.launcher import ORDER, Mesh
+from services.launcher import ORDER, Mesh, first_start_note
 
 # An ayah of the evaluation split (surahs 90-114 are never trained on) and its mistakes.
 SURAH, AYAH = 103, 3
@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[bold]starting the mesh[/] ({', '.join(ORDER)}: {len(ORDER)} processes)...")
         started = time.monotonic()
         mesh = Mesh(env=env, log_dir=Path(logs))
+        note = first_start_note(mesh.service_env())
+        if note:
+            console.print(note)
         try:
             mesh.start()
         except (RuntimeError, TimeoutError) as exc:

@@ -27,7 +27,11 @@ def test_quick_live_section_writes_its_tables(tmp_path: Path) -> None:
     block = re.search(r"<!-- bench:live -->\n(.*?)<!-- /bench:live -->", text, re.S)
     assert block, "no live block"
     body = block.group(1)
-    row = re.search(r"^\| 5 s \| 1 \| (\d+) \| ([\d.]+) / [\d.]+ \|", body, re.M)
-    assert row and int(row.group(1)) >= 1 and float(row.group(2)) > 0, body
-    crowd = re.search(r"^\| 2 \| (\d+) \| (\d+) \|", body, re.M)
-    assert crowd and crowd.group(1) == "2" and crowd.group(2) == "0", body
+    # | stretch | sessions | at a pause / all | pause to verdict | model | final | finals | off target | unanswered |
+    ms = r"([\d.]+) / [\d.]+"
+    single = re.search(rf"^\| 3 s \| 1 \| (\d+) / \d+ \| {ms} \|[^|]*\| {ms} \| 1 / 1 \| \d+ \| 0 \|", body, re.M)
+    assert single and int(single.group(1)) >= 1 and float(single.group(2)) > 0 and float(single.group(3)) > 0, body
+    crowd = re.search(r"^\| 3 s \| 2 \(capacity\) \| (\d+) / \d+ \|.*\| 2 / 2 \| \d+ \| 0 \|", body, re.M)
+    assert crowd and int(crowd.group(1)) >= 2, body
+    # The session over capacity was refused, with when to try again.
+    assert "RESOURCE_EXHAUSTED: this gateway is at its capacity of 2 live sessions" in body, body

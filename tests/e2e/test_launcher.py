@@ -19,8 +19,9 @@ pytestmark = pytest.mark.slow
 
 
 def test_serve_reaches_serving_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    # The launcher's own backend default (auto): not the caller's shell's.
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k not in {"MUAALEM_ASR_BACKEND", "MUAALEM_ASR_ONNX_PATH"}},
         "MUAALEM_CACHE_DIR": str(tmp_path / "cache"),
         "MUAALEM_ASR_MODEL": str(tmp_path / "none"),
         "MUAALEM_SEGMENTER_MODEL": "",
@@ -46,10 +47,15 @@ def test_serve_reaches_serving_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     try:
         while "SERVING" not in (tmp_path / "serve.log").read_text():
             assert launcher.poll() is None, (tmp_path / "serve.log").read_text()
-            assert time.monotonic() - started < 60, "not SERVING within 60 s"
+            # The first start exports the demo checkpoint's graph (30 s on 2 loaded cores).
+            assert time.monotonic() - started < 150, "not SERVING within 150 s"
             time.sleep(0.2)
         banner = (tmp_path / "serve.log").read_text()
         assert "dev API key: mua_" in banner
+        assert "first start: the asr exports its model graph" in banner
+        # auto: the fastest measured path for this CPU (hardware.py), never torch on a CPU.
+        assert "MUAALEM_ASR_BACKEND=auto" in banner
+        assert "asr runs openvino" in banner or "asr runs onnxruntime" in banner, banner
         for name, port in ports.items():
             assert check(f"127.0.0.1:{port}") == "SERVING", name
             assert f"127.0.0.1:{port}" in banner
@@ -75,3 +81,4 @@ def test_serve_reaches_serving_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         if launcher.poll() is None:
             launcher.kill()
         log.close()
+

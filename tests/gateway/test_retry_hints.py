@@ -19,7 +19,6 @@ from services.cli import main as cli_main
 from services.client.retry import RetryPolicy, call_with_retries
 from services.common import rich_status
 from services.common.errors import (
-    DeadlineExceeded,
     InvalidArgument,
     ResourceExhausted,
     TooLarge,
@@ -28,7 +27,8 @@ from services.common.errors import (
 )
 from services.common.pb import common_pb2, gateway_pb2, gateway_pb2_grpc
 from services.gateway.auth import hash_key
-from services.gateway.live.service import CapacityExhausted, reject_reason
+from services.gateway.live.admission import IdleTimeout, SessionRefused, rejection_reason
+from services.gateway.live.settings import LiveSettings
 from services.gateway.metrics import LIVE_REJECT_REASONS
 from services.gateway.server import build
 from tests.conftest import AUDIO_DIR, loopback_env, serving
@@ -117,7 +117,7 @@ def _sample(name: str, **labels: str) -> float:
 
 
 async def test_a_live_session_over_the_keys_limit_carries_retry_info_and_is_counted(address: str) -> None:
-    rejected_before = _sample("muaalem_live_sessions_rejected_total", reason="key_limit")
+    rejected_before = _sample("muaalem_live_sessions_rejected_total", reason="limit")
     config = gateway_pb2.LiveConfig(
         target=TARGET, pcm=common_pb2.RawPcm(sample_rate_hz=16000, encoding=common_pb2.PCM_ENCODING_S16LE)
     )
@@ -143,23 +143,22 @@ async def test_a_live_session_over_the_keys_limit_carries_retry_info_and_is_coun
         held.set()
         open_session.cancel()
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert _retry_info(refused.value) == (code_pb2.RESOURCE_EXHAUSTED, 5.0)
+    assert _retry_info(refused.value) == (code_pb2.RESOURCE_EXHAUSTED, LiveSettings().retry_after_s)
     # The metrics the live alert and dashboard read are fed (they were declared, never set).
-    assert _sample("muaalem_live_sessions_rejected_total", reason="key_limit") == rejected_before + 1
+    assert _sample("muaalem_live_sessions_rejected_total", reason="limit") == rejected_before + 1
     await eventually(lambda: _sample("muaalem_live_sessions_active") == 0, what="the session closed")
 
 
 def test_each_way_a_session_ends_badly_has_its_reason() -> None:
-    assert reject_reason(CapacityExhausted("full"), draining=False) == "capacity"
-    assert reject_reason(ResourceExhausted("key"), draining=False) == "key_limit"
-    assert reject_reason(Unavailable("down"), draining=True) == "draining"
-    assert reject_reason(Unavailable("down"), draining=False) == "unavailable"
-    assert reject_reason(InvalidArgument("bad"), draining=False) == "invalid"
-    assert reject_reason(Unauthenticated("who"), draining=False) == "unauthenticated"
-    assert reject_reason(DeadlineExceeded("idle"), draining=False) == "idle"
-    assert reject_reason(RuntimeError("bug"), draining=False) == "internal"
-    assert reject_reason(asyncio.CancelledError(), draining=False) is None
-    assert set(LIVE_REJECT_REASONS) >= {"capacity", "key_limit", "invalid", "idle", "internal"}
+    assert rejection_reason(SessionRefused("full", reason="capacity"), draining=False) == "capacity"
+    assert rejection_reason(SessionRefused("key", reason="limit"), draining=False) == "limit"
+    assert rejection_reason(ResourceExhausted("rate"), draining=False) == "limit"
+    assert rejection_reason(Unavailable("down"), draining=True) == "draining"
+    assert rejection_reason(Unavailable("down"), draining=False) == "unavailable"
+    assert rejection_reason(InvalidArgument("bad"), draining=False) == "invalid"
+    assert rejection_reason(Unauthenticated("who"), draining=False) == "unauthenticated"
+    assert rejection_reason(IdleTimeout("idle"), draining=False) == "idle"
+    assert set(LIVE_REJECT_REASONS) >= {"capacity", "limit", "invalid", "idle", "internal"}
 
 
 def test_only_retryable_refusals_with_a_hint_are_packed() -> None:

@@ -182,14 +182,26 @@ def rows() -> list[tuple[str, list[Panel]]]:
             [
                 Panel(
                     "Live sessions open",
-                    (("sum(muaalem_live_sessions_active)", "open"),),
+                    (
+                        ("sum(muaalem_live_sessions_active)", "open"),
+                        ("sum(muaalem_live_sessions_capacity)", "capacity"),
+                    ),
                     "short",
-                    "GatewayService.AssessLive streams open now, over all gateways.",
+                    "Live sessions (gRPC AssessLive, WebSocket /v1/live) open now, and how many the gateways "
+                    "admit at once (MUAALEM_LIVE_CAPACITY_SESSIONS: what the asr keeps up with), over all gateways.",
+                ),
+                Panel(
+                    "Live sessions admitted",
+                    (("sum(rate(muaalem_live_sessions_admitted_total[5m]))", "admitted"),),
+                    "ops",
                 ),
                 Panel(
                     "Live sessions rejected",
                     (("sum by (reason) (rate(muaalem_live_sessions_rejected_total[5m]))", "{{reason}}"),),
                     "ops",
+                    "Refused or ended by the server, by reason: capacity (the session over capacity, told when "
+                    "to try again), draining, unavailable, internal; the caller's: invalid, unauthenticated, "
+                    "limit, idle.",
                 ),
             ],
         ),

@@ -27,7 +27,9 @@ class Recording:
         recording.append(samples)
         return recording
 
-    def append(self, samples: npt.NDArray[np.float32]) -> None:
+    def append(self, samples: npt.NDArray[np.float32], arrived: float | None = None) -> None:
+        """`arrived`: when the samples reached the gateway (perf_counter), if not now (audio the
+        intake read and decoded earlier, taken now at the stages' pace)."""
         if samples.size:
             needed = self._received + samples.size
             if needed > self._buffer.size:
@@ -37,7 +39,7 @@ class Recording:
             self._buffer[self._received : needed] = samples
             self._received = needed
         self._counts.append(self._received)
-        self._times.append(time.perf_counter())
+        self._times.append(time.perf_counter() if arrived is None else arrived)
 
     @property
     def samples(self) -> npt.NDArray[np.float32]:

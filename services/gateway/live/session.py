@@ -8,9 +8,9 @@ The session only decodes, segments and queues; following the reciter, judging ea
 composing the final are the follower's, the same one Assess runs over a whole file. The final
 is composed from the attempts the learner's events carried: nothing is judged again at the end.
 
-feed() only decodes and segments (cheap); the stages run on the worker task. A client that
-sends faster than the worker keeps up waits in feed() once max_buffered_s of audio is pending
-(backpressure), so memory stays bounded whatever the client's pace.
+decode() and take() only decode and segment (cheap); the stages run on the worker task. Audio
+ahead of the worker waits in take() once max_buffered_s of it is pending (backpressure on the
+intake's queue, intake.py; the connection is still read, so its keepalive holds).
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ class LiveSession:
         if config.HasField("moshaf"):
             self.request.moshaf.CopyFrom(config.moshaf)
         self.recording = Recording()
+        self._decoded = 0  # samples at 16 kHz decoded, taken or not
         self._segments: asyncio.Queue[Segment | None] = asyncio.Queue()
         self._pending_s = 0.0
         self._room = asyncio.Event()
@@ -101,23 +102,33 @@ class LiveSession:
         return self.recording.duration_s
 
     async def feed(self, chunk: bytes) -> None:
+        await self.take(await self.decode(chunk))
+
+    async def decode(self, chunk: bytes) -> np.ndarray:
+        """The chunk as 16 kHz mono, at once: the intake decodes as audio arrives, whatever the
+        stages' pace, and the session limit bounds what waits decoded."""
         if len(chunk) > self.settings.max_chunk_bytes:
             raise InvalidArgument(
                 f"an audio chunk of {len(chunk)} bytes is over the limit of {self.settings.max_chunk_bytes} bytes"
             )
-        # Backpressure: wait while too much audio waits for the stages.
-        await self._room.wait()
         samples = await asyncio.to_thread(self.decoder.feed, chunk)
-        self._append(samples)
-        if self.audio_s > self.settings.max_session_s:
+        self._decoded += samples.size
+        if self._decoded / 16000 > self.settings.max_session_s:
             raise ResourceExhausted(
                 f"the live session is over its limit of {self.settings.max_session_s:.0f} s of audio"
             )
+        return samples
+
+    async def take(self, samples: np.ndarray, arrived: float | None = None) -> None:
+        """Decoded audio into the session; waits while too much of it waits for the stages
+        (backpressure on the intake's queue, not on the connection)."""
+        await self._room.wait()
+        self._append(samples, arrived)
         for segment in self.segmenter.feed(samples):
             self._enqueue(segment)
 
-    def _append(self, samples: np.ndarray) -> None:
-        self.recording.append(samples)
+    def _append(self, samples: np.ndarray, arrived: float | None = None) -> None:
+        self.recording.append(samples, arrived)
 
     def _enqueue(self, segment: Segment) -> None:
         self._emit(

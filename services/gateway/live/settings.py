@@ -39,6 +39,23 @@ IDLE_TIMEOUT_S = setting(
     "MUAALEM_LIVE_IDLE_TIMEOUT_S", 30.0, "A live session with no message for this long is closed.", group=_GROUP
 )
 MAX_SESSIONS = setting("MUAALEM_LIVE_MAX_SESSIONS", 64, "Live sessions one gateway serves at once.", group=_GROUP)
+CAPACITY_SESSIONS = setting(
+    "MUAALEM_LIVE_CAPACITY_SESSIONS",
+    0,
+    "Live sessions the asr behind this gateway keeps up with at real time (measured: the asr's "
+    "replicas over its real-time factor on live segments, divided among the gateways; docs/live.md, "
+    "Capacity). One more is refused at once with RESOURCE_EXHAUSTED and a retry delay. 0: not "
+    "measured, MUAALEM_LIVE_MAX_SESSIONS alone applies.",
+    group=_GROUP,
+    ge=0,
+)
+RETRY_AFTER_S = setting(
+    "MUAALEM_LIVE_RETRY_AFTER_S",
+    10.0,
+    "The retry delay a live session refused for capacity is told (gRPC RetryInfo, the WebSocket's close message).",
+    group=_GROUP,
+    gt=0,
+)
 MAX_SESSIONS_PER_KEY = setting(
     "MUAALEM_LIVE_MAX_SESSIONS_PER_KEY", 4, "Live sessions one API key may hold open at once.", group=_GROUP
 )
@@ -48,7 +65,8 @@ MAX_CHUNK_BYTES = setting(
 MAX_BUFFERED_S = setting(
     "MUAALEM_LIVE_MAX_BUFFERED_S",
     30.0,
-    "Audio not yet assessed that a session holds; a client ahead of it is slowed (not read).",
+    "Audio handed to the stages ahead of their answers; more waits, decoded, in the session's "
+    "intake (the connection is still read, so its keepalive holds) and is left out if the gateway drains.",
     group=_GROUP,
 )
 STAGE_TIMEOUT_S = setting(
@@ -68,10 +86,19 @@ class LiveSettings:
     max_session_s: float = 600.0
     idle_timeout_s: float = 30.0
     max_sessions: int = 64
+    capacity_sessions: int = 0
+    retry_after_s: float = 10.0
     max_sessions_per_key: int = 4
     max_chunk_bytes: int = 256 * 1024
     max_buffered_s: float = 30.0
     stage_timeout_s: float = 30.0
+
+    @property
+    def admitted_at_once(self) -> int:
+        """The most sessions admitted at once: the measured capacity, within the hard cap."""
+        if self.capacity_sessions > 0:
+            return min(self.capacity_sessions, self.max_sessions)
+        return self.max_sessions
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LiveSettings:
@@ -89,6 +116,8 @@ class LiveSettings:
             max_session_s=MAX_SESSION_S.get(environ),
             idle_timeout_s=IDLE_TIMEOUT_S.get(environ),
             max_sessions=MAX_SESSIONS.get(environ),
+            capacity_sessions=CAPACITY_SESSIONS.get(environ),
+            retry_after_s=RETRY_AFTER_S.get(environ),
             max_sessions_per_key=MAX_SESSIONS_PER_KEY.get(environ),
             max_chunk_bytes=MAX_CHUNK_BYTES.get(environ),
             max_buffered_s=MAX_BUFFERED_S.get(environ),

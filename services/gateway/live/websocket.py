@@ -3,8 +3,12 @@
 Text frames carry JSON: the client's first is `{"config": {...}}` (a LiveConfig), and
 `{"end": true}` stands for gRPC's half-close (a WebSocket has none); binary frames carry audio
 bytes. Each event goes back as one text frame; an error ends the session with a last text
-frame `{"error": {"code": ..., "message": ...}}` and close code 1008 (the client's input) or
-1011 (the server's trouble).
+frame `{"error": {"code": ..., "message": ...}}` and close code 1008 (the client's side: its
+input, its key, its silence past the idle timeout), 1011 (the server's trouble) or 1013 (the
+gateway is at capacity: the frame's `retryAfterS` says when to try again).
+
+The socket is read without pause (intake.py), so pings and pongs are answered while the stages
+are behind a client that sends faster than real time.
 
 API keys: a browser cannot set headers on a WebSocket and URLs end up in logs, so the key (or
 a token from POST /v1/live/token, which takes the key in the authorization header and returns
@@ -30,10 +34,14 @@ from google.protobuf import json_format
 from services.common import strict_json
 from services.common.errors import InvalidArgument, MeshError
 from services.common.pb import gateway_pb2
+from services.gateway.live.admission import IdleTimeout
 from services.gateway.live.service import LiveService
 from services.gateway.reference import quran
 
 TOKEN_TTL_S = 60.0
+POLICY_VIOLATION = 1008
+INTERNAL_ERROR = 1011
+TRY_AGAIN_LATER = 1013
 STATIC_DIR = Path(__file__).with_name("static")
 _CLIENT_ERRORS = {
     "INVALID_ARGUMENT",
@@ -63,6 +71,18 @@ class TokenStore:
         if entry is None or entry[1] < time.monotonic():
             return None
         return entry[0]
+
+
+def close_code(exc: MeshError) -> tuple[int, str]:
+    """The close code and reason (at most 123 bytes) a session ended by `exc` gets: 1013 (try
+    again later) for a full gateway, 1008 for the client's side (its input, its key, its
+    silence), 1011 for the server's trouble."""
+    retry_after_s = exc.retry_after_s
+    if retry_after_s is not None:
+        return TRY_AGAIN_LATER, f"{exc.code}: try again in {retry_after_s:.0f} s"
+    if exc.code in _CLIENT_ERRORS or isinstance(exc, IdleTimeout):
+        return POLICY_VIOLATION, exc.code
+    return INTERNAL_ERROR, exc.code
 
 
 async def _requests(ws: WebSocket) -> AsyncIterator[gateway_pb2.AssessLiveRequest]:
@@ -131,7 +151,8 @@ def mount_live(api: FastAPI, live: LiveService) -> None:
             error: dict[str, Any] = {"code": exc.code, "message": exc.message}
             if exc.retry_after_s is not None:
                 error["retryAfterS"] = exc.retry_after_s  # what Retry-After and RetryInfo say elsewhere
-            await _last_words(ws, json.dumps({"error": error}), 1008 if exc.code in _CLIENT_ERRORS else 1011, exc.code)
+            code, reason = close_code(exc)
+            await _last_words(ws, json.dumps({"error": error}), code, reason)
             return
         await _last_words(ws, None, 1000, "")
 

@@ -29,13 +29,18 @@ from tests.gateway.live.tone_asr import ToneAsr, silence, tone_for
 ENV: dict[str, str] = {}
 
 
-def build_assessor(asr: ToneAsr) -> Assessor:
-    config = GatewayConfig.from_env(ENV)
-    stages = LocalStages(
+def local_stages(asr: ToneAsr) -> LocalStages:
+    """The stand-in asr with the real alignment and tajweed stages, in-process."""
+    return LocalStages(
         asr,
         AlignmentServicer(Aligner.from_config(AlignmentConfig.from_env(ENV))),
         TajweedServicer(TajweedValidator(TajweedConfig.from_env(ENV))),
     )
+
+
+def build_assessor(asr: ToneAsr) -> Assessor:
+    config = GatewayConfig.from_env(ENV)
+    stages = local_stages(asr)
     assessor = Assessor(config, stages, ReferenceService.from_env(ENV), ContentVerifier(), 600.0, 1200.0)
     # Tones are not speech to Silero: the stand-in's sessions segment on energy alone.
     assessor.speech_settings = LiveSettings(vad="energy")

@@ -273,6 +273,18 @@ async def test_live_sessions_per_key_are_limited(
     assert "live sessions" in (caught.value.details() or "")
 
 
+async def _paced(
+    config: gateway_pb2.LiveConfig, pcm: bytes, hurry: asyncio.Event
+) -> AsyncIterator[gateway_pb2.AssessLiveRequest]:
+    """The config, then 100 ms chunks at real time until `hurry` is set, then at once."""
+    yield gateway_pb2.AssessLiveRequest(config=config)
+    started = time.perf_counter()
+    for offset in range(0, len(pcm), 3200):
+        if not hurry.is_set():
+            await asyncio.sleep(max(0.0, started + offset / 32000 - time.perf_counter()))
+        yield gateway_pb2.AssessLiveRequest(audio=pcm[offset : offset + 3200])
+
+
 async def test_a_draining_gateway_ends_a_running_session_with_its_final_assessment(tmp_path: Path) -> None:
     server, _, _ = build(environ(tmp_path, MUAALEM_SHUTDOWN_GRACE_S="60", MUAALEM_GATEWAY_HTTP_PORT="-1"))
     await server.start()
@@ -281,7 +293,12 @@ async def test_a_draining_gateway_ends_a_running_session_with_its_final_assessme
         await server.wait_ready(timeout=120)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             stub = gateway_pb2_grpc.GatewayServiceStub(channel)
-            call = stub.AssessLive(stream(live_config(), wav_pcm(AUDIO_DIR / "test.wav"), speed=1.0), timeout=120)
+            # Real time, then as fast as the gateway takes it from the moment it drains: writes are
+            # in flight (or waiting for the stream's flow-control window) while the session ends.
+            # A write that met the ended call made the client report INTERNAL after the final.
+            hurry = asyncio.Event()
+            long_pcm = wav_pcm(AUDIO_DIR / "test.wav") * 20  # 3 minutes: still sending at the final
+            call = stub.AssessLive(_paced(live_config(), long_pcm, hurry), timeout=120)
 
             async def collect() -> None:
                 async for event in call:
@@ -289,6 +306,7 @@ async def test_a_draining_gateway_ends_a_running_session_with_its_final_assessme
 
             reading = asyncio.create_task(collect())
             await asyncio.sleep(4.0)
+            hurry.set()
             stopping = asyncio.create_task(server.stop(grace=60))  # what SIGTERM runs
             await reading
             await stopping
@@ -326,3 +344,56 @@ async def test_a_24_khz_stereo_recitation_is_segmented_at_its_pauses(stub: gatew
     )
     unary = (await stub.Assess(request, timeout=120)).assessment
     assert [w.uthmani for w in final.words] == [w.uthmani for w in unary.words]
+
+
+def _sample(name: str, **labels: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_a_session_over_capacity_is_refused_at_once_with_a_retry_delay(
+    stub: gateway_pb2_grpc.GatewayServiceStub, gateway: tuple[MeshServer, GatewayApp]
+) -> None:
+    from google.rpc import error_details_pb2, status_pb2
+
+    rejected = _sample("muaalem_live_sessions_rejected_total", reason="capacity")
+    admitted = _sample("muaalem_live_sessions_admitted_total")
+    events: list[gateway_pb2.AssessLiveResponse] = []
+    started = asyncio.Event()
+    refusals: list[grpc.aio.AioRpcError] = []
+    waits: list[float] = []
+    with _live_settings(gateway[1], capacity_sessions=1, retry_after_s=7.0):
+        first = stub.AssessLive(stream(live_config(), wav_pcm(AUDIO_DIR / "test.wav"), speed=1.0), timeout=60)
+
+        async def collect() -> None:
+            async for event in first:
+                events.append(event)
+                started.set()
+
+        reading = asyncio.create_task(collect())
+        await asyncio.wait_for(started.wait(), 30)
+        assert _sample("muaalem_live_sessions_capacity") == 1.0
+        assert _sample("muaalem_live_sessions_active") == 1.0
+        for _ in range(3):
+            began = time.perf_counter()
+            refusals.append(await _status(stub, [gateway_pb2.AssessLiveRequest(config=live_config())]))
+            waits.append(time.perf_counter() - began)
+        await reading
+    # The admitted session went on to its end, undisturbed.
+    assert events[-1].WhichOneof("kind") == "final"
+    assert not any(e.degraded for e in events)
+    for error in refusals:
+        details = error.details() or ""
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "capacity of 1 live sessions" in details and "try again in 7 s" in details
+        trailer = dict(error.trailing_metadata() or ())["grpc-status-details-bin"]
+        status = status_pb2.Status.FromString(trailer)
+        retry = error_details_pb2.RetryInfo()
+        assert status.code == grpc.StatusCode.RESOURCE_EXHAUSTED.value[0] and status.details[0].Unpack(retry)
+        assert retry.retry_delay.seconds == 7
+    # Refused before any work for the session (no reference, no stage): within 100 ms.
+    assert min(waits) < 0.1 and max(waits) < 1.0, waits
+    assert _sample("muaalem_live_sessions_rejected_total", reason="capacity") - rejected == 3
+    assert _sample("muaalem_live_sessions_admitted_total") - admitted == 1
+    assert _sample("muaalem_live_sessions_active") == 0.0

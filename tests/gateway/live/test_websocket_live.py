@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from google.protobuf import json_format
 
 from services.common.pb import gateway_pb2
 from services.common.server import MeshServer
+from services.gateway.app import GatewayApp
 from services.gateway.auth import hash_key
 from services.gateway.server import HttpFrontEnd, build
 from tests.conftest import AUDIO_DIR, serving
@@ -28,13 +30,18 @@ KEY = "live-test-key-0123456789"
 
 
 @pytest.fixture(scope="module")
-async def http_port(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[int]:
+async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[int, GatewayApp]]:
     root: Path = tmp_path_factory.mktemp("live-ws")
-    server, _, http = build(environ(root, MUAALEM_API_KEYS=f"tester:{hash_key(KEY)}"))
+    server, app, http = build(environ(root, MUAALEM_API_KEYS=f"tester:{hash_key(KEY)}"))
     assert isinstance(http, HttpFrontEnd)
     mesh: MeshServer = server
     async with serving(mesh, ready_timeout=120, grace=1):
-        yield http.port
+        yield http.port, app
+
+
+@pytest.fixture(scope="module")
+def http_port(gateway: tuple[int, GatewayApp]) -> int:
+    return gateway[0]
 
 
 async def _session(port: int, config: dict[str, Any], pcm: bytes, speed: float) -> list[dict[str, Any]]:
@@ -103,3 +110,62 @@ async def test_audio_before_config_closes_with_the_reason(http_port: int) -> Non
     assert ws.close_code == 1008
     assert frames[-1]["error"]["code"] == "INVALID_ARGUMENT"
     assert "audio before config" in frames[-1]["error"]["message"]
+
+
+@contextlib.contextmanager
+def _live_settings(app: GatewayApp, **changes: Any) -> Iterator[None]:
+    assert app.live is not None
+    saved = app.live.settings
+    app.live.settings = dataclasses.replace(saved, **changes)
+    try:
+        yield
+    finally:
+        app.live.settings = saved
+
+
+async def _frames(ws: websockets.ClientConnection) -> list[dict[str, Any]]:
+    frames: list[dict[str, Any]] = []
+    with contextlib.suppress(websockets.ConnectionClosedError):
+        async for frame in ws:
+            frames.append(json.loads(frame))
+    return frames
+
+
+async def test_an_idle_client_is_closed_with_1008_its_side(gateway: tuple[int, GatewayApp]) -> None:
+    config = json_format.MessageToDict(live_config())
+    config["apiKey"] = KEY
+    with _live_settings(gateway[1], idle_timeout_s=1.0):
+        async with websockets.connect(f"ws://127.0.0.1:{gateway[0]}/v1/live") as ws:
+            await ws.send(json.dumps({"config": config}))
+            frames = await _frames(ws)
+    # 1011 is the server's trouble; a client that sends nothing is the client's side.
+    assert ws.close_code == 1008, ws.close_code
+    assert frames[-1]["error"]["code"] == "DEADLINE_EXCEEDED" and "idle" in frames[-1]["error"]["message"]
+
+
+async def test_a_session_over_capacity_is_closed_with_1013_and_a_retry_delay(gateway: tuple[int, GatewayApp]) -> None:
+    config = json_format.MessageToDict(live_config())
+    config["apiKey"] = KEY
+    url = f"ws://127.0.0.1:{gateway[0]}/v1/live"
+    pcm = wav_pcm(AUDIO_DIR / "test.wav")
+    with _live_settings(gateway[1], capacity_sessions=1, retry_after_s=12.0):
+        running = asyncio.create_task(_session(gateway[0], config, pcm, speed=1.0))
+        app = gateway[1]
+        assert app.live is not None
+        for _ in range(300):
+            if app.live.active:
+                break
+            await asyncio.sleep(0.05)
+        began = time.perf_counter()
+        async with websockets.connect(url) as ws:
+            await ws.send(json.dumps({"config": config}))
+            frames = await _frames(ws)
+        waited = time.perf_counter() - began
+        events = await running
+    assert ws.close_code == 1013, ws.close_code  # "try again later"
+    assert ws.close_reason == "RESOURCE_EXHAUSTED: try again in 12 s"
+    error = frames[-1]["error"]
+    assert error["code"] == "RESOURCE_EXHAUSTED" and error["retryAfterS"] == 12.0
+    assert "capacity of 1 live sessions" in error["message"]
+    assert waited < 1.0, waited  # the connection's set-up included; the refusal itself is at once
+    assert "final" in events[-1], events[-1]

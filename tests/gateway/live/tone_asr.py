@@ -9,6 +9,7 @@ preludes, off-target) is tested through the real alignment and tajweed stages.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import numpy as np
@@ -75,6 +76,8 @@ class ToneAsr:
         self.fail_calls: set[int] = set()
         # Call numbers whose posteriorgram keeps only 3 frames (too short for its decode).
         self.truncate_calls: set[int] = set()
+        # Seconds each call takes, as a model would (0: at once).
+        self.delay_s = 0.0
 
     async def Transcribe(self, request: asr_pb2.TranscribeRequest, context: Any) -> asr_pb2.TranscribeResponse:
         from services.common.errors import Unavailable
@@ -82,6 +85,8 @@ class ToneAsr:
         self.calls += 1
         if self.down or self.calls in self.fail_calls:
             raise Unavailable("asr: the stand-in is switched off")
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         audio = decode_message(request.audio, max_duration_s=1200, min_duration_s=0.0)
         frames = read_frames(audio.samples)
         n = max(len(frames), 1)
@@ -114,7 +119,19 @@ class ToneAsr:
         return asr_pb2.TranscribeResponse(transcription=transcription)
 
     async def TranscribeStream(self, chunks: Any, context: Any) -> asr_pb2.TranscribeResponse:
-        raise NotImplementedError("the stand-in takes unary requests only")
+        """What the gateway streams for a long recording (a live session's final): raw PCM."""
+        header = asr_pb2.TranscribeStreamHeader()
+        data = bytearray()
+        async for part in chunks:
+            if part.WhichOneof("part") == "header":
+                header = part.header
+            else:
+                data += part.chunk
+        pcm = common_pb2.RawPcm()
+        pcm.CopyFrom(header.pcm_format)
+        pcm.data = bytes(data)
+        request = asr_pb2.TranscribeRequest(audio=common_pb2.Audio(pcm=pcm), options=header.options)
+        return await self.Transcribe(request, context)
 
     async def GetModelInfo(self, request: asr_pb2.GetModelInfoRequest, context: Any) -> asr_pb2.GetModelInfoResponse:
         return asr_pb2.GetModelInfoResponse(model_version=self.model)

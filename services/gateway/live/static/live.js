@@ -193,6 +193,8 @@ function onEvent(event) {
     const seen = (event.offTarget.likelyRecited || [])[0];
     status(seen ? `That sounded like ${seen.surah}:${seen.ayah}, not the chosen passage.` : "That did not match the passage.", true);
   } else if (event.warning) {
+    // The gateway is shutting down: it takes no more audio, and the final follows.
+    if (event.warning.code === "draining" && state.recording) stop().then(() => status(event.warning.message, true));
     status(event.warning.message, true);
   } else if (event.final) {
     applyWords({ words: event.final.words, errors: event.final.errors, findings: event.final.findings });
