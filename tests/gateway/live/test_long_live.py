@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 import websockets
 from google.protobuf import json_format
-from services.gateway.follow.stretch import stretch_target
 
 from services.common.pb import common_pb2, gateway_pb2, gateway_pb2_grpc
 from services.common.server import MeshServer
+from services.gateway.follow.stretch import stretch_target
 from services.gateway.server import HttpFrontEnd, build
 from tests.conftest import serving
 from tests.gateway.live.harness import build_assessor, join, local_stages
