@@ -179,12 +179,12 @@ HTTP_CASES: tuple[HttpCase, ...] = (
         content_type=MULTIPART,
     ),
     HttpCase(
-        "audio too short for the passage",
+        "8.8 s of another ayah sent for 2:282 (a content mismatch, not a refusal)",
         "POST",
         "/v1/assess",
         lambda: json.dumps(request_json(assess_request(target_=target(2, 282, None)))).encode(),
-        422,
-        ("frames", "phonemes"),
+        200,
+        ("content_status_mismatch",),
     ),
     HttpCase(
         "no API key",

@@ -85,7 +85,8 @@ def test_unary_bad_input_gets_the_right_status_and_says_why(
 ) -> None:
     try:
         reply = stub.Assess(case.build(), metadata=cluster.metadata(), timeout=60)
-        got, message = "OK", f"accepted (degraded: {list(reply.assessment.degraded)})"
+        content = gateway_pb2.ContentStatus.Name(reply.assessment.content.status)
+        got, message = "OK", f"accepted ({content}, degraded: {list(reply.assessment.degraded)})"
     except grpc.RpcError as exc:
         got, message = exc.code().name, exc.details() or ""
     _check(barrage, Row(case.name, "gRPC Assess", case.code, got, message), case.words)
