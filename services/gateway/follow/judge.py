@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import TypeVar
 
 import numpy as np
 
@@ -100,26 +101,10 @@ async def judge_stretch(
         return stretch_index[index] if 0 <= index < len(stretch_index) else index
 
     for word in fused.words:
-        session_index = moved_index(word.word_index)
-        if session_index < 0 or word.word_index >= len(stretch_index):
-            continue
-        moved = gateway_pb2.WordAssessment()
-        moved.CopyFrom(word)
-        moved.word_index = session_index
-        _shift(moved.time_span, offset_s)
-        judgement.words.append(moved)
-    for finding in fused.findings:
-        moved_finding = common_pb2.Finding()
-        moved_finding.CopyFrom(finding)
-        moved_finding.word_index = moved_index(finding.word_index)
-        _shift(moved_finding.time_span, offset_s)
-        judgement.findings.append(moved_finding)
-    for error in fused.errors:
-        moved_error = gateway_pb2.ErrorItem()
-        moved_error.CopyFrom(error)
-        moved_error.word_index = moved_index(error.word_index)
-        _shift(moved_error.time_span, offset_s)
-        judgement.errors.append(moved_error)
+        if word.word_index < len(stretch_index) and stretch_index[word.word_index] >= 0:
+            judgement.words.append(_moved(word, stretch_index[word.word_index], offset_s))
+    judgement.findings.extend(_moved(f, moved_index(f.word_index), offset_s) for f in fused.findings)
+    judgement.errors.extend(_moved(e, moved_index(e.word_index), offset_s) for e in fused.errors)
     if findings is not None:
         judgement.scored = []
         for finding in findings:
@@ -134,3 +119,16 @@ async def judge_stretch(
             phonemes = reference.phonemes[stretch_word.phoneme_start : stretch_word.phoneme_end]
             judgement.judged_phonemes[stretch_index[k]] = phonemes
     return judgement
+
+
+_Placed = TypeVar("_Placed", gateway_pb2.WordAssessment, common_pb2.Finding, gateway_pb2.ErrorItem)
+
+
+def _moved(message: _Placed, word_index: int, offset_s: float) -> _Placed:
+    """A copy of a stretch's word, finding or error in the target's terms: its word index among
+    the target's words, its time on the recording's clock."""
+    moved = type(message)()
+    moved.CopyFrom(message)
+    moved.word_index = word_index
+    _shift(moved.time_span, offset_s)
+    return moved

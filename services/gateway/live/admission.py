@@ -24,11 +24,6 @@ from services.common.errors import (
 from services.gateway import metrics
 from services.gateway.live.settings import LiveSettings
 
-# gRPC's rich status: a serialized google.rpc.Status in this trailer, read by clients (and
-# grpcio-status's rpc_status.from_call) for its details, here a google.rpc.RetryInfo.
-STATUS_DETAILS_KEY = "grpc-status-details-bin"
-_RESOURCE_EXHAUSTED = 8
-
 
 class SessionRefused(ResourceExhausted):
     """Refused for the gateway's capacity (try again later) or the key's share of it."""
@@ -103,19 +98,3 @@ def rejection_reason(exc: MeshError, draining: bool) -> str:
     if isinstance(exc, InvalidArgument) or exc.code == "FAILED_PRECONDITION":
         return "invalid"
     return "internal"
-
-
-def retry_trailer(exc: MeshError) -> tuple[tuple[str, bytes], ...]:
-    """The trailing metadata that tells a gRPC client when to try again (none for other errors)."""
-    retry_after_s = getattr(exc, "retry_after_s", None)
-    if retry_after_s is None:
-        return ()
-    from google.protobuf import any_pb2, duration_pb2
-    from google.rpc import error_details_pb2, status_pb2
-
-    delay = duration_pb2.Duration()
-    delay.FromNanoseconds(int(retry_after_s * 1e9))
-    detail = any_pb2.Any()
-    detail.Pack(error_details_pb2.RetryInfo(retry_delay=delay))
-    status = status_pb2.Status(code=_RESOURCE_EXHAUSTED, message=exc.message, details=[detail])
-    return ((STATUS_DETAILS_KEY, status.SerializeToString()),)
