@@ -12,7 +12,9 @@ import pytest
 
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.slow
+# A minute of live sessions through real processes: make soak (the latency/throughput smoke
+# test keeps bench.run itself under make test).
+pytestmark = [pytest.mark.slow, pytest.mark.soak]
 
 
 def test_quick_live_section_writes_its_tables(tmp_path: Path) -> None:

@@ -16,7 +16,10 @@ from services.locate.index import WordPlace
 from services.locate.search import PassageSearch
 
 
+# All 6,236 ayahs phonetized (under a minute): make soak; tests/locate covers the same code on a
+# few surahs under make test.
 @pytest.mark.slow
+@pytest.mark.soak
 def test_the_whole_mushaf_is_indexed_and_searchable() -> None:
     started = time.perf_counter()
     index = build_index(workers=2)

@@ -223,7 +223,11 @@ def test_real_prometheus_records_the_stages_and_fires_on_faults(
             assert errors and all(float(s["value"][1]) == 0 for s in errors), errors
             hits = _until("cache hits", lambda: prometheus.query("muaalem:reference_cache_hits:ratio_rate5m > 0"))
             assert _value(hits) > 0.5
-            assert _value(prometheus.query("queue:muaalem_asr_batch_size:mean_rate5m")) >= 1
+            # The recording rule needs two scrapes of the batch histogram: wait for it, as above.
+            batch = _until(
+                "a mean asr batch size", lambda: prometheus.query("queue:muaalem_asr_batch_size:mean_rate5m > 0")
+            )
+            assert _value(batch) >= 1
             assert not [a for a in prometheus.firing() if a["alertname"].startswith("Muaalem")], prometheus.firing()
             # Every dashboard query is valid PromQL to this Prometheus (query() asserts success).
             for expr in dashboard.expressions():

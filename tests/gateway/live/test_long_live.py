@@ -34,7 +34,8 @@ from tests.gateway.live.harness import build_assessor, join, local_stages
 from tests.gateway.live.servers import environ, stream
 from tests.gateway.live.tone_asr import ToneAsr, tone_for
 
-pytestmark = pytest.mark.slow
+# Minutes each (9 minutes of audio at 20x): make soak, not make test's 15-minute budget.
+pytestmark = [pytest.mark.slow, pytest.mark.soak]
 
 # 2:1-2:23 in tones, ayah by ayah with a pause after each: 8 to 9 minutes.
 TARGET = common_pb2.Target(ayah_range=common_pb2.AyahRangeTarget(surah=2, first_ayah=1, last_ayah=23))
