@@ -7,18 +7,22 @@ segment still open as it would a reciter's: at 5 phonemes a second the tones are
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import numpy as np
 import numpy.typing as npt
 import pytest
+import websockets
+from google.protobuf import json_format
 
 from services.common.pb import common_pb2, gateway_pb2, gateway_pb2_grpc
 from services.common.server import MeshServer
 from services.gateway.app import GatewayApp
 from services.gateway.follow.preludes import moshaf_key, prelude_phonemes
-from services.gateway.server import build
+from services.gateway.server import HttpFrontEnd, build
 from tests.conftest import serving
 from tests.gateway.live.harness import build_assessor, join, local_stages, recite_words
 from tests.gateway.live.servers import environ, stream
@@ -36,7 +40,7 @@ def _range(surah: int, first: int, last: int) -> common_pb2.Target:
 
 
 @pytest.fixture(scope="module")
-async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[MeshServer, GatewayApp]]:
+async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[MeshServer, GatewayApp, int]]:
     # Tones are not speech to Silero: the sessions segment on energy alone; no segment is cut at
     # the length cap (the slow tones of nine words take 11 s).
     env = environ(
@@ -46,15 +50,16 @@ async def gateway(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tup
         MUAALEM_LOCATE_SURAHS=SURAHS,
         MUAALEM_LOCATE_WARM="true",
     )
-    server, app, _ = build(env, stages=local_stages(ToneAsr()))
+    server, app, http = build(env, stages=local_stages(ToneAsr()))
+    assert isinstance(http, HttpFrontEnd)
     async with serving(server, ready_timeout=120, grace=1):
         assert app.assessor.locator is not None
         await app.assessor.locator.search_for(None)  # the index, before any session times itself
-        yield server, app
+        yield server, app, http.port
 
 
 @pytest.fixture(scope="module")
-async def stub(gateway: tuple[MeshServer, GatewayApp]) -> AsyncIterator[gateway_pb2_grpc.GatewayServiceStub]:
+async def stub(gateway: tuple[MeshServer, GatewayApp, int]) -> AsyncIterator[gateway_pb2_grpc.GatewayServiceStub]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{gateway[0].port}") as channel:
         yield gateway_pb2_grpc.GatewayServiceStub(channel)
 
@@ -198,7 +203,9 @@ async def test_an_ambiguous_opening_is_not_sure_and_lists_its_candidates(
 
 
 async def test_without_a_locator_a_live_locate_is_refused_naming_the_field(
-    gateway: tuple[MeshServer, GatewayApp], stub: gateway_pb2_grpc.GatewayServiceStub, monkeypatch: pytest.MonkeyPatch
+    gateway: tuple[MeshServer, GatewayApp, int],
+    stub: gateway_pb2_grpc.GatewayServiceStub,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(gateway[1].assessor, "locator", None)
 
@@ -210,3 +217,21 @@ async def test_without_a_locator_a_live_locate_is_refused_naming_the_field(
         await anext(aiter(stub.AssessLive(config_only(), timeout=60)))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "target.locate" in (caught.value.details() or ""), caught.value.details()
+
+
+async def test_the_websocket_relays_located_events_as_it_relays_every_event(
+    gateway: tuple[MeshServer, GatewayApp, int],
+) -> None:
+    frames: list[dict[str, Any]] = []
+    async with websockets.connect(f"ws://127.0.0.1:{gateway[2]}/v1/live", max_size=None) as ws:
+        await ws.send(json.dumps({"config": json_format.MessageToDict(_config())}))
+        pcm = _pcm(await _basmala())
+        for offset in range(0, len(pcm), 32000):
+            await ws.send(pcm[offset : offset + 32000])
+        await ws.send(json.dumps({"end": True}))
+        frames.extend([json.loads(frame) async for frame in ws])
+    located = [f["located"] for f in frames if "located" in f]
+    assert located and "final" in frames[-1], frames[-1]
+    # proto3 JSON: the candidates of the basmala, 27:30 among them.
+    candidates = located[-1]["located"]["candidates"]
+    assert {(c["surah"], c["ayah"]) for c in candidates} >= {(27, 30)}, candidates
