@@ -9,10 +9,11 @@ follow them there, and follow them elsewhere when they move on to another passag
                ayahs, within its surah; extended as the reciter nears its end), followed by a
                RecitationFollower; the segments heard while locating are followed first, on the
                decodes already made
-    following  each closed segment goes to the section's follower; a stretch it finds off target,
-               or a probe of the open segment that reads unlike the words near the position, is
-               searched again: surely elsewhere, the section is composed and a new one begins
-               there (`located`, relocated)
+    following  each closed segment goes to the section's follower; a stretch it finds off target
+               is searched again, and so is a long open segment (probed from FOLLOW_FIRST_PROBE_S
+               on): surely elsewhere (and, for a probe, reading unlike the words near the
+               position), the section is composed and a new one begins there (`located`,
+               relocated)
     the end    each section's Assessment covers its first word to the furthest word reached; the
                last one is the final, the earlier ones its `sections`
 
