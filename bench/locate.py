@@ -20,7 +20,7 @@ With --live: live sessions without a passage named (AssessLive with target.locat
 running mesh with the demo checkpoint, synthesized recitations streamed at real time: how often
 and how soon the session locates right, and a jump to another surah (bench/locate_live.py).
 
-    python -m bench.locate --live [--sessions 10] [--jumps 2] [--concurrency 2]
+    python -m bench.locate --live [--sessions 12] [--jumps 4] [--concurrency 2]
 """
 
 from __future__ import annotations
@@ -184,8 +184,8 @@ def main() -> None:
         "--quiet-below", type=float, default=0.0, help="first wait (up to 10 min) for a 1-min load average under this"
     )
     parser.add_argument("--live", action="store_true", help="live sessions through the mesh instead")
-    parser.add_argument("--sessions", type=int, default=10, help="--live: single-passage sessions")
-    parser.add_argument("--jumps", type=int, default=2, help="--live: sessions that jump to another surah")
+    parser.add_argument("--sessions", type=int, default=12, help="--live: single-passage sessions")
+    parser.add_argument("--jumps", type=int, default=4, help="--live: sessions that jump to another surah")
     parser.add_argument("--concurrency", type=int, default=2, help="--live: sessions at once")
     args = parser.parse_args()
     if args.quiet_below > 0:
