@@ -15,6 +15,12 @@ Measures, on this machine:
 - search latency over the whole index (wall, and the calling thread's CPU time).
 
 Run: python -m bench.locate [--queries 300] [--workers 2] [--redis-url redis://...] [--quiet-below 2.5]
+
+With --live: live sessions without a passage named (AssessLive with target.locate) through the
+running mesh with the demo checkpoint, synthesized recitations streamed at real time: how often
+and how soon the session locates right, and a jump to another surah (bench/locate_live.py).
+
+    python -m bench.locate --live [--sessions 12] [--jumps 4] [--concurrency 2]
 """
 
 from __future__ import annotations
@@ -177,9 +183,18 @@ def main() -> None:
     parser.add_argument(
         "--quiet-below", type=float, default=0.0, help="first wait (up to 10 min) for a 1-min load average under this"
     )
+    parser.add_argument("--live", action="store_true", help="live sessions through the mesh instead")
+    parser.add_argument("--sessions", type=int, default=12, help="--live: single-passage sessions")
+    parser.add_argument("--jumps", type=int, default=4, help="--live: sessions that jump to another surah")
+    parser.add_argument("--concurrency", type=int, default=2, help="--live: sessions at once")
     args = parser.parse_args()
     if args.quiet_below > 0:
         wait_for_quiet(args.quiet_below, 600)
+    if args.live:
+        from bench import locate_live
+
+        locate_live.main(args.sessions, args.jumps, args.seed, args.concurrency)
+        return
 
     print(
         f"Machine: {cpu_model()} ({vector_features()}), {os.cpu_count()} cores; quran-transcript "

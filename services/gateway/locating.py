@@ -27,7 +27,7 @@ from services.gateway.locate_settings import LocateConfig
 from services.gateway.reference import moshaf as moshaf_mod
 from services.gateway.reference import quran
 from services.gateway.reference.cache import ReferenceStore
-from services.locate.cache import IndexCache
+from services.locate.cache import IndexCache, index_key
 from services.locate.index import PassageIndex, WordPlace
 from services.locate.search import LocateResult, PassageSearch, Span
 
@@ -59,13 +59,19 @@ class Decision:
     prelude: tuple[str, ...]
 
 
-def decide(result: LocateResult, sure_margin: float) -> Decision | None:
-    """The span to assess from a search's result; None when it found nothing."""
+def decide(result: LocateResult, sure_margin: float, min_words: int = 1) -> Decision | None:
+    """The span to assess from a search's result; None when it found nothing. `min_words`: the
+    fewest words a sure span has (a live session decides on the first words it hears)."""
     best = result.best
     if best is None:
         return None
     # The search ranks ties in mushaf order among equal adjustments: the first is as good as any.
-    sure = result.margin >= sure_margin and not result.ambiguous and best.score >= MIN_SURE_SCORE
+    sure = (
+        result.margin >= sure_margin
+        and not result.ambiguous
+        and best.score >= MIN_SURE_SCORE
+        and best.end_word - best.first_word >= min_words
+    )
     others = () if sure else tuple(c for c in result.candidates if c is not best)[:MAX_CANDIDATES]
     return Decision(best, sure, result.ambiguous, result.margin, others, result.prelude)
 
@@ -170,8 +176,14 @@ class LocateService:
     async def search_for(self, moshaf_values: dict[str, Any] | None = None) -> tuple[PassageSearch, float]:
         """The search over the index of this reading, and the ms it took to get it (0 when it was
         already in memory)."""
+        values = dict(moshaf_values) if moshaf_values is not None else moshaf_mod.default_values()
+        # An index in memory is searched at once: the store is read (and the value decoded) only
+        # to load one, not on every search (a live session searches every second or two).
+        known = self._searches.get(index_key(quran.phonetizer_version(), values, self.config.surahs))
+        if known is not None:
+            return known, 0.0
         started = time.perf_counter()
-        cached = await self._cache.get(moshaf_values, surahs=self.config.surahs)
+        cached = await self._cache.get(values, surahs=self.config.surahs)
         search = self._searches.get(cached.key)
         if search is None:
             search = await asyncio.to_thread(PassageSearch, cached.index)
@@ -194,14 +206,18 @@ class LocateService:
         except Exception:
             log.exception("the passage index could not be warmed; the first locate target builds it")
 
-    async def locate(self, decoded: str, moshaf: common_pb2.MoshafAttributes | None) -> Location:
-        """The span of the Quran a decode recites; InvalidArgument when nothing reads like it."""
+    async def locate(self, decoded: str, moshaf: common_pb2.MoshafAttributes | None, *, min_words: int = 1) -> Location:
+        """The span of the Quran a decode recites; InvalidArgument when nothing reads like it.
+        `min_words` > 1 (a live session deciding early): a sure span has that many words, and a
+        decode that holds only the isti'adha or the basmala is never sure (no passage yet)."""
         values = moshaf_mod.to_dict(moshaf)
         search, index_ms = await self.search_for(None if moshaf_mod.is_default(values) else values)
         started = time.perf_counter()
         result = await asyncio.to_thread(search.search, decoded)
+        if min_words > 1 and search.prelude_only(decoded):
+            min_words = search.index.word_count + 1
         search_ms = (time.perf_counter() - started) * 1000
-        decision = decide(result, self.config.sure_margin)
+        decision = decide(result, self.config.sure_margin, min_words)
         if decision is None:
             raise InvalidArgument(NOTHING_FOUND)
         located = located_proto(decision, self.config.sure_margin, index_scope(search.index), search_ms, index_ms)

@@ -90,3 +90,21 @@ def strip(query: str, known: tuple[Prelude, ...]) -> tuple[tuple[str, ...], int]
             names.append(prelude.name)
             at += taken
     return tuple(names), at
+
+
+def only_preludes(query: str, known: tuple[Prelude, ...], gram: int) -> bool:
+    """Whether a collapsed query is nothing but the preludes it opens with, the last of them
+    perhaps not finished: what is left after the whole ones is too short to place (under `gram`
+    symbols), or reads like the opening of the next prelude (a recitation heard a second or two
+    in, while the isti'adha is being said, would otherwise be placed at أَعُوذُ بِرَبِّ of 113:1)."""
+    names, cut = strip(query, known)
+    rest = query[cut:]
+    if len(rest) < gram:
+        return bool(names) or bool(rest)
+    for prelude in known:
+        if prelude.name in names or len(rest) > len(prelude.collapsed):
+            continue
+        opening = prelude.collapsed[: len(rest)]
+        if Levenshtein.normalized_similarity(rest, opening) >= MIN_SIMILARITY:
+            return True
+    return False

@@ -189,6 +189,14 @@ class PassageSearch:
             return whole
         return replace(rest, prelude=names, prelude_phonemes=int(np.flatnonzero(kept)[cut]))
 
+    def prelude_only(self, decoded: str) -> bool:
+        """Whether a decode holds nothing but an opening isti'adha or basmala, the last perhaps
+        not finished (prelude.only_preludes): whatever it matches (the basmala at 1:1 and 27:30,
+        أَعُوذُ بِ at 113:1), no passage has been recited yet."""
+        codes = script.to_ids(decoded)
+        query = script.from_ids(codes[script.run_starts(codes)][:MAX_QUERY])
+        return prelude_mod.only_preludes(query, self._preludes, self.gram)
+
     def _locate(self, query_codes: I64, query: str, limit: int) -> LocateResult:
         if len(query_codes) < self.gram:
             return LocateResult((), (), 0.0, query)

@@ -1,7 +1,7 @@
 """Assess with a locate target through the real Assessor and stages (alignment, tajweed, the
 follower), with the tone stand-in asr that hears exactly the phonemes it is played: the passage
 is found in the decode of the whole file, assessed as the target it spans, and the answer says
-so; a live session is refused plainly (following from an unknown place is not built yet)."""
+so (live sessions that locate: tests/gateway/live/test_live_locate.py)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,10 @@ import pytest
 from services.common.errors import InvalidArgument
 from services.common.pb import common_pb2, gateway_pb2
 from services.gateway.assess import Assessor
-from services.gateway.live.session import LiveSession
-from services.gateway.live.settings import LiveSettings
 from services.gateway.locate_settings import LocateConfig
 from services.gateway.locating import LocateService
 from services.gateway.reference.cache import MemoryStore
-from tests.gateway.live.harness import build_assessor, join, pcm_config
+from tests.gateway.live.harness import build_assessor, join
 from tests.gateway.live.tone_asr import ToneAsr, tone_for
 
 LOCATE = common_pb2.Target(locate=common_pb2.LocateTarget())
@@ -69,9 +67,3 @@ def test_without_a_locator_a_locate_target_is_refused() -> None:
     bare = build_assessor(ToneAsr())
     with pytest.raises(InvalidArgument, match="locating is off"):
         asyncio.run(bare.assess(_request(np.zeros(16000, dtype=np.float32))))
-
-
-def test_a_live_session_cannot_locate_yet_and_says_so(assessor: Assessor) -> None:
-    session = LiveSession(assessor, LiveSettings(vad="energy"), pcm_config(LOCATE))
-    with pytest.raises(InvalidArgument, match="live sessions cannot find the passage yet"):
-        asyncio.run(session.start())

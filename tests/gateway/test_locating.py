@@ -138,3 +138,14 @@ def test_uthmani_words_of_several_imlaey_words_map_to_their_first() -> None:
     assert [imlaey_index(109, 1, u) for u in range(4)] == [0, 1, 3, 4]
     # 20:94 قَالَ يَبْنَؤُمَّ ...: يَا ابْنَ أُمَّ is one Uthmani word.
     assert [imlaey_index(20, 94, u) for u in range(3)] == [0, 1, 4]
+
+
+def test_a_live_search_is_sure_only_of_enough_words_and_never_of_a_prelude_alone(service: LocateService) -> None:
+    two = _recitation(service, 112, 1, 0, 2)
+    assert _locate(service, two).decision.sure
+    early = asyncio.run(service.locate(two, None, min_words=3))
+    assert not early.decision.sure and not early.located.sure
+    assert asyncio.run(service.locate(_recitation(service, 112, 1, 0, 3), None, min_words=3)).decision.sure
+    basmala = _recitation(service, 1, 1, 0, 4)
+    alone = asyncio.run(service.locate(basmala, None, min_words=3))
+    assert not alone.decision.sure and alone.located.candidates

@@ -232,3 +232,20 @@ def test_the_noise_model_is_seeded_and_edits_about_its_rate() -> None:
 
     edits = Levenshtein.distance(NoiseModel(0.1, madd_jitter=0).apply(text, random.Random(2)), text)
     assert 0.06 * len(text) < edits < 0.12 * len(text)
+
+
+def test_an_isti_adha_or_basmala_heard_so_far_is_only_a_prelude(
+    small_index: PassageIndex, small_search: PassageSearch
+) -> None:
+    basmala = recited(small_index, small_index.word_of(1, 1), 4)
+    passage = recited(small_index, small_index.word_of(112, 1), 3)
+    # A live session hears the isti'adha a second at a time: every opening of it is no passage
+    # yet (its first words would otherwise place at أَعُوذُ بِرَبِّ of 113:1 and 114:1).
+    for cut in range(8, len(ISTIADHA) + 1, 4):
+        assert small_search.prelude_only(ISTIADHA[:cut]), ISTIADHA[:cut]
+    assert small_search.prelude_only(basmala) and small_search.prelude_only(ISTIADHA + basmala[:10])
+    # Words of a passage after it are a passage, and so is a passage from its start.
+    assert not small_search.prelude_only(ISTIADHA + basmala + passage)
+    assert not small_search.prelude_only(basmala + passage)
+    assert not small_search.prelude_only(passage)
+    assert not small_search.prelude_only(recited(small_index, small_index.word_of(113, 1), 3))

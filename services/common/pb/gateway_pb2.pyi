@@ -201,7 +201,7 @@ class AssessStreamResponse(_message.Message):
     def __init__(self, assessment: _Optional[_Union[Assessment, _Mapping]] = ...) -> None: ...
 
 class Assessment(_message.Message):
-    __slots__ = ("request_id", "target", "content", "words", "errors", "findings", "scores", "model_version", "tempo", "stages", "cache_hit", "degraded", "audio_duration_s", "total_ms", "reference", "decode", "alignment", "uthmani", "comparison", "segments", "preludes", "located")
+    __slots__ = ("request_id", "target", "content", "words", "errors", "findings", "scores", "model_version", "tempo", "stages", "cache_hit", "degraded", "audio_duration_s", "total_ms", "reference", "decode", "alignment", "uthmani", "comparison", "segments", "preludes", "located", "sections")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TARGET_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
@@ -224,6 +224,7 @@ class Assessment(_message.Message):
     SEGMENTS_FIELD_NUMBER: _ClassVar[int]
     PRELUDES_FIELD_NUMBER: _ClassVar[int]
     LOCATED_FIELD_NUMBER: _ClassVar[int]
+    SECTIONS_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     target: _common_pb2.Target
     content: ContentCheck
@@ -246,7 +247,8 @@ class Assessment(_message.Message):
     segments: _containers.RepeatedCompositeFieldContainer[LiveSegment]
     preludes: _containers.RepeatedCompositeFieldContainer[LivePrelude]
     located: Located
-    def __init__(self, request_id: _Optional[str] = ..., target: _Optional[_Union[_common_pb2.Target, _Mapping]] = ..., content: _Optional[_Union[ContentCheck, _Mapping]] = ..., words: _Optional[_Iterable[_Union[WordAssessment, _Mapping]]] = ..., errors: _Optional[_Iterable[_Union[ErrorItem, _Mapping]]] = ..., findings: _Optional[_Iterable[_Union[_common_pb2.Finding, _Mapping]]] = ..., scores: _Optional[_Union[Scores, _Mapping]] = ..., model_version: _Optional[_Union[_common_pb2.ModelVersion, _Mapping]] = ..., tempo: _Optional[_Union[_common_pb2.Tempo, _Mapping]] = ..., stages: _Optional[_Iterable[_Union[_common_pb2.StageReport, _Mapping]]] = ..., cache_hit: _Optional[bool] = ..., degraded: _Optional[_Iterable[str]] = ..., audio_duration_s: _Optional[float] = ..., total_ms: _Optional[float] = ..., reference: _Optional[_Union[_common_pb2.Reference, _Mapping]] = ..., decode: _Optional[_Union[_common_pb2.Decode, _Mapping]] = ..., alignment: _Optional[_Union[_common_pb2.Alignment, _Mapping]] = ..., uthmani: _Optional[str] = ..., comparison: _Optional[_Union[_prosody_pb2.Comparison, _Mapping]] = ..., segments: _Optional[_Iterable[_Union[LiveSegment, _Mapping]]] = ..., preludes: _Optional[_Iterable[_Union[LivePrelude, _Mapping]]] = ..., located: _Optional[_Union[Located, _Mapping]] = ...) -> None: ...
+    sections: _containers.RepeatedCompositeFieldContainer[Assessment]
+    def __init__(self, request_id: _Optional[str] = ..., target: _Optional[_Union[_common_pb2.Target, _Mapping]] = ..., content: _Optional[_Union[ContentCheck, _Mapping]] = ..., words: _Optional[_Iterable[_Union[WordAssessment, _Mapping]]] = ..., errors: _Optional[_Iterable[_Union[ErrorItem, _Mapping]]] = ..., findings: _Optional[_Iterable[_Union[_common_pb2.Finding, _Mapping]]] = ..., scores: _Optional[_Union[Scores, _Mapping]] = ..., model_version: _Optional[_Union[_common_pb2.ModelVersion, _Mapping]] = ..., tempo: _Optional[_Union[_common_pb2.Tempo, _Mapping]] = ..., stages: _Optional[_Iterable[_Union[_common_pb2.StageReport, _Mapping]]] = ..., cache_hit: _Optional[bool] = ..., degraded: _Optional[_Iterable[str]] = ..., audio_duration_s: _Optional[float] = ..., total_ms: _Optional[float] = ..., reference: _Optional[_Union[_common_pb2.Reference, _Mapping]] = ..., decode: _Optional[_Union[_common_pb2.Decode, _Mapping]] = ..., alignment: _Optional[_Union[_common_pb2.Alignment, _Mapping]] = ..., uthmani: _Optional[str] = ..., comparison: _Optional[_Union[_prosody_pb2.Comparison, _Mapping]] = ..., segments: _Optional[_Iterable[_Union[LiveSegment, _Mapping]]] = ..., preludes: _Optional[_Iterable[_Union[LivePrelude, _Mapping]]] = ..., located: _Optional[_Union[Located, _Mapping]] = ..., sections: _Optional[_Iterable[_Union[Assessment, _Mapping]]] = ...) -> None: ...
 
 class Located(_message.Message):
     __slots__ = ("passage", "margin", "sure", "sure_margin", "ambiguous", "candidates", "prelude", "surahs", "search_ms", "index_ms")
@@ -414,6 +416,28 @@ class LiveStarted(_message.Message):
     uthmani: str
     def __init__(self, session_id: _Optional[str] = ..., target: _Optional[_Union[_common_pb2.Target, _Mapping]] = ..., words: _Optional[_Iterable[_Union[_common_pb2.ReferenceWord, _Mapping]]] = ..., uthmani: _Optional[str] = ...) -> None: ...
 
+class LiveLocated(_message.Message):
+    __slots__ = ("located", "target", "words", "uthmani", "section", "relocated", "extended", "heard_s", "words_heard")
+    LOCATED_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    WORDS_FIELD_NUMBER: _ClassVar[int]
+    UTHMANI_FIELD_NUMBER: _ClassVar[int]
+    SECTION_FIELD_NUMBER: _ClassVar[int]
+    RELOCATED_FIELD_NUMBER: _ClassVar[int]
+    EXTENDED_FIELD_NUMBER: _ClassVar[int]
+    HEARD_S_FIELD_NUMBER: _ClassVar[int]
+    WORDS_HEARD_FIELD_NUMBER: _ClassVar[int]
+    located: Located
+    target: _common_pb2.Target
+    words: _containers.RepeatedCompositeFieldContainer[_common_pb2.ReferenceWord]
+    uthmani: str
+    section: int
+    relocated: bool
+    extended: bool
+    heard_s: float
+    words_heard: int
+    def __init__(self, located: _Optional[_Union[Located, _Mapping]] = ..., target: _Optional[_Union[_common_pb2.Target, _Mapping]] = ..., words: _Optional[_Iterable[_Union[_common_pb2.ReferenceWord, _Mapping]]] = ..., uthmani: _Optional[str] = ..., section: _Optional[int] = ..., relocated: _Optional[bool] = ..., extended: _Optional[bool] = ..., heard_s: _Optional[float] = ..., words_heard: _Optional[int] = ...) -> None: ...
+
 class LiveSegment(_message.Message):
     __slots__ = ("index", "time_span", "closed_by_pause")
     INDEX_FIELD_NUMBER: _ClassVar[int]
@@ -481,7 +505,7 @@ class LiveWarning(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class AssessLiveResponse(_message.Message):
-    __slots__ = ("audio_s", "degraded", "started", "segment", "words", "position", "off_target", "prelude", "warning", "final")
+    __slots__ = ("audio_s", "degraded", "started", "segment", "words", "position", "off_target", "prelude", "warning", "final", "located")
     AUDIO_S_FIELD_NUMBER: _ClassVar[int]
     DEGRADED_FIELD_NUMBER: _ClassVar[int]
     STARTED_FIELD_NUMBER: _ClassVar[int]
@@ -492,6 +516,7 @@ class AssessLiveResponse(_message.Message):
     PRELUDE_FIELD_NUMBER: _ClassVar[int]
     WARNING_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
+    LOCATED_FIELD_NUMBER: _ClassVar[int]
     audio_s: float
     degraded: _containers.RepeatedScalarFieldContainer[str]
     started: LiveStarted
@@ -502,4 +527,5 @@ class AssessLiveResponse(_message.Message):
     prelude: LivePrelude
     warning: LiveWarning
     final: Assessment
-    def __init__(self, audio_s: _Optional[float] = ..., degraded: _Optional[_Iterable[str]] = ..., started: _Optional[_Union[LiveStarted, _Mapping]] = ..., segment: _Optional[_Union[LiveSegment, _Mapping]] = ..., words: _Optional[_Union[LiveWords, _Mapping]] = ..., position: _Optional[_Union[LivePosition, _Mapping]] = ..., off_target: _Optional[_Union[LiveOffTarget, _Mapping]] = ..., prelude: _Optional[_Union[LivePrelude, _Mapping]] = ..., warning: _Optional[_Union[LiveWarning, _Mapping]] = ..., final: _Optional[_Union[Assessment, _Mapping]] = ...) -> None: ...
+    located: LiveLocated
+    def __init__(self, audio_s: _Optional[float] = ..., degraded: _Optional[_Iterable[str]] = ..., started: _Optional[_Union[LiveStarted, _Mapping]] = ..., segment: _Optional[_Union[LiveSegment, _Mapping]] = ..., words: _Optional[_Union[LiveWords, _Mapping]] = ..., position: _Optional[_Union[LivePosition, _Mapping]] = ..., off_target: _Optional[_Union[LiveOffTarget, _Mapping]] = ..., prelude: _Optional[_Union[LivePrelude, _Mapping]] = ..., warning: _Optional[_Union[LiveWarning, _Mapping]] = ..., final: _Optional[_Union[Assessment, _Mapping]] = ..., located: _Optional[_Union[LiveLocated, _Mapping]] = ...) -> None: ...

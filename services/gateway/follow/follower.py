@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
@@ -26,6 +26,7 @@ from services.gateway.follow.judge import judge_stretch
 from services.gateway.follow.judgement import Judgement
 from services.gateway.follow.locate import ON_TARGET_SIMILARITY, Item, Match, locate
 from services.gateway.follow.recording import Recording
+from services.gateway.follow.stretch import WordKey, word_key
 from services.gateway.live.segmenter import Segment
 from services.gateway.reference.service import ReferenceResult
 from services.gateway.stage_calls import StageCalls
@@ -54,6 +55,25 @@ INCOMPLETE_SHARE = 0.6
 FRAGMENT_MAX_S = 2.0
 
 Event = gateway_pb2.AssessLiveResponse
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A window's transcription made before the follower needed it (while the passage was being
+    located), with the asr call's time: the follower uses it instead of calling the asr again."""
+
+    transcription: asr_pb2.Transcription
+    spent_ms: float
+
+
+# Asked with an off-target segment, the start of the window decoded for it and that decode: whether
+# it lies elsewhere in the Quran and the session follows it there (a live session that located its
+# passage, services/gateway/live/anywhere.py); the follower then leaves the segment to that passage.
+Relocate = Callable[[Segment, float, Decoded], Awaitable[bool]]
+
+
+def _window_key(start_s: float, end_s: float) -> tuple[int, int]:
+    return round(start_s * 1000), round(end_s * 1000)
 
 
 @dataclass
@@ -125,6 +145,46 @@ class RecitationFollower:
         self._carried_record: SegmentRecord | None = None
         # While flush() judges what waited: nothing more is held or carried (no segment follows).
         self._flushing = False
+        # Windows already decoded (see Decoded), by their (start, end) in ms; each used once.
+        self._decoded: dict[tuple[int, int], Decoded] = {}
+        self.relocate: Relocate | None = None
+
+    # -- the words followed ---------------------------------------------------------------
+
+    def extend(self, reference: ReferenceResult) -> None:
+        """Follows a longer target with the same first words (a located passage followed further
+        as the reciter nears its end): what was judged keeps its word indexes."""
+        words = list(reference.reference.words)
+        if [word_key(w) for w in words[: len(self.words)]] != [word_key(w) for w in self.words]:
+            raise ValueError("an extended target must begin with the words followed so far")
+        phonemes = reference.reference.phonemes
+        self.reference = reference
+        self.request.target.CopyFrom(reference.reference.target)
+        self.words = words
+        self.phonemes = [phonemes[w.phoneme_start : w.phoneme_end] for w in words]
+        self.items = self.items[: self.preludes] + [Item(p, word=k) for k, p in enumerate(self.phonemes)]
+        self.committer.word_count = len(words)
+
+    def index_of(self, key: WordKey) -> int | None:
+        """The index of a word (surah, ayah, word in ayah) among the words followed."""
+        for k, word in enumerate(self.words):
+            if word_key(word) == key:
+                return k
+        return None
+
+    def furthest(self) -> int | None:
+        """The furthest word a stretch judged (skipped words lie before one); None: none yet."""
+        return max(self.committer.committed, default=None)
+
+    def remember(self, start_s: float, end_s: float, decoded: Decoded) -> None:
+        self._decoded[_window_key(start_s, end_s)] = decoded
+
+    def fit(self, decoded: str) -> float:
+        """How well a decode reads as the words near the position (the similarity of its place
+        there; 0 when nothing matches)."""
+        candidates, expected = self._candidates()
+        match = locate(decoded, candidates, expected)
+        return match.similarity if match is not None and match.words else 0.0
 
     # -- one segment ----------------------------------------------------------------------
 
@@ -152,14 +212,19 @@ class RecitationFollower:
         if transcription is None:
             return None, None
         record.decode = (start_s, transcription)
+        candidates, expected = self._candidates()
+        match = await asyncio.to_thread(locate, transcription.decode.phonemes, candidates, expected)
+        return transcription, match
+
+    def _candidates(self) -> tuple[list[Item], int]:
+        """The items a segment may match (behind and ahead of the position, the preludes before
+        word 0), and the index among them of the word expected next."""
         lo = max(0, self.position - BEHIND_WORDS)
         hi = min(len(self.words), self.position + AHEAD_WORDS)
         candidates = (self.items[: self.preludes] if lo == 0 else []) + self.items[
             self.preludes + lo : self.preludes + hi
         ]
-        expected = (self.preludes if lo == 0 else 0) + self.position - lo
-        match = await asyncio.to_thread(locate, transcription.decode.phonemes, candidates, expected)
-        return transcription, match
+        return candidates, (self.preludes if lo == 0 else 0) + self.position - lo
 
     async def _follow(self, record: SegmentRecord, *, retry: bool, look_back: bool = False) -> list[Event]:
         segment = record.segment
@@ -236,6 +301,13 @@ class RecitationFollower:
 
         events: list[Event] = []
         if match.similarity < ON_TARGET_SIMILARITY:
+            relocate = None if retry or self._flushing else self.relocate
+            asr_ms = sum(r.duration_ms for r in record.ledger.reports if r.stage == "asr")
+            if relocate is not None and await relocate(segment, start_s, Decoded(transcription, asr_ms)):
+                # Recited elsewhere: the segment is the next passage's, not an answer of this one
+                # (a word held back for it is judged alone when this passage is flushed).
+                del self._records[segment.index]
+                return events
             record.unplaced = True
             events.append(await self._report_off_target(segment, decoded, match.similarity))
             if not self.request.options.run_rules_on_mismatch:
@@ -304,6 +376,14 @@ class RecitationFollower:
             record.ledger.record(stage, common_pb2.STAGE_STATUS_SKIPPED, message=why)
 
     async def _transcribe(self, record: SegmentRecord, start_s: float, end_s: float) -> asr_pb2.Transcription | None:
+        known = self._decoded.pop(_window_key(start_s, end_s), None)
+        if known is not None:
+            record.ledger.record("asr", common_pb2.STAGE_STATUS_OK, known.spent_ms)
+            record.ledger.reports[-1].timings.extend(known.transcription.timings)
+            self._timings["asr"] = self._timings.get("asr", 0.0) + known.spent_ms
+            model_ms = sum(t.duration_ms for t in known.transcription.timings if t.stage == "model")
+            self._timings["model"] = self._timings.get("model", 0.0) + model_ms
+            return known.transcription
         audio = self.recording.window(start_s, end_s)
         if audio.samples.size < 1600:
             return None

@@ -83,6 +83,14 @@ class Segmenter:
     def in_speech(self) -> bool:
         return self._start_frame is not None
 
+    @property
+    def open_start_s(self) -> float | None:
+        """Where the segment still open (speech not yet ended by a pause or cut) will start, as
+        its Segment will say; None while no segment is open."""
+        if self._start_frame is None:
+            return None
+        return max(0.0, self._start_frame * FRAME_S - PAD_S)
+
     def _is_speech(self, frame: FloatArray) -> bool:
         db = frame_db(frame)
         peak = float(np.max(np.abs(frame))) if frame.size else 0.0

@@ -4,6 +4,9 @@
     worker: segment -> the recitation follower (services/gateway/follow) -> events
     finish() -> last segment -> the final Assessment composed from what the follower judged
 
+With target.locate the worker hands segments, and probes of the segment still open, to
+anywhere.py instead, which finds the passage and runs a follower per passage recited.
+
 The session only decodes, segments and queues; following the reciter, judging each stretch and
 composing the final are the follower's, the same one Assess runs over a whole file. The final
 is composed from the attempts the learner's events carried: nothing is judged again at the end.
@@ -32,6 +35,7 @@ from services.gateway.follow.compose import compose
 from services.gateway.follow.follower import RecitationFollower
 from services.gateway.follow.preludes import prelude_items
 from services.gateway.follow.recording import Recording
+from services.gateway.live.anywhere import Anywhere, Probe
 from services.gateway.live.decoder import decoder_for
 from services.gateway.live.segmenter import NO_SPEECH, Segment, Segmenter
 from services.gateway.live.settings import LiveSettings
@@ -53,13 +57,15 @@ class LiveSession:
             self.request.moshaf.CopyFrom(config.moshaf)
         self.recording = Recording()
         self._decoded = 0  # samples at 16 kHz decoded, taken or not
-        self._segments: asyncio.Queue[Segment | None] = asyncio.Queue()
+        self._segments: asyncio.Queue[Segment | Probe | None] = asyncio.Queue()
         self._pending_s = 0.0
         self._room = asyncio.Event()
         self._room.set()
         self._worker: asyncio.Task[None] | None = None
         self._warned: set[str] = set()
         self.follower: RecitationFollower | None = None
+        # With target.locate: the passage is found, and followed, by this instead.
+        self.anywhere: Anywhere | None = None
 
     # -- set-up -------------------------------------------------------------------------
 
@@ -67,18 +73,25 @@ class LiveSession:
         """Validates the config (bad ones raise InvalidArgument) and announces the session."""
         if not self.config.HasField("target"):
             raise InvalidArgument("config.target is missing: set target.ayah, target.words or target.ayah_range")
-        if self.config.target.WhichOneof("kind") == "locate":
-            # Following from an unknown place (issue 25) is not built yet: say so, not "no recitation".
-            raise InvalidArgument("target.locate: live sessions cannot find the passage yet; name it (Assess can)")
-        targets.target_from_proto(self.config.target)
+        locating = self.config.target.WhichOneof("kind") == "locate"
+        if locating and self.assessor.locator is None:
+            raise InvalidArgument("target.locate: locating is off on this gateway; name the passage")
+        if not locating:
+            targets.target_from_proto(self.config.target)
         moshaf = self.config.moshaf if self.config.HasField("moshaf") else None
         moshaf_mod.to_dict(moshaf)
         check_options(self.config.options)
         self.decoder = decoder_for(self.config)
         self.segmenter = Segmenter(self.settings)
+        timeout_s = self.settings.stage_timeout_s - self.assessor.config.fusion_reserve_s
+        if locating:
+            # No words yet: they come with the `located` event once the passage is found.
+            self.anywhere = Anywhere(self.assessor, self.request, self.recording, lambda: timeout_s)
+            self._worker = asyncio.create_task(self._work(), name=f"live-{self.session_id}")
+            self._emit(started=gateway_pb2.LiveStarted(session_id=self.session_id, target=self.config.target))
+            return
         result = await self.assessor.reference(self.config.target, moshaf)
         reference = result.reference
-        timeout_s = self.settings.stage_timeout_s - self.assessor.config.fusion_reserve_s
         self.follower = RecitationFollower(
             self.assessor.calls,
             self.assessor.verifier,
@@ -126,6 +139,10 @@ class LiveSession:
         self._append(samples, arrived)
         for segment in self.segmenter.feed(samples):
             self._enqueue(segment)
+        if self.anywhere is not None:
+            probe = self.anywhere.probe_due(self.segmenter.open_start_s, self.recording.duration_s)
+            if probe is not None:
+                self._segments.put_nowait(probe)
 
     def _append(self, samples: np.ndarray, arrived: float | None = None) -> None:
         self.recording.append(samples, arrived)
@@ -174,13 +191,19 @@ class LiveSession:
     # -- the worker ---------------------------------------------------------------------
 
     async def _work(self) -> None:
-        assert self.follower is not None
         while True:
             segment = await self._segments.get()
             if segment is None:
                 return
+            if isinstance(segment, Probe):
+                await self._probe(segment)
+                continue
             try:
-                self._emit_all(await self.follower.follow(segment))
+                if self.anywhere is not None:
+                    self._emit_all(await self.anywhere.segment(segment))
+                else:
+                    assert self.follower is not None
+                    self._emit_all(await self.follower.follow(segment))
             except MeshError as exc:
                 # The follower answers a stage's failure with a degraded event itself; what
                 # reaches here (the asr's vocabulary contract broken mid-session) must not end
@@ -195,6 +218,14 @@ class LiveSession:
                 if self._pending_s < self.settings.max_buffered_s:
                     self._room.set()
 
+    async def _probe(self, probe: Probe) -> None:
+        assert self.anywhere is not None
+        try:
+            self._emit_all(await self.anywhere.probe(probe, self.segmenter.open_start_s))
+        except MeshError as exc:
+            # A provisional decode only hastens an answer: the closed segment gives it anyway.
+            log.warning("live probe failed", extra={"session": self.session_id, "error": exc.message})
+
     # -- the end ------------------------------------------------------------------------
 
     async def finish(self) -> None:
@@ -208,8 +239,13 @@ class LiveSession:
         if self.segmenter.speech_frames == 0 or self.recording.duration_s < 0.1:
             self._warn("no_speech", NO_SPEECH)
             raise InvalidArgument(NO_SPEECH)
-        assert self.follower is not None
         started = time.perf_counter()
+        if self.anywhere is not None:
+            events, final = await self.anywhere.finish()
+            self._emit_all(events)
+            self._send_final(final, started)
+            return
+        assert self.follower is not None
         self._emit_all(await self.follower.flush())
         self._emit_all(await self.follower.retry_failed())
         composition = await compose(self.follower.followed(), self.assessor.verifier, self.assessor.versions.model)
@@ -219,7 +255,9 @@ class LiveSession:
             unseen = composition.unseen
             unseen.delay_ms = (time.perf_counter() - self.recording.arrived_at(self.recording.duration_s)) * 1000
             self._emit(words=unseen)
-        final = composition.assessment
+        self._send_final(composition.assessment, started)
+
+    def _send_final(self, final: gateway_pb2.Assessment, started: float) -> None:
         final.request_id = context.request_id() or ""
         final.total_ms = (time.perf_counter() - started) * 1000
         metrics.record_assessment(list(final.degraded))
