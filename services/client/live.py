@@ -1,5 +1,6 @@
-"""`muaalem live FILE [--realtime]`: a recording streamed through AssessLive, events printed as
-they arrive, then the final report."""
+"""`muaalem live FILE [--surah S --ayah A] [--realtime]`: a recording streamed through AssessLive,
+events printed as they arrive, then the final report. Without --surah and --ayah the gateway finds
+the passage from the first words (target.locate) and follows the reciter wherever they go."""
 
 from __future__ import annotations
 
@@ -41,7 +42,10 @@ def describe(event: Any) -> str:
     clock = f"[{event.audio_s:6.1f}s]"
     degraded = f"  (degraded: {', '.join(event.degraded)})" if event.degraded else ""
     if kind == "started":
-        return f"{clock} session {event.started.session_id}: {len(event.started.words)} words: {event.started.uthmani}"
+        started = event.started
+        if started.target.WhichOneof("kind") == "locate":
+            return f"{clock} session {started.session_id}: finding the passage from the first words"
+        return f"{clock} session {started.session_id}: {len(started.words)} words: {started.uthmani}"
     if kind == "segment":
         span = event.segment.time_span
         how = "pause" if event.segment.closed_by_pause else "cut"
@@ -62,6 +66,8 @@ def describe(event: Any) -> str:
         seen = event.off_target.likely_recited
         where = f"{seen[0].surah}:{seen[0].ayah} {seen[0].uthmani}" if seen else "nothing known"
         return f"{clock} off target: sounded like {where}"
+    if kind == "located":
+        return f"{clock} {_located(event.located)}"
     if kind == "prelude":
         return f"{clock} {event.prelude.kind} recognised"
     if kind == "warning":
@@ -73,6 +79,27 @@ def describe(event: Any) -> str:
             f"confidence {s.confidence:.0f}"
         )
     return f"{clock} {kind}"
+
+
+def _located(event: Any) -> str:
+    """A locate session's answer: where the reciter is, and whether the search is sure yet."""
+    from services.client.located import place
+
+    found = event.located
+    if not event.HasField("target"):
+        others = [place(c) for c in found.candidates]
+        maybe = " or ".join([place(found.passage), *others][:4])
+        return f"locating: {maybe}? (not sure yet, {event.words_heard} words heard)"
+    if event.extended:
+        return f"following on: {len(event.words)} words from {place(found.passage)}"
+    how = f"moved (section {event.section}) to" if event.relocated else "located"
+    sure = "sure" if found.sure else "NOT SURE"
+    words = event.uthmani.split()
+    opening = " ".join(words[:4]) + (" …" if len(words) > 4 else "")
+    return (
+        f"{how} {place(found.passage)} ({sure}, score {found.passage.similarity:.2f}, margin {found.margin:.2f}) "
+        f"after {event.words_heard} words: {opening}"
+    )
 
 
 def _live(args: argparse.Namespace) -> int:
@@ -163,6 +190,9 @@ def _live(args: argparse.Namespace) -> int:
             print(f"live session ended: {exc.code().name}: {exc.details()}", file=sys.stderr)
             return 1
     if final is not None and not args.json:
+        # A session that moved to another passage: each earlier passage's report, then the last.
+        for section in final.sections:
+            render(section)
         render(final)
     return 0
 
@@ -170,8 +200,8 @@ def _live(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     live = subparsers.add_parser("live", help="stream a recording through a live session, printing events")
     live.add_argument("file", help="audio file (wav, flac, ogg, mp3...)")
-    live.add_argument("--surah", type=int, required=True)
-    live.add_argument("--ayah", type=int, required=True)
+    live.add_argument("--surah", type=int, help="with --ayah: the passage recited; neither: the gateway finds it")
+    live.add_argument("--ayah", type=int)
     live.add_argument("--words", type=parse_words, help="FROM:COUNT imlaey words from --ayah (may run on)")
     live.add_argument("--last-ayah", type=int, help="--ayah..--last-ayah of the surah")
     live.add_argument("--moshaf", action="append", default=[], metavar="NAME=VALUE")

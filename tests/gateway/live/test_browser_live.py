@@ -9,9 +9,8 @@ stages, and the microphone plays al-Fatiha 2-4 in tones: known truth the page mu
 
 from __future__ import annotations
 
-import shutil
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +21,12 @@ from services.common.pb import common_pb2
 from services.common.server import MeshServer
 from services.gateway.server import HttpFrontEnd, build
 from tests.conftest import serving
+from tests.gateway.live.browser import COLOURED, NEEDS_CHROMIUM, chromium, until
 from tests.gateway.live.harness import build_assessor, join, recite_words
 from tests.gateway.live.servers import environ
 from tests.gateway.live.tone_asr import ToneAsr
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        shutil.which("chromium") is None or shutil.which("chromedriver") is None,
-        reason="needs Debian's chromium and chromium-driver (make system-deps)",
-    ),
-]
+pytestmark = [pytest.mark.slow, NEEDS_CHROMIUM]
 ROOT = Path(__file__).resolve().parents[3]
 TARGET = common_pb2.Target(ayah_range=common_pb2.AyahRangeTarget(surah=1, first_ayah=2, last_ayah=4))
 WORDS = 9
@@ -65,27 +59,8 @@ async def page_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[st
 
 @pytest.fixture
 def browser(recitation: tuple[Path, float]) -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or ""
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--window-size=430,1000",  # a phone's width
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={recitation[0]}%noloop",
-        "--autoplay-policy=no-user-gesture-required",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or ""), options=options)
-    try:
+    with chromium(recitation[0]) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 async def test_the_live_page_colours_words_and_shows_the_final_scores(
@@ -99,15 +74,6 @@ async def test_the_live_page_colours_words_and_shows_the_final_scores(
 
     driver = browser
     await asyncio.to_thread(driver.get, page_url)
-
-    def until(condition: Callable[[], Any], timeout: float) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = condition()
-            if value:
-                return value
-            time.sleep(0.25)
-        raise AssertionError(f"timed out after {timeout} s")
 
     def setup() -> None:
         until(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#surah option")) == 114, 20)
@@ -124,11 +90,7 @@ async def test_the_live_page_colours_words_and_shows_the_final_scores(
     started = time.monotonic()
 
     def coloured() -> int:
-        return len(
-            driver.find_elements(
-                By.CSS_SELECTOR, ".word.v-correct, .word.v-mistake, .word.v-tajweed, .word.v-unassessed"
-            )
-        )
+        return len(driver.find_elements(By.CSS_SELECTOR, COLOURED))
 
     # Words are coloured while the recitation still plays (live, not only at the end).
     await asyncio.to_thread(until, lambda: len(driver.find_elements(By.CSS_SELECTOR, ".word")) == WORDS, 30)

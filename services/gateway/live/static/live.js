@@ -1,5 +1,5 @@
-// The /live page: pick a passage, record, watch each word take its colour as the gateway
-// judges it, read the final scores. Plain ES module, no build step.
+// The /live page: pick a passage (or let the gateway find it), record, watch each word take its
+// colour as the gateway judges it, read the final scores. Plain ES module, no build step.
 const $ = (id) => document.getElementById(id);
 const VERDICT_CLASS = {
   WORD_VERDICT_CORRECT: "v-correct",
@@ -14,7 +14,9 @@ const VERDICT_TEXT = {
   WORD_VERDICT_NOT_ASSESSED: "not assessed",
 };
 
-const state = { ws: null, audio: null, stream: null, words: [], verdicts: new Map(), recording: false };
+const state = {
+  ws: null, audio: null, stream: null, words: [], verdicts: new Map(), recording: false, names: new Map(),
+};
 
 function status(text, notice = false) {
   $("status").textContent = text;
@@ -25,6 +27,7 @@ async function loadSurahs() {
   const surahs = await (await fetch("/live/surahs.json")).json();
   const select = $("surah");
   for (const s of surahs) {
+    state.names.set(s.surah, s.name);
     const option = document.createElement("option");
     option.value = s.surah;
     option.textContent = `${s.surah}. ${s.name}`;
@@ -40,9 +43,18 @@ async function loadSurahs() {
   };
   select.addEventListener("change", () => { $("first").value = 1; $("last").value = 1; limit(); });
   limit();
+  const anywhere = () => {
+    for (const label of document.querySelectorAll("label.passage")) {
+      label.classList.toggle("off", $("anywhere").checked);
+      label.querySelector("select, input").disabled = $("anywhere").checked;
+    }
+  };
+  $("anywhere").addEventListener("change", anywhere);
+  anywhere();
 }
 
 function target() {
+  if ($("anywhere").checked) return { locate: {} };
   const surah = Number($("surah").value);
   const first = Number($("first").value);
   const last = Math.max(first, Number($("last").value));
@@ -59,10 +71,12 @@ async function token() {
   return (await reply.json()).token;
 }
 
-function renderWords(words) {
+// keep: the same passage grew (its word indexes hold), so the verdicts shown stay.
+function renderWords(words, keep = false) {
   const verse = $("verse");
   verse.replaceChildren();
   state.words = words;
+  const kept = keep ? [...state.verdicts.values()] : [];
   state.verdicts.clear();
   words.forEach((word, index) => {
     const span = document.createElement("span");
@@ -80,6 +94,40 @@ function renderWords(words) {
       verse.append(end, " ");
     }
   });
+  for (const judged of kept) paint(judged.word.wordIndex || 0, judged);
+}
+
+// "112:2" or "Al-Ikhlas 112:2-4", from a RecognizedPassage (end_word exclusive).
+function place(passage, named = false) {
+  const surah = passage.surah || 0;
+  let text = `${surah}:${passage.ayah || 0}`;
+  if ((passage.endSurah || surah) === surah && (passage.endAyah || 0) > (passage.ayah || 0)) text += `-${passage.endAyah}`;
+  const name = state.names.get(surah);
+  return named && name ? `${name} ${text}` : text;
+}
+
+function showLocated(event) {
+  const found = event.located || {};
+  const passage = found.passage || {};
+  const line = $("located");
+  if (!event.target) {
+    // Not sure yet: the candidates the words heard so far cannot tell apart.
+    const maybe = [passage, ...(found.candidates || [])].slice(0, 3).map((p) => place(p, true));
+    status(`Finding your place… ${maybe.join(" or ")}?`);
+    return;
+  }
+  if (event.extended) {
+    renderWords(event.words || [], true);
+    return;
+  }
+  renderWords(event.words || []);
+  showPosition(0);
+  const how = event.relocated ? "You moved to" : "Found your place:";
+  const same = found.ambiguous ? " (the same words are elsewhere too)" : "";
+  line.textContent = `${how} ${place(passage, true)}${same}`;
+  line.className = found.sure ? "located" : "located unsure";
+  line.hidden = false;
+  status("Listening…");
 }
 
 function wordSpan(index) {
@@ -91,12 +139,16 @@ function applyWords(event) {
   for (const word of event.words || []) {
     const index = word.wordIndex || 0;
     const errors = (event.errors || []).filter((e) => (e.wordIndex || 0) === index);
-    state.verdicts.set(index, { word, errors, findings: (word.findingIndexes || []).map((i) => findings[i]) });
-    const span = wordSpan(index);
-    if (span) {
-      span.classList.remove(...Object.values(VERDICT_CLASS));
-      span.classList.add(VERDICT_CLASS[word.verdict] || "v-unassessed");
-    }
+    paint(index, { word, errors, findings: (word.findingIndexes || []).map((i) => findings[i]) });
+  }
+}
+
+function paint(index, judged) {
+  state.verdicts.set(index, judged);
+  const span = wordSpan(index);
+  if (span) {
+    span.classList.remove(...Object.values(VERDICT_CLASS));
+    span.classList.add(VERDICT_CLASS[judged.word.verdict] || "v-unassessed");
   }
 }
 
@@ -168,6 +220,14 @@ function showScores(final) {
   const note = document.createElement("p");
   note.textContent = errors ? `${errors} point${errors === 1 ? "" : "s"} to work on: tap a coloured word for details.` : "No errors found.";
   panel.append(note);
+  // A recitation that moved between passages: these scores are the last one's; say the others'.
+  for (const section of final.sections || []) {
+    const earlier = document.createElement("p");
+    const where = section.located ? place(section.located.passage || {}, true) : "an earlier passage";
+    const count = (section.errors || []).length;
+    earlier.textContent = `Before that, ${where}: overall ${Math.round((section.scores || {}).overall || 0)}, ${count} point${count === 1 ? "" : "s"} to work on.`;
+    panel.append(earlier);
+  }
   panel.hidden = false;
 }
 
@@ -179,7 +239,11 @@ function onEvent(event) {
   if (event.started) {
     renderWords(event.started.words || []);
     showPosition(0);
-    status("Listening… recite now.");
+    $("located").hidden = true;
+    const anywhere = !(event.started.words || []).length;
+    status(anywhere ? "Listening… recite from anywhere: your place is found from your first words." : "Listening… recite now.");
+  } else if (event.located) {
+    showLocated(event.located);
   } else if (event.segment) {
     status("Checking what you just recited…");
   } else if (event.words) {
