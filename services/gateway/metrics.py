@@ -27,8 +27,13 @@ LIVE_SESSIONS_ACTIVE = Gauge(
 )
 LIVE_SESSIONS_CAPACITY = Gauge(
     "muaalem_live_sessions_capacity",
-    "Live sessions this gateway admits at once: MUAALEM_LIVE_CAPACITY_SESSIONS (what the asr keeps up "
-    "with at real time) within MUAALEM_LIVE_MAX_SESSIONS.",
+    "Live sessions this gateway admits at once: MUAALEM_LIVE_CAPACITY_SESSIONS, or when 0 the capacity "
+    "measured from muaalem_asr_realtime_factor, within MUAALEM_LIVE_MAX_SESSIONS.",
+)
+ASR_REALTIME_FACTOR = Gauge(
+    "muaalem_asr_realtime_factor",
+    "The asr's compute seconds per second of audio, from its own timings (features + model over the "
+    "batch), as this gateway measured it; the live capacity is floor(asr replicas x 0.7 / this) per gateway.",
 )
 LIVE_SESSIONS_ADMITTED = Counter(
     "muaalem_live_sessions_admitted_total",

@@ -21,6 +21,7 @@ from services.common.audio import DecodedAudio
 from services.common.errors import FailedPrecondition, MeshError
 from services.common.pb import alignment_pb2, asr_pb2, common_pb2, gateway_pb2, tajweed_pb2
 from services.common.tensors import to_proto
+from services.gateway.asr_pace import AsrPace
 from services.gateway.config import GatewayConfig
 from services.gateway.reference.cache import model_namespace
 from services.gateway.reference.service import ReferenceResult, ReferenceService
@@ -93,6 +94,8 @@ class StageCalls:
         self.stages = stages
         self.references = references
         self.versions = ModelVersionTracker(stages)
+        # The asr's real-time factor from its own timings: the measured live capacity (asr_pace.py).
+        self.pace = AsrPace()
 
     async def reference(self, target: common_pb2.Target, moshaf: common_pb2.MoshafAttributes | None) -> ReferenceResult:
         return await self.references.get(target, moshaf, await self.versions.current())
@@ -127,6 +130,7 @@ class StageCalls:
         """Every transcription names its model: a new model moves the reference cache's
         namespace, and must pass the vocabulary contract (Unavailable while it does not)."""
         self.versions.observe(transcription.model_version)
+        self.pace.observe(transcription)
         await self.versions.confirm_vocabulary()
 
     async def align(

@@ -2,7 +2,8 @@
 
 A queue in front of a CPU asr that serves more sessions than its real-time factor allows makes
 every session late, and some never answered (4 sessions of 15 s on 2 cores: 3 of 4 final
-Assessments empty after a 22 s deadline). So a session over the measured capacity is refused at
+Assessments empty after a 22 s deadline). So a session over the capacity (set, or measured from
+the asr's own timings: gateway/asr_pace.py) is refused at
 once, before any work is done for it, with RESOURCE_EXHAUSTED and when to try again, and the
 admitted ones keep their pace. Capacity, admissions and refusals are metrics (metrics.py).
 """
@@ -22,6 +23,7 @@ from services.common.errors import (
     Unavailable,
 )
 from services.gateway import metrics
+from services.gateway.asr_pace import AsrPace
 from services.gateway.live.settings import LiveSettings
 
 
@@ -40,10 +42,21 @@ class IdleTimeout(DeadlineExceeded):
 
 
 class Admission:
-    """The sessions open now, per API key name."""
+    """The sessions open now, per API key name, against the capacity set or measured (pace)."""
 
-    def __init__(self) -> None:
+    def __init__(self, pace: AsrPace | None = None) -> None:
         self.open: Counter[str] = Counter()
+        self.pace = pace
+
+    def capacity(self, settings: LiveSettings) -> int:
+        if self.pace is not None:
+            self.pace.asr_replicas, self.pace.gateway_replicas = settings.asr_replicas, settings.gateway_replicas
+            rtf = self.pace.rtf
+            if rtf is not None:
+                metrics.ASR_REALTIME_FACTOR.set(rtf)
+        capacity = settings.admitted_at_once(self.pace.capacity() if self.pace is not None else None)
+        metrics.LIVE_SESSIONS_CAPACITY.set(capacity)
+        return capacity
 
     @property
     def active(self) -> int:
@@ -52,8 +65,7 @@ class Admission:
     @contextlib.contextmanager
     def admit(self, name: str, settings: LiveSettings) -> Iterator[None]:
         """A place for one session of `name`, held until the block ends; refused at once if none."""
-        capacity = settings.admitted_at_once
-        metrics.LIVE_SESSIONS_CAPACITY.set(capacity)
+        capacity = self.capacity(settings)
         if self.active >= capacity:
             retry = settings.retry_after_s
             raise SessionRefused(

@@ -41,8 +41,8 @@ class LiveService:
         self.guard = guard
         self.settings = settings
         self.final_timeout_s = final_timeout_s
-        self.admission = Admission()
-        metrics.LIVE_SESSIONS_CAPACITY.set(settings.admitted_at_once)
+        self.admission = Admission(assessor.calls.pace)
+        self.admission.capacity(settings)
         self.sessions: set[LiveSession] = set()
         # One-time tokens for browsers (set by the WebSocket front end): token -> key name.
         self.tokens: Any = None

@@ -44,10 +44,25 @@ CAPACITY_SESSIONS = setting(
     0,
     "Live sessions the asr behind this gateway keeps up with at real time (measured: the asr's "
     "replicas over its real-time factor on live segments, divided among the gateways; docs/live.md, "
-    "Capacity). One more is refused at once with RESOURCE_EXHAUSTED and a retry delay. 0: not "
-    "measured, MUAALEM_LIVE_MAX_SESSIONS alone applies.",
+    "Capacity). One more is refused at once with RESOURCE_EXHAUSTED and a retry delay. 0: measured "
+    "by the gateway from the asr's own timings (gateway/asr_pace.py) once 20 s of audio went through it, "
+    "MUAALEM_LIVE_MAX_SESSIONS alone until then.",
     group=_GROUP,
     ge=0,
+)
+ASR_REPLICAS = setting(
+    "MUAALEM_LIVE_ASR_REPLICAS",
+    1,
+    "asr replicas behind the gateways, for the measured capacity (MUAALEM_LIVE_CAPACITY_SESSIONS 0).",
+    group=_GROUP,
+    ge=1,
+)
+GATEWAY_REPLICAS = setting(
+    "MUAALEM_LIVE_GATEWAY_REPLICAS",
+    1,
+    "Gateway replicas sharing those asr replicas, for the measured capacity.",
+    group=_GROUP,
+    ge=1,
 )
 RETRY_AFTER_S = setting(
     "MUAALEM_LIVE_RETRY_AFTER_S",
@@ -87,17 +102,21 @@ class LiveSettings:
     idle_timeout_s: float = 30.0
     max_sessions: int = 64
     capacity_sessions: int = 0
+    asr_replicas: int = 1
+    gateway_replicas: int = 1
     retry_after_s: float = 10.0
     max_sessions_per_key: int = 4
     max_chunk_bytes: int = 256 * 1024
     max_buffered_s: float = 30.0
     stage_timeout_s: float = 30.0
 
-    @property
-    def admitted_at_once(self) -> int:
-        """The most sessions admitted at once: the measured capacity, within the hard cap."""
+    def admitted_at_once(self, measured: int | None = None) -> int:
+        """The most sessions admitted at once: the capacity set, else the one measured (asr_pace.py),
+        within the hard cap."""
         if self.capacity_sessions > 0:
             return min(self.capacity_sessions, self.max_sessions)
+        if measured is not None:
+            return min(measured, self.max_sessions)
         return self.max_sessions
 
     @classmethod
@@ -117,6 +136,8 @@ class LiveSettings:
             idle_timeout_s=IDLE_TIMEOUT_S.get(environ),
             max_sessions=MAX_SESSIONS.get(environ),
             capacity_sessions=CAPACITY_SESSIONS.get(environ),
+            asr_replicas=ASR_REPLICAS.get(environ),
+            gateway_replicas=GATEWAY_REPLICAS.get(environ),
             retry_after_s=RETRY_AFTER_S.get(environ),
             max_sessions_per_key=MAX_SESSIONS_PER_KEY.get(environ),
             max_chunk_bytes=MAX_CHUNK_BYTES.get(environ),
