@@ -179,6 +179,7 @@ def validate(analysis: Analysis) -> list[Finding]:
                     duration_harakat=duration.value if duration is not None else None,
                     symbol_count=symbols.value if symbols is not None else None,
                     duration_s=duration_s,
+                    duration_sd=duration.sd if duration is not None else None,
                     sifa_prob=nasal,
                     text="; ".join(parts),
                 ),
