@@ -53,24 +53,38 @@ def _verdict(assessment: gateway_pb2.Assessment, error: gateway_pb2.ErrorItem) -
     return findings[error.finding_index].verdict if 0 <= error.finding_index < len(findings) else 0
 
 
+def line_kind(rule: int) -> str:
+    """An error line's kind for a finding's rule (as gateway/fusion.py names it)."""
+    if rule == common_pb2.RULE_PRONUNCIATION:
+        return "pronunciation"
+    if rule == common_pb2.RULE_TASHKEEL:
+        return "tashkeel"
+    return "tajweed"
+
+
+def names(kind: str, rule: int, verdict: int) -> bool:
+    """Whether an error line of `rule` with its finding's `verdict` names the injected mistake's kind."""
+    line = line_kind(rule)
+    if kind == "letter":
+        return line == "pronunciation"
+    if kind == "haraka":
+        return line == "tashkeel"
+    if kind in ("drop-word", "extra-word"):
+        return line in LETTER_KINDS
+    if kind == "short-madd":
+        return rule in MADD_RULES and verdict in (common_pb2.VERDICT_TOO_SHORT, common_pb2.VERDICT_MISSING)
+    if kind == "long-madd":
+        return rule in MADD_RULES and verdict == common_pb2.VERDICT_TOO_LONG
+    if kind == "no-ghunnah":
+        return rule in GHUNNAH_RULES
+    if kind == "no-qalqalah":
+        return rule == common_pb2.RULE_QALQALAH
+    raise ValueError(kind)
+
+
 def matches(kind: str, assessment: gateway_pb2.Assessment, error: gateway_pb2.ErrorItem) -> bool:
     """Whether an error line names the injected mistake's kind."""
-    verdict = _verdict(assessment, error)
-    if kind == "letter":
-        return error.kind == "pronunciation"
-    if kind == "haraka":
-        return error.kind == "tashkeel"
-    if kind in ("drop-word", "extra-word"):
-        return error.kind in LETTER_KINDS
-    if kind == "short-madd":
-        return error.rule in MADD_RULES and verdict in (common_pb2.VERDICT_TOO_SHORT, common_pb2.VERDICT_MISSING)
-    if kind == "long-madd":
-        return error.rule in MADD_RULES and verdict == common_pb2.VERDICT_TOO_LONG
-    if kind == "no-ghunnah":
-        return error.rule in GHUNNAH_RULES
-    if kind == "no-qalqalah":
-        return error.rule == common_pb2.RULE_QALQALAH
-    raise ValueError(kind)
+    return names(kind, error.rule, _verdict(assessment, error))
 
 
 def mistake_words(kind: str, word: int) -> set[int]:
