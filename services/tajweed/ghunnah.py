@@ -46,7 +46,7 @@ def _run(phonemes: str) -> int:
     return split_group(phonemes)[1] - (1 if phonemes[-1] in phonetics.HARAKAT else 0)
 
 
-def _with_nasality(judgement: Judgement, nasal: Level | None, nasal_prob: float | None) -> Judgement:
+def with_nasality(judgement: Judgement, nasal: Level | None, nasal_prob: float | None) -> Judgement:
     if nasal != Level.NO or nasal_prob is None:
         return judgement
     if judgement.verdict == Verdict.TOO_SHORT:
@@ -157,7 +157,7 @@ def validate(analysis: Analysis) -> list[Finding]:
         judgement = judge_length(duration, symbols, expected=expected, permitted=(expected,), policy=policy)
         if judgement is None:
             continue
-        judgement = _with_nasality(judgement, nasal_level, nasal)
+        judgement = with_nasality(judgement, nasal_level, nasal)
         verdict = judgement.verdict
         name_ar, name_en = target.names.ar, target.names.en
         if judgement.estimate is not None and verdict != Verdict.UNCERTAIN:
