@@ -22,13 +22,13 @@
    Before fitting, the replay under the run's own calibration must give every replayable
    finding the verdict the mesh gave it (`replay agrees`), else the run is refused.
 3. The objective, over the whole split: minimise
-       false-alarm lines + UNCERTAIN_COST x uncertain findings
+       false-alarm lines + UNCERTAIN_COST x uncertain findings + MISS_COST x mistakes missed
    (a false alarm: an error line on a word more than one word from every injected mistake,
    bench/demo_eval_scoring.py's definition; an uncertain finding is shown greyed, without an
    error line: it costs the learner's attention but misleads less, counted as half a false
-   alarm), subject to: every mistake kind keeps a recall (bench.demo_model_eval.names: flagged
-   on its word with its kind) of at least RECALL_FLOOR, or what it had under the defaults if
-   that was lower. The minimum is searched coordinate by coordinate over fixed grids (GRIDS),
+   alarm; a mistake missed (not flagged on its word with its kind, bench.demo_model_eval.names)
+   costs as much as a false alarm), subject to: every mistake kind keeps a recall of at least
+   RECALL_FLOOR, or what it had under the defaults if that was lower. The minimum is searched coordinate by coordinate over fixed grids (GRIDS),
    in a fixed order, for at most PASSES passes; on a tie the current value stays, else the middle
    of the tied grid values is taken (the widest margin either side). A length rule
    gets its own tolerance when the split holds at least MIN_RULE_FINDINGS of its findings;
@@ -71,8 +71,9 @@ NOT_A_PROBLEM = {"VERDICT_CORRECT", "VERDICT_UNCERTAIN", "VERDICT_UNSPECIFIED"}
 UNCERTAIN = "VERDICT_UNCERTAIN"
 RECALL_FLOOR = 0.9
 UNCERTAIN_COST = 0.5
+MISS_COST = 1.0
 MIN_RULE_FINDINGS = 20
-PASSES = 3
+PASSES = 8
 GRID = [round(0.01 * k, 2) for k in range(0, 96)]
 
 
@@ -85,7 +86,7 @@ GRIDS: dict[str, list[Any]] = {
     "tolerance": _steps(0.25, 1.5, 0.125),
     "uncertain_margin_harakat": _steps(0.0, 1.0, 0.125),
     "min_error_confidence": _steps(0.5, 0.95, 0.05),
-    "disagreement_harakat": _steps(0.5, 4.0, 0.25),
+    "disagreement_harakat": _steps(0.5, 6.0, 0.25),
     "symbol_sd_harakat": _steps(0.4, 2.4, 0.2),
     "errors_need_agreement": [False, True],
     "ghonna_absent": _steps(0.05, 0.5, 0.05),
@@ -232,13 +233,15 @@ def figures(split: Split, cal: Calibration, verdicts: Sequence[str] | None = Non
         for kind, w in mistakes:
             totals[kind] = totals.get(kind, 0) + 1
             found[kind] = found.get(kind, 0) + ((recitation, kind, w) in hits)
+    missed = sum(totals.values()) - sum(found.values())
     return {
         "recall": {k: round(found[k] / totals[k], 3) for k in sorted(totals)},
         "false_alarm_lines": false_lines,
         "false_alarms_per_100_clean_words": round(100 * len(false_words) / max(1, split.clean_words), 2),
         "uncertain": uncertain,
         "uncertain_share": round(uncertain / not_correct, 3) if not_correct else 0.0,
-        "cost": false_lines + UNCERTAIN_COST * uncertain,
+        "missed": missed,
+        "cost": false_lines + UNCERTAIN_COST * uncertain + MISS_COST * missed,
     }
 
 
@@ -321,8 +324,8 @@ def fit(split: Split, start: Calibration | None = None,
         if not changed:
             break
     after = figures(split, cal)
-    report = {"objective": f"false-alarm lines + {UNCERTAIN_COST} x uncertain findings, every kind's recall >= "
-                           f"min({RECALL_FLOOR}, its recall under the defaults)",
+    report = {"objective": f"false-alarm lines + {UNCERTAIN_COST} x uncertain findings + {MISS_COST} x mistakes "
+                           f"missed, every kind's recall >= min({RECALL_FLOOR}, its recall under the defaults)",
               "floors": floors, "chosen": chosen, "defaults": before, "fitted": after}
     return cal, report
 
@@ -403,7 +406,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.findings is not None:
         rows, recitations = load(args.findings)
         clean_words = sum(int(r["clean_words"]) for r in recitations)
-        note = f"bench/calibrate.py on {args.findings.name}: {len(recitations)} recitations of surahs 80-89"
+        note = (f"bench/calibrate.py --findings (a run without a calibration, seed {args.seed}): "
+                f"{len(recitations)} recitations of surahs 80-89")
     else:
         with tempfile.TemporaryDirectory(prefix="calibrate-") as tmp:
             bare = Path(tmp) / "checkpoint"
