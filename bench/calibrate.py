@@ -17,8 +17,9 @@
      decoded count, the expected and permitted lengths, P(maghnoon): `tolerance_harakat` per
      rule, `uncertain_margin_harakat`, `min_error_confidence`, `disagreement_harakat`,
      `symbol_sd_harakat`, `errors_need_agreement`, `ghonna_absent`; the izhar check too;
-   - qalqalah: the release's rise, P(moqalqal) and the decoded ڇ: `release_db`,
-     `no_release_db`, `qalqla_present`, `qalqla_absent`.
+   - qalqalah: the release's rise, P(moqalqal) and the decoded ڇ: `release_db` (never under
+     the envelope's own wander over steady noise, energy.NOISE_SPREAD_DB: a smaller rise is no
+     evidence of a release), `no_release_db`, `qalqla_present`, `qalqla_absent`.
    Before fitting, the replay under the run's own calibration must give every replayable
    finding the verdict the mesh gave it (`replay agrees`), else the run is refused.
 3. The objective, over the whole split: minimise
@@ -28,11 +29,12 @@
    error line: it costs the learner's attention but misleads less, counted as half a false
    alarm; a mistake missed (not flagged on its word with its kind, bench.demo_model_eval.names)
    costs as much as a false alarm), subject to: every mistake kind keeps a recall of at least
-   RECALL_FLOOR, or what it had under the defaults if that was lower. The minimum is searched coordinate by coordinate over fixed grids (GRIDS),
-   in a fixed order, for at most PASSES passes; on a tie the current value stays, else the middle
-   of the tied grid values is taken (the widest margin either side). A length rule
-   gets its own tolerance when the split holds at least MIN_RULE_FINDINGS of its findings;
-   the rarer rules of a family (madd; ghunnah, idgham, ikhfa, iqlab) share one.
+   RECALL_FLOOR, or what it had under the defaults if that was lower. The minimum is searched
+   coordinate by coordinate over fixed grids (GRIDS), in a fixed order, for at most PASSES
+   passes (until one changes nothing); on a tie the current value stays, else the middle of the
+   tied grid values is taken (the widest margin either side). A length rule gets its own
+   tolerance when the split holds at least MIN_RULE_FINDINGS of its findings; the rarer rules
+   of a family (madd; ghunnah, idgham, ikhfa, iqlab) share one.
 4. Not fitted (documented defaults): what only a mesh run can show (shadda's threshold and
    contradiction level, whose symbol vote is not in the finding; silence, pauses and the final
    stop's fall, which decide where segments and stops are; the tempo prior) and `ghonna_present`
@@ -62,6 +64,7 @@ from bench.demo_model_eval import CALIBRATION_SURAHS, mesh_figures, mistake_word
 from services.common.pb import common_pb2
 from services.tajweed import qalqalah
 from services.tajweed.calibration import LENGTH_RULES, Calibration
+from services.tajweed.energy import NOISE_SPREAD_DB
 from services.tajweed.evidence import Length, LengthPolicy, judge_length, level
 from services.tajweed.ghunnah import izhar_judgement, with_nasality
 
@@ -90,7 +93,9 @@ GRIDS: dict[str, list[Any]] = {
     "symbol_sd_harakat": _steps(0.4, 2.4, 0.2),
     "errors_need_agreement": [False, True],
     "ghonna_absent": _steps(0.05, 0.5, 0.05),
-    "release_db": _steps(2.0, 12.0, 0.5),
+    # A rise no larger than the 25 ms envelope's own wander over steady noise (energy.py's
+    # NOISE_SPREAD_DB) cannot tell a release from noise: the release level starts there.
+    "release_db": _steps(NOISE_SPREAD_DB, 12.0, 0.5),
     "no_release_db": _steps(0.0, 6.0, 0.5),
     "qalqla_present": _steps(0.5, 0.95, 0.05),
     "qalqla_absent": _steps(0.05, 0.5, 0.05),

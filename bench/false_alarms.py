@@ -107,7 +107,10 @@ def _by_rule(row: Mapping[str, Any]) -> str:
         return f"model slip ({rule}), confidence {band}"
     if source in ("madd", "ghunnah"):
         if "izhar" in str(row.get("message_en", "")):
-            return f"{rule}: hidden letter decoded clear (izhar), hold short"
+            held = measured.get("durationHarakat")
+            # 2 harakat less the default ghunnah tolerance (0.75): held as long as a ghunnah.
+            hold = "held as a ghunnah" if held is not None and float(held) >= 1.25 else "hold short"
+            return f"{rule}: hidden letter decoded clear (izhar), {hold}"
         verdict = str(row["verdict"]).removeprefix("VERDICT_").lower().replace("_", " ")
         duration, symbols = measured.get("durationHarakat"), measured.get("symbolCount")
         expected = _expected(row)
