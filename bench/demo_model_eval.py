@@ -53,24 +53,38 @@ def _verdict(assessment: gateway_pb2.Assessment, error: gateway_pb2.ErrorItem) -
     return findings[error.finding_index].verdict if 0 <= error.finding_index < len(findings) else 0
 
 
+def line_kind(rule: int) -> str:
+    """An error line's kind for a finding's rule (as gateway/fusion.py names it)."""
+    if rule == common_pb2.RULE_PRONUNCIATION:
+        return "pronunciation"
+    if rule == common_pb2.RULE_TASHKEEL:
+        return "tashkeel"
+    return "tajweed"
+
+
+def names(kind: str, rule: int, verdict: int) -> bool:
+    """Whether an error line of `rule` with its finding's `verdict` names the injected mistake's kind."""
+    line = line_kind(rule)
+    if kind == "letter":
+        return line == "pronunciation"
+    if kind == "haraka":
+        return line == "tashkeel"
+    if kind in ("drop-word", "extra-word"):
+        return line in LETTER_KINDS
+    if kind == "short-madd":
+        return rule in MADD_RULES and verdict in (common_pb2.VERDICT_TOO_SHORT, common_pb2.VERDICT_MISSING)
+    if kind == "long-madd":
+        return rule in MADD_RULES and verdict == common_pb2.VERDICT_TOO_LONG
+    if kind == "no-ghunnah":
+        return rule in GHUNNAH_RULES
+    if kind == "no-qalqalah":
+        return rule == common_pb2.RULE_QALQALAH
+    raise ValueError(kind)
+
+
 def matches(kind: str, assessment: gateway_pb2.Assessment, error: gateway_pb2.ErrorItem) -> bool:
     """Whether an error line names the injected mistake's kind."""
-    verdict = _verdict(assessment, error)
-    if kind == "letter":
-        return error.kind == "pronunciation"
-    if kind == "haraka":
-        return error.kind == "tashkeel"
-    if kind in ("drop-word", "extra-word"):
-        return error.kind in LETTER_KINDS
-    if kind == "short-madd":
-        return error.rule in MADD_RULES and verdict in (common_pb2.VERDICT_TOO_SHORT, common_pb2.VERDICT_MISSING)
-    if kind == "long-madd":
-        return error.rule in MADD_RULES and verdict == common_pb2.VERDICT_TOO_LONG
-    if kind == "no-ghunnah":
-        return error.rule in GHUNNAH_RULES
-    if kind == "no-qalqalah":
-        return error.rule == common_pb2.RULE_QALQALAH
-    raise ValueError(kind)
+    return names(kind, error.rule, _verdict(assessment, error))
 
 
 def mistake_words(kind: str, word: int) -> set[int]:
@@ -231,9 +245,17 @@ def assess_with(mesh: Any, run_rules_on_mismatch: bool = False) -> Callable[...,
     def assess(recitation: Recitation, surah: int | None = None, ayah: int | None = None) -> gateway_pb2.Assessment:
         request = build_request(wav_bytes(recitation), surah=surah or recitation.truth["surah"],
                                 ayah=ayah or recitation.truth["ayah"], run_rules_on_mismatch=run_rules_on_mismatch)
+        # Rules judged right come back too (no error line, not counted as findings by the
+        # scoring), so a calibration can replay every judgement under other thresholds.
+        request.options.include_correct = True
         return stub.Assess(request, metadata=metadata, timeout=120).assessment
 
     return assess
+
+
+def recitations_path(findings: Path) -> Path:
+    """The file beside a findings dump with one line per recitation."""
+    return findings.with_name(findings.stem + ".recitations.jsonl")
 
 
 def mesh_figures(checkpoint: str, trials: int, clean_trials: int, seed: int, kinds: tuple[str, ...] = KINDS,
@@ -249,6 +271,9 @@ def mesh_figures(checkpoint: str, trials: int, clean_trials: int, seed: int, kin
     by: dict[str, dict[str, Tally]] = {"kind": {}, "tempo": {}, "voice": {}, "noise": {}}
     total = Tally()
     dump = findings_out.open("w", encoding="utf-8") if findings_out is not None else None
+    # Beside the findings: one line per recitation (its truth, words, segments and tempo).
+    recitations_dump = (recitations_path(findings_out).open("w", encoding="utf-8")
+                        if findings_out is not None else None)
 
     def record(kind: str, recitation: Recitation, assessment: gateway_pb2.Assessment,
                mistakes: list[tuple[str, int]]) -> Tally:
@@ -264,15 +289,41 @@ def mesh_figures(checkpoint: str, trials: int, clean_trials: int, seed: int, kin
             by[table_name].setdefault(cell, Tally()).add(tally)
         total.add(tally)
         if dump is not None:
-            for finding in assessment.findings:
+            lines = {e.finding_index for e in assessment.errors}
+            for position, finding in enumerate(assessment.findings):
                 on_mistake = [k for k, w in mistakes if finding.word_index in mistake_words(k, w)]
+                span = finding.time_span if finding.HasField("time_span") else None
                 dump.write(json.dumps({"recitation": total.recitations, "kind": kind, "cells": cells,
                                        "word_index": finding.word_index, "words": len(assessment.words),
                                        "mistakes": mistakes, "rule": common_pb2.Rule.Name(finding.rule),
                                        "verdict": common_pb2.Verdict.Name(finding.verdict),
                                        "confidence": finding.confidence,
                                        "measured": json_format.MessageToDict(finding.measured),
+                                       "expected": json_format.MessageToDict(finding.expected),
+                                       "rule_name": finding.rule_name, "source": finding.source,
+                                       "expected_phonemes": finding.expected_phonemes,
+                                       "heard_phonemes": finding.heard_phonemes, "message_en": finding.message_en,
+                                       "time_span": [span.start_s, span.end_s] if span is not None else None,
+                                       "error_line": position in lines,
                                        "on_mistake": on_mistake}, ensure_ascii=False) + "\n")
+            if recitations_dump is not None:
+                recitations_dump.write(json.dumps({
+                    "recitation": total.recitations, "kind": kind, "cells": cells, "mistakes": mistakes,
+                    "surah": recitation.truth["surah"], "ayah": recitation.truth["ayah"],
+                    "truth_words": recitation.truth["words"], "truth_mistakes": recitation.truth["mistakes"],
+                    "truth_groups": [[g["phonemes"], g["start_s"], g["end_s"], g["word_index"]]
+                                     for g in recitation.truth["groups"]],
+                    "voice": recitation.truth.get("voice"),
+                    "duration_s": recitation.truth["duration_s"],
+                    "words": [{"index": w.word_index, "verdict": gateway_pb2.WordVerdict.Name(w.verdict),
+                               "segment": w.segment_index if w.HasField("segment_index") else None,
+                               "time_span": [w.time_span.start_s, w.time_span.end_s]
+                               if w.HasField("time_span") else None} for w in assessment.words],
+                    "segments": [[s.time_span.start_s, s.time_span.end_s, s.closed_by_pause]
+                                 for s in assessment.segments],
+                    "tempo": json_format.MessageToDict(assessment.tempo),
+                    "clean_words": tally.clean_words,
+                }, ensure_ascii=False) + "\n")
         return tally
 
     from google.protobuf import json_format
@@ -308,6 +359,8 @@ def mesh_figures(checkpoint: str, trials: int, clean_trials: int, seed: int, kin
             mesh.stop()
             if dump is not None:
                 dump.close()
+            if recitations_dump is not None:
+                recitations_dump.close()
     return {
         "split": f"surahs {surahs.start}-{surahs.stop - 1}",
         "all": total.figures(),

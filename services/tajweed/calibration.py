@@ -33,7 +33,8 @@ The fields, by what they decide:
   energy.py), `min_pause_s` (a silence this long is a pause), `waqf_fall_db` (the fall
   of a clean final stop);
 - the reciter's tempo (tempo.py): `prior_haraka_s`, `prior_log_sd`, `vowel_ratio`,
-  `consonant_ratio`, `min_tempo_samples`, `outlier_sd`.
+  `consonant_ratio`, `min_tempo_samples`, `outlier_sd`;
+- `fit`: the figures a fitted file was chosen on (bench/calibrate.py); no verdict reads them.
 """
 
 from __future__ import annotations
@@ -131,6 +132,9 @@ class Calibration:
     fitted_on_surahs: tuple[int, ...] = ()
     # Free text: what produced the values (command, date, checkpoint).
     note: str = ""
+    # The figures the values were chosen on (bench/calibrate.py: per threshold, the grid point
+    # chosen and the recall, false alarms and uncertain findings it gave). No verdict reads them.
+    fit: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         tolerances = dict(self.tolerance_harakat)
@@ -182,6 +186,7 @@ class Calibration:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         values["tolerance_harakat"] = dict(sorted(self.tolerance_harakat.items()))
         values["fitted_on_surahs"] = list(self.fitted_on_surahs)
+        values["fit"] = dict(self.fit)
         return {"format": FORMAT, **values}
 
     def to_json(self) -> str:
@@ -278,6 +283,10 @@ def _coerce(name: str, annotation: object, value: Any) -> Any:
         if not isinstance(value, dict):
             raise CalibrationError(f"{name} must be an object of rule -> harakat, got {value!r}")
         return {str(k): _coerce(f"{name}[{k}]", "float", v) for k, v in value.items()}
+    if name == "fit":
+        if not isinstance(value, dict):
+            raise CalibrationError(f"{name} must be an object (the figures of the fit), got {value!r}")
+        return value
     if name == "fitted_on_surahs":
         if not isinstance(value, list):
             raise CalibrationError(f"{name} must be a list of surah numbers, got {value!r}")

@@ -274,7 +274,7 @@ def request_from_proto(request: tajweed_pb2.ValidateRequest, config: TajweedConf
 def finding_to_proto(finding: Finding) -> common_pb2.Finding:
     m = finding.measured
     measured = common_pb2.Measurement(text=m.text)
-    for name in ("duration_harakat", "symbol_count", "duration_s", "sifa_prob", "energy_ratio"):
+    for name in ("duration_harakat", "symbol_count", "duration_s", "sifa_prob", "energy_ratio", "duration_sd"):
         value = getattr(m, name)
         if value is not None:
             setattr(measured, name, float(value))

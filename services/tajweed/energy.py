@@ -54,7 +54,7 @@ class EnergyProfile:
 
 # A 25 ms RMS of steady noise wanders a few dB around its mean: a threshold closer to the
 # floor than this would break a pause into pieces.
-_NOISE_SPREAD_DB = 6.0
+NOISE_SPREAD_DB = 6.0
 # Never call anything within this of the loud level silence, however noisy the recording.
 _MIN_DROP_DB = 10.0
 
@@ -85,7 +85,7 @@ def profile(
     loud = float(np.percentile(region, 95))
     floor = float(np.percentile(db, 5))
     near_floor = min(loud - silence_drop_db, floor + floor_margin_db)
-    silence = min(loud - _MIN_DROP_DB, max(floor + _NOISE_SPREAD_DB, near_floor))
+    silence = min(loud - _MIN_DROP_DB, max(floor + NOISE_SPREAD_DB, near_floor))
     return EnergyProfile(db=db, hop_s=hop_s, loud_db=loud, silence_db=silence)
 
 

@@ -12,7 +12,9 @@ Nasality: the decoded group's ghonna sifa level, where the reference's own sifat
 group maghnoon (yaa/waw after a merged noon are not labelled so, and are not checked): at
 or below the calibration's `ghonna_absent` the model heard no nasal sound, and a short
 hold is then a MISSING ghunnah, a right-length one UNCERTAIN.
-Izhar instead of ikhfa or iqlab: a hidden noon/meem (ں ۾) decoded as a plain ن/م is WRONG.
+Izhar instead of ikhfa or iqlab: a hidden noon/meem (ں ۾) decoded as a plain ن/م is WRONG,
+unless the timing alone says the nasal was held as a ghunnah (the right length or longer,
+within the rule's tolerance): the symbol and the timing then disagree, and it is UNCERTAIN.
 `symbol_count` reports the decoded run converted to harakat.
 """
 
@@ -44,7 +46,7 @@ def _run(phonemes: str) -> int:
     return split_group(phonemes)[1] - (1 if phonemes[-1] in phonetics.HARAKAT else 0)
 
 
-def _with_nasality(judgement: Judgement, nasal: Level | None, nasal_prob: float | None) -> Judgement:
+def with_nasality(judgement: Judgement, nasal: Level | None, nasal_prob: float | None) -> Judgement:
     if nasal != Level.NO or nasal_prob is None:
         return judgement
     if judgement.verdict == Verdict.TOO_SHORT:
@@ -58,14 +60,38 @@ def _izhar(expected_core: str, heard_core: str) -> bool:
     return phonetics.HIDDEN_TO_CLEAR.get(expected_core) == heard_core
 
 
+def izhar_judgement(duration: Length | None, expected: float, policy: LengthPolicy) -> Judgement | None:
+    """None: the izhar stands (WRONG). UNCERTAIN when the timing alone says the nasal was held
+    as a ghunnah (right length or longer): the decoded clear letter and the hold disagree."""
+    if duration is None:
+        return None
+    alone = judge_length(duration, None, expected=expected, permitted=(expected,), policy=policy)
+    if alone is not None and alone.verdict in (Verdict.CORRECT, Verdict.TOO_LONG):
+        return Judgement(Verdict.UNCERTAIN, alone.confidence, duration.value, Doubt.DISAGREE)
+    return None
+
+
 def _izhar_finding(
     analysis: Analysis,
     target: GhunnahTarget,
     duration: Length | None,
     duration_s: float | None,
     decoded: DecodedGroup,
+    held: Judgement | None,
 ) -> Finding:
     group = analysis.reference.groups[target.group]
+    if held is not None:
+        verdict, confidence = held.verdict, held.confidence
+        held_ar = messages.num_ar(held.estimate or 0.0)
+        message_ar = f"{target.names.ar}: سُمع الحرف مُظهَرًا لكن الغنة مُدّت نحو {held_ar} حركة"
+        message_en = (
+            f"{target.names.en} unclear: the letter was decoded clear (izhar), but the nasal sound was held "
+            f"about {messages.num(held.estimate or 0.0)} harakat, as a ghunnah"
+        )
+    else:
+        verdict, confidence = Verdict.WRONG, symbol_confidence(decoded.mean_prob(), floor=0.5)
+        message_ar = f"{target.names.ar}: نُطق الحرف مُظهَرًا ولم يُخفَ"
+        message_en = f"{target.names.en} wrong: the letter was pronounced clearly (izhar) instead of hidden"
     return analysis.group_finding(
         group,
         decoded,
@@ -77,12 +103,13 @@ def _izhar_finding(
         measured=Measured(
             duration_harakat=duration.value if duration is not None else None,
             duration_s=duration_s,
+            duration_sd=duration.sd if duration is not None else None,
             text=f"decoded {decoded.phonemes}",
         ),
-        verdict=Verdict.WRONG,
-        confidence=symbol_confidence(decoded.mean_prob(), floor=0.5),
-        message_ar=f"{target.names.ar}: نُطق الحرف مُظهَرًا ولم يُخفَ",
-        message_en=f"{target.names.en} wrong: the letter was pronounced clearly (izhar) instead of hidden",
+        verdict=verdict,
+        confidence=confidence,
+        message_ar=message_ar,
+        message_en=message_en,
     )
 
 
@@ -110,8 +137,10 @@ def validate(analysis: Analysis) -> list[Finding]:
         duration = timed[0] if timed is not None else None
         duration_s = timed[1] if timed is not None else None
         decoded = analysis.decoded(group.index)
+        policy = LengthPolicy.of(calibration, calibration.tolerance(target.kind.value))
         if decoded is not None and _izhar(group.core, decoded.core):
-            findings.append(_izhar_finding(analysis, target, duration, duration_s, decoded))
+            as_ghunnah = izhar_judgement(duration, expected, policy)
+            findings.append(_izhar_finding(analysis, target, duration, duration_s, decoded, as_ghunnah))
             continue
         symbols: Length | None = None
         nasal: float | None = None
@@ -125,16 +154,10 @@ def validate(analysis: Analysis) -> list[Finding]:
         if decoded is not None and group.sifat.get("ghonna") == "maghnoon" and "ghonna" in decoded.sifat:
             nasal = decoded.sifat["ghonna"].probability_of("maghnoon")
         nasal_level = level(nasal, calibration.ghonna_present, calibration.ghonna_absent) if nasal is not None else None
-        judgement = judge_length(
-            duration,
-            symbols,
-            expected=expected,
-            permitted=(expected,),
-            policy=LengthPolicy.of(calibration, calibration.tolerance(target.kind.value)),
-        )
+        judgement = judge_length(duration, symbols, expected=expected, permitted=(expected,), policy=policy)
         if judgement is None:
             continue
-        judgement = _with_nasality(judgement, nasal_level, nasal)
+        judgement = with_nasality(judgement, nasal_level, nasal)
         verdict = judgement.verdict
         name_ar, name_en = target.names.ar, target.names.en
         if judgement.estimate is not None and verdict != Verdict.UNCERTAIN:
@@ -179,6 +202,7 @@ def validate(analysis: Analysis) -> list[Finding]:
                     duration_harakat=duration.value if duration is not None else None,
                     symbol_count=symbols.value if symbols is not None else None,
                     duration_s=duration_s,
+                    duration_sd=duration.sd if duration is not None else None,
                     sifa_prob=nasal,
                     text="; ".join(parts),
                 ),

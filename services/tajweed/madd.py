@@ -142,6 +142,7 @@ def validate(analysis: Analysis, tolerance: float | None) -> list[Finding]:
                     duration_harakat=duration.value if duration is not None else None,
                     symbol_count=symbols.value if symbols is not None else None,
                     duration_s=nucleus.duration if nucleus is not None else None,
+                    duration_sd=duration.sd if duration is not None else None,
                     text="; ".join(parts),
                 ),
                 verdict=judgement.verdict,

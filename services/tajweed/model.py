@@ -218,6 +218,8 @@ class Measured:
     sifa_prob: float | None = None
     energy_ratio: float | None = None
     text: str = ""
+    # The spread the judgement gave duration_harakat (evidence.Length.sd), for replaying it.
+    duration_sd: float | None = None
 
 
 @dataclass(frozen=True)

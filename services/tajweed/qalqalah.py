@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from services.tajweed import energy as energy_measures
 from services.tajweed import messages, phonetics
 from services.tajweed.analysis import Analysis
+from services.tajweed.calibration import Calibration
 from services.tajweed.evidence import Level, level, logistic, symbol_confidence
 from services.tajweed.matching import DecodedGroup
 from services.tajweed.model import Finding, Group, Measured, RuleKind, Verdict
@@ -50,11 +51,25 @@ def _model(analysis: Analysis, decoded: DecodedGroup | None, group: Group) -> _M
         sure = symbol_confidence(released[0] if released else decoded.mean_prob())
         prob = sure if symbol else 1.0 - sure
         return _Model(symbol_level if sure >= calibration.qalqla_present else Level.WEAK, prob, symbol, None)
-    sifa = decoded.sifat["qalqla"].probability_of("moqalqal")
+    return sifa_model(symbol, decoded.sifat["qalqla"].probability_of("moqalqal"), calibration)
+
+
+def sifa_model(symbol: int, sifa: float, calibration: Calibration) -> _Model:
+    """The model's evidence from the qalqla sifa, cross-checked by the decoded ڇ (`symbol` of them)."""
+    symbol_level = Level.YES if symbol else Level.NO
     sifa_level = level(sifa, calibration.qalqla_present, calibration.qalqla_absent)
     if sifa_level not in (Level.WEAK, symbol_level):
         return _Model(Level.WEAK, sifa, symbol, sifa)
     return _Model(sifa_level, sifa, symbol, sifa)
+
+
+def judge(rise_db: float | None, model: _Model, calibration: Calibration) -> tuple[Verdict, float]:
+    """The verdict and its confidence from the release's rise (None: not measured) and the model."""
+    release = release_prob = None
+    if rise_db is not None:
+        release = level(rise_db, calibration.release_db, calibration.no_release_db)
+        release_prob = _release_prob(rise_db, calibration.release_db, calibration.no_release_db)
+    return _verdict(release, release_prob, model)
 
 
 def _is_kubra(analysis: Analysis, group: Group) -> bool:
@@ -107,7 +122,6 @@ def validate(analysis: Analysis) -> list[Finding]:
             parts.append(f"P(moqalqal) {messages.num(model.sifa, 2)}")
         rise: float | None = None
         release: Level | None = None
-        release_prob: float | None = None
         timeline = analysis.timeline
         letter = timeline.segment(group.start) if timeline is not None else None
         if analysis.energy is not None and letter is not None:
@@ -115,11 +129,10 @@ def validate(analysis: Analysis) -> list[Finding]:
             if measured is not None:
                 rise = measured.rise_db
                 release = level(rise, calibration.release_db, calibration.no_release_db)
-                release_prob = _release_prob(rise, calibration.release_db, calibration.no_release_db)
                 parts.append(f"release +{messages.num(rise)} dB after the closure")
         if model.level is None and release is None:
             continue
-        verdict, confidence = _verdict(release, release_prob, model)
+        verdict, confidence = judge(rise, model, calibration)
         kubra = _is_kubra(analysis, group)
         name_ar = "القلقلة الكبرى" if kubra else "القلقلة الصغرى"
         name_en = "Qalqalah (kubra)" if kubra else "Qalqalah (sughra)"

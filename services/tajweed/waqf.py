@@ -1,13 +1,15 @@
 """Waqf: a proper stop at the end, and stops in the middle only where the mushaf allows one.
 
 The end (when the reference is read as stopping on its last word):
-- the decode must not end with a short vowel the reference does not have (a stop is on
-  sukun; the reciter who joins a vowel did not stop);
+- the decoded group matched to the last letter must not end with a short vowel the reference
+  does not have (a stop is on sukun; the reciter who joins a vowel did not stop); sounds
+  decoded after that group are extra sounds (explain_error reports them), not its vowel;
 - the energy must fall: the last 50 ms of the recording `waqf_fall_db` below its loud
   level (a recording cut while the voice still sounds has no fall);
 - the segmenter's is_complete, when the request carries it, must not be false.
 A joined vowel is WRONG; a missing fall or an incomplete recording makes the stop
-UNCERTAIN (the recording, not necessarily the reciter, may be at fault).
+UNCERTAIN, a joined vowel included (the recording, not necessarily the reciter, may be at
+fault, and a voice still sounding at the end is no stop to judge).
 
 In the middle: a pause is a pause in the audio: a lasting silence (the energy at the
 recording's noise floor for at least `min_pause_s`, energy.py) between the last token of a
@@ -98,11 +100,19 @@ def _final_stop(analysis: Analysis) -> Finding | None:
     joined: float | None = None
     heard = ""
     if request.decode is not None and analysis.match is not None:
-        decoded = analysis.match.decoded
-        heard = decoded[-1].phonemes if decoded else ""
+        # The decoded group matched to the last letter: sounds decoded after it (a stretch cut
+        # before the reciter stopped hears the next word begin) are extra sounds, which the
+        # letter check reports, not a haraka given to the last letter.
+        matched = analysis.decoded(last.index)
+        heard = matched.phonemes if matched is not None else ""
         parts.append(f"decoded ending {heard or 'nothing'}")
-        if heard and heard[-1] in phonetics.HARAKAT and last.mark not in phonetics.HARAKAT:
-            joined = symbol_confidence(request.decode.tokens[-1].prob if request.decode.tokens else None)
+        if (
+            matched is not None
+            and matched.core == last.core
+            and heard[-1] in phonetics.HARAKAT
+            and last.mark not in phonetics.HARAKAT
+        ):
+            joined = symbol_confidence(matched.tokens[-1].prob if matched.tokens else None)
     fall: float | None = None
     if analysis.energy is not None and len(analysis.energy.db):
         fall = energy_measures.tail_fall_db(analysis.energy)
@@ -112,7 +122,9 @@ def _final_stop(analysis: Analysis) -> Finding | None:
     if analysis.match is None and fall is None and request.is_complete is None:
         return None
     cut = request.is_complete is False or (fall is not None and fall < analysis.calibration.waqf_fall_db)
-    if joined is not None:
+    # A vowel on the last letter is a stop done wrong only where the reciter stopped: a recording
+    # that ends while the voice still sounds shows no stop at all (the reciter may go on).
+    if joined is not None and not cut:
         verdict, confidence = Verdict.WRONG, joined
         texts = (
             "الوقف في آخر القراءة: وُصل الحرف الأخير بحركة، والوقف يكون بالسكون",

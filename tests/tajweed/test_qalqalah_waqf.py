@@ -69,6 +69,26 @@ def test_final_stop() -> None:
     assert _ends(ref.phonemes, is_complete=True).verdict == Verdict.CORRECT
 
 
+def test_a_decode_going_on_past_the_last_letter_is_not_a_vowel_joined_to_it() -> None:
+    """A stretch cut before the reciter stopped (a pause the voice detector heard inside a held
+    sound) decodes the next word's sounds after the last letter: those are extra sounds (the
+    letter check reports them), not a haraka given to the last letter."""
+    ref = synth.reference(112, 1)
+    went_on = _ends(ref.phonemes + "وَ")  # the next word begun
+    assert went_on.verdict != Verdict.WRONG
+    assert went_on.heard_phonemes == ref.groups[-1].phonemes
+    other_letter = _ends(ref.phonemes[: -len(ref.groups[-1].phonemes)] + "تَ")  # the last letter itself wrong
+    assert other_letter.verdict != Verdict.WRONG
+
+
+def test_a_vowel_at_the_end_of_a_recording_that_is_cut_is_not_judged_a_joined_stop() -> None:
+    """No fall at the end: the voice goes on, so there is no stop to judge (the reciter may be
+    continuing); UNCERTAIN, as for a cut recording without the vowel."""
+    ref = synth.reference(112, 1)
+    assert _ends(ref.phonemes[:-1] + "َ", cut=True).verdict == Verdict.UNCERTAIN
+    assert _ends(ref.phonemes[:-1] + "َ", is_complete=False).verdict == Verdict.UNCERTAIN
+
+
 def _pauses(after_words: list[int]):  # type: ignore[no-untyped-def]
     """2:2 with a 0.6 s silence after each word in `after_words`."""
     ref = synth.reference(2, 2)

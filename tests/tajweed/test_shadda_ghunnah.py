@@ -155,3 +155,26 @@ def test_a_missing_nasal_hold_is_named_as_its_rule() -> None:
     assert (finding.rule, finding.verdict, finding.source) == (RuleKind.IKHFA, Verdict.TOO_SHORT, "ghunnah")
     assert finding.measured.duration_harakat == pytest.approx(0.4, abs=0.2)
     assert finding.phoneme_start == ref.groups[ikhfa].phoneme_start
+
+
+def _ikhfa_decoded_clear(hold_s: float) -> list:  # type: ignore[type-arg]
+    ref = synth.reference(2, 4)
+    ikhfa = synth.group_index(ref, "ںںں")
+    durations = synth.natural_durations(ref, 0.3, 0.18)
+    durations[ikhfa] = hold_s
+    dec = synth.decode(synth.replace_group(ref, ikhfa, "ن"))
+    req = synth.request(ref, synth.alignment(ref, durations), dec, validators=["ghunnah"])
+    start = ref.groups[ikhfa].phoneme_start
+    return [f for f in synth.validate(req).findings if f.phoneme_start == start]
+
+
+def test_a_clear_letter_held_as_long_as_a_ghunnah_is_not_an_izhar() -> None:
+    """The model decoded ن, but the nasal was held about 2 harakat: the symbol says izhar, the
+    timing says ghunnah. They disagree, so UNCERTAIN, never WRONG; a short hold is an izhar."""
+    [held] = _ikhfa_decoded_clear(0.6)
+    assert held.verdict == Verdict.UNCERTAIN
+    assert held.measured.duration_harakat is not None and held.measured.duration_harakat > 1.5
+    assert held.measured.duration_sd is not None
+    assert "izhar" in held.message_en
+    [short] = _ikhfa_decoded_clear(0.18)
+    assert short.verdict == Verdict.WRONG

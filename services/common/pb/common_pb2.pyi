@@ -530,20 +530,22 @@ class Alignment(_message.Message):
     def __init__(self, tokens: _Optional[_Iterable[_Union[AlignedToken, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[AlignedGroup, _Mapping]]] = ..., words: _Optional[_Iterable[_Union[AlignedWord, _Mapping]]] = ..., num_frames: _Optional[int] = ..., frame_duration_s: _Optional[float] = ..., path_log_prob: _Optional[float] = ..., confidence: _Optional[float] = ...) -> None: ...
 
 class Measurement(_message.Message):
-    __slots__ = ("duration_harakat", "symbol_count", "duration_s", "sifa_prob", "energy_ratio", "text")
+    __slots__ = ("duration_harakat", "symbol_count", "duration_s", "sifa_prob", "energy_ratio", "text", "duration_sd")
     DURATION_HARAKAT_FIELD_NUMBER: _ClassVar[int]
     SYMBOL_COUNT_FIELD_NUMBER: _ClassVar[int]
     DURATION_S_FIELD_NUMBER: _ClassVar[int]
     SIFA_PROB_FIELD_NUMBER: _ClassVar[int]
     ENERGY_RATIO_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
+    DURATION_SD_FIELD_NUMBER: _ClassVar[int]
     duration_harakat: float
     symbol_count: float
     duration_s: float
     sifa_prob: float
     energy_ratio: float
     text: str
-    def __init__(self, duration_harakat: _Optional[float] = ..., symbol_count: _Optional[float] = ..., duration_s: _Optional[float] = ..., sifa_prob: _Optional[float] = ..., energy_ratio: _Optional[float] = ..., text: _Optional[str] = ...) -> None: ...
+    duration_sd: float
+    def __init__(self, duration_harakat: _Optional[float] = ..., symbol_count: _Optional[float] = ..., duration_s: _Optional[float] = ..., sifa_prob: _Optional[float] = ..., energy_ratio: _Optional[float] = ..., text: _Optional[str] = ..., duration_sd: _Optional[float] = ...) -> None: ...
 
 class Expectation(_message.Message):
     __slots__ = ("harakat", "text")
