@@ -91,7 +91,9 @@ class StreamStats:
     # audio had allowed but that had not run yet): what the end of a segment waits for.
     after_end_model_ms: float = 0.0
     largest_batch: int = 0
+    # Audio the windows ran over (with their context), all of them and those after the end.
     samples_computed: int = 0
+    samples_after_end: int = 0
 
 
 class OnlineStream:
@@ -265,6 +267,8 @@ class OnlineStream:
                 self._parts.setdefault(level, []).append(values)
             self._kept = window.keep_end
             self.stats.samples_computed += window.piece.length
+            if self._total is not None:
+                self.stats.samples_after_end += window.piece.length
 
     def log_probs(self) -> dict[str, np.ndarray]:
         """Every level's (frames, vocab) log-probs of the whole segment (once all windows ran)."""

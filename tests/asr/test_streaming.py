@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -233,3 +234,26 @@ async def test_misuse_is_refused_with_the_reason(engine: AsrEngine) -> None:
     limit_s = engine.config.max_audio_s
     with pytest.raises(InvalidArgument, match=rf"over the limit of {limit_s:.0f} s"):
         long.accept_waveform(np.zeros(int(limit_s * RATE) + 1, dtype=np.float32))
+
+
+@pytest.mark.slow  # an export and an OpenVINO compile: a minute on 2 shared cores
+async def test_the_graph_backends_stream_what_torch_streams(engine: AsrEngine, tmp_path: Path) -> None:
+    """A window is an ordinary model input: ONNX Runtime and OpenVINO (its steady-state windows
+    all one shape) run the same windows as torch."""
+    samples = clip()
+    expected, _ = await stream(engine.streaming, samples, SMALL)
+    vino = AsrEngine(support.demo_config(MUAALEM_ASR_BACKEND="openvino", MUAALEM_CACHE_DIR=str(tmp_path)))
+    await vino.start()
+    (graph,) = (tmp_path / "onnx").glob("*/model.onnx")  # exported by the openvino engine's start
+    onnx = AsrEngine(support.demo_config(MUAALEM_ASR_BACKEND="onnxruntime", MUAALEM_ASR_ONNX_PATH=str(graph)))
+    await onnx.start()
+    try:
+        for other in (vino, onnx):
+            got, handle = await stream(other.streaming, samples, SMALL, [RATE // 2])
+            assert handle.stats.windows >= 7 and other.version.backend in ("openvino", "onnxruntime")
+            for level, values in expected.log_probs.items():
+                np.testing.assert_allclose(got.log_probs[level], values, atol=1e-3, err_msg=other.version.backend)
+            assert got.decode.phonemes == expected.decode.phonemes
+    finally:
+        await onnx.close()
+        await vino.close()
