@@ -134,7 +134,7 @@ class LiveTranscription:
             elif part == "config":
                 raise InvalidArgument("TranscribeLive: `config` was sent twice; only the first message is one")
             else:
-                raise InvalidArgument(f"TranscribeLive: message {self._audio_messages + 1} sets no part")
+                raise InvalidArgument(f"TranscribeLive: a message {self._where()} sets no part (config, audio or end)")
             self._wake.set()
         # After `end` the client half-closes; anything else is a mistake.
         if await _next(self._requests, None, "") is not None:

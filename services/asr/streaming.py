@@ -130,6 +130,7 @@ class OnlineStream:
         self._parts: dict[str, list[np.ndarray]] = {}
         self.finished_at: float | None = None
         self.stats = StreamStats()
+        self.decoding = False
 
     # ---------------------------------------------------------------- audio in
 
@@ -322,10 +323,19 @@ class StreamingRecognizer:
         )
 
     async def decode(self, stream: OnlineStream) -> int:
-        """Runs every window the stream's audio allows now; the number run."""
+        """Runs every window the stream's audio allows now; the number run. One at a time per
+        stream: windows are kept in order, and the log-mel frames are extended in place. A run
+        that fails (the caller cancelled, the batcher refused) leaves the stream unusable."""
+        if stream.decoding:
+            raise FailedPrecondition("decode is already running on this stream")
         windows = stream.take_ready()
-        if windows:
+        if not windows:
+            return 0
+        stream.decoding = True
+        try:
             await self._run(stream, windows)
+        finally:
+            stream.decoding = False
         return len(windows)
 
     async def _run(self, stream: OnlineStream, windows: list[chunking.Window]) -> None:

@@ -230,6 +230,10 @@ async def test_misuse_is_refused_with_the_reason(engine: AsrEngine) -> None:
     with pytest.raises(FailedPrecondition, match="twice"):
         handle.input_finished()
     assert (await recognizer.result(handle)).num_frames == engine.geometry.output_frames(RATE + 100)
+    busy = recognizer.create_stream()
+    busy.accept_waveform(clip()[: 5 * RATE])
+    outcomes = await asyncio.gather(recognizer.decode(busy), recognizer.decode(busy), return_exceptions=True)
+    assert outcomes[0] == 1 and isinstance(outcomes[1], FailedPrecondition), outcomes
     long = recognizer.create_stream()
     limit_s = engine.config.max_audio_s
     with pytest.raises(InvalidArgument, match=rf"over the limit of {limit_s:.0f} s"):
