@@ -295,7 +295,8 @@ class StreamingRecognizer:
     # The engine's checks of the options (levels, reference); returns the levels to return.
     check_options: Callable[[TranscribeOptions], tuple[str, ...]]
     decode_log_probs: Callable[[LogProbs, TranscribeOptions], DecodeResult]
-    # The segmenter's is_complete of a whole segment, when one is loaded.
+    # The segmenter's is_complete of a whole segment, when one is loaded (without one,
+    # detect_completeness leaves is_complete unset, as in the unary path).
     completeness: Callable[[Samples], Awaitable[bool]] | None = None
 
     def create_stream(
@@ -306,10 +307,6 @@ class StreamingRecognizer:
             raise InvalidArgument(
                 "options.force_segmentation: a stream is one segment, never cut at pauses; send segments "
                 "as separate streams (or the whole recording to Transcribe)"
-            )
-        if opts.detect_completeness and self.completeness is None:
-            raise FailedPrecondition(
-                "options.detect_completeness needs the segmenter: set MUAALEM_SEGMENTER_MODEL"
             )
         levels = self.check_options(opts)
         return OnlineStream(

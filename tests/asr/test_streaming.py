@@ -203,14 +203,19 @@ async def test_windows_of_concurrent_streams_share_forward_passes(engine: AsrEng
     assert max(result.batch_size for result, _ in results) == 2
 
 
+async def test_completeness_without_a_segmenter_is_left_unset_as_in_the_unary_path(engine: AsrEngine) -> None:
+    options = TranscribeOptions(detect_completeness=True)
+    samples = support.recording("test.wav")
+    streamed, _ = await stream(engine.streaming, samples, SMALL, options=options)
+    assert streamed.is_complete is None and (await engine.transcribe(samples, options)).is_complete is None
+
+
 async def test_misuse_is_refused_with_the_reason(engine: AsrEngine) -> None:
     recognizer = engine.streaming
     with pytest.raises(InvalidArgument, match="force_segmentation"):
         recognizer.create_stream(TranscribeOptions(force_segmentation=True))
     with pytest.raises(InvalidArgument, match="unknown level"):
         recognizer.create_stream(TranscribeOptions(levels=("phonemes", "tone")))
-    with pytest.raises(FailedPrecondition, match="segmenter"):
-        recognizer.create_stream(TranscribeOptions(detect_completeness=True))
     handle = recognizer.create_stream()
     with pytest.raises(InvalidArgument, match="NaN"):
         handle.accept_waveform(np.array([0.0, np.nan], dtype=np.float32))
@@ -261,3 +266,17 @@ async def test_the_graph_backends_stream_what_torch_streams(engine: AsrEngine, t
     finally:
         await onnx.close()
         await vino.close()
+
+
+async def test_with_a_segmenter_completeness_is_the_unary_paths() -> None:
+    """The segmenter runs over the whole segment at the end (tiny random checkpoints)."""
+    tiny = AsrEngine(support.config())
+    await tiny.start()
+    try:
+        options = TranscribeOptions(detect_completeness=True)
+        for samples in (support.recording("test.wav"), support.recording("test.wav")[: int(3.3 * RATE)]):
+            streamed, _ = await stream(tiny.streaming, samples, SMALL, options=options)
+            whole = await tiny.transcribe(samples, options)
+            assert streamed.is_complete is not None and streamed.is_complete == whole.is_complete
+    finally:
+        await tiny.close()
