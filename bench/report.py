@@ -18,6 +18,7 @@ ORDER = (
     "peer",
     "throughput",
     "live",
+    "streaming",
     "cpu-options",
     "openvino-shapes",
     "profile",
