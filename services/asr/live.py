@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_SESSION_ID = 128
+# How long the answer waits for the client's half-close after `end` before it stops reading.
+READER_GRACE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -191,8 +193,7 @@ class LiveTranscription:
                 await self._until(self._wake.wait())
             result = await self._until(self.recognizer.result(self.stream))
         finally:
-            self._reader.cancel()
-            await asyncio.gather(self._reader, return_exceptions=True)
+            await self._stop_reader()
         stats = self.stream.stats
         log.info(
             "live segment transcribed",
@@ -208,6 +209,19 @@ class LiveTranscription:
         yield asr_pb2.TranscribeLiveResponse(
             transcription=convert.transcription(result, before=[("decode_audio", self._decode_ms)])
         )
+
+    async def _stop_reader(self) -> None:
+        """The reader ends at the client's half-close, which follows `end`: it is waited for, not
+        cancelled (a read cancelled while grpc's aio layer is in it crashed the asr process,
+        segfault in cygrpc, when the gateway ended its calls this way); only a reader still
+        blocked after READER_GRACE_S (a client that never half-closes, an error before `end`) is
+        cancelled."""
+        assert self._reader is not None
+        if not self._reader.done():
+            await asyncio.wait({self._reader}, timeout=READER_GRACE_S)
+        if not self._reader.done():
+            self._reader.cancel()
+        await asyncio.gather(self._reader, return_exceptions=True)
 
     def _progress(self) -> asr_pb2.TranscribeLiveProgress:
         frames = self.stream.frames_computed

@@ -135,7 +135,9 @@ class GrpcStages:
                 raise NotImplementedError(f"asr: {exc.details()}") from exc
             raise stage_error("asr", exc) from exc
         finally:
-            call.cancel()
+            # Only a call still running (the caller stopped reading early) is cancelled.
+            if not call.done():
+                call.cancel()
 
     async def model_info(self, timeout: float | None) -> asr_pb2.GetModelInfoResponse:
         request = asr_pb2.GetModelInfoRequest()

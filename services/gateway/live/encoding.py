@@ -167,11 +167,15 @@ class LiveEncoder:
             while (request := await stream.requests.get()) is not None:
                 yield request
 
+        answer: asr_pb2.Transcription | None = None
         try:
+            # Read to the stream's end (the asr closes it after the Transcription): a call ended
+            # by the server, not cancelled by us.
             async for response in self.stages.transcribe_live(requests(), self.timeout_s):
                 if response.WhichOneof("part") == "transcription":
                     stream.answered_at = time.perf_counter()
-                    return response.transcription
+                    answer = response.transcription
+            return answer
         except MeshError as exc:
             log.info("live encoding fell back to Transcribe", extra={"session": self.session_id, "error": exc.message})
         except (AttributeError, NotImplementedError):
