@@ -18,6 +18,7 @@ ORDER = (
     "peer",
     "throughput",
     "live",
+    "streaming",
     "cpu-options",
     "openvino-shapes",
     "profile",
@@ -59,6 +60,13 @@ def _placeholder(key: str) -> str:
     return f"## {key}\n\n_Not measured yet: `python -m bench.run --only {key}`._"
 
 
+def _epilogue(text: str) -> str:
+    """What follows the last block: figures written by hand (a script's run pasted in), which a
+    run of some sections must keep as they are."""
+    ends = list(re.finditer(r"<!-- /bench:[a-z-]+ -->\n", text))
+    return text[ends[-1].end() :].strip("\n") if ends else ""
+
+
 def compose(previous: str, sections: list[Section]) -> str:
     blocks = _blocks(previous)
     for section in sections:
@@ -68,6 +76,9 @@ def compose(previous: str, sections: list[Section]) -> str:
     for key in keys:
         body = blocks.get(key) or _placeholder(key)
         parts.append(f"<!-- bench:{key} -->\n{body}\n<!-- /bench:{key} -->")
+    epilogue = _epilogue(previous)
+    if epilogue:
+        parts.append(epilogue)
     return "\n\n".join(parts) + "\n"
 
 

@@ -8,7 +8,8 @@
 Sections: latency (per stage, in process and through the mesh, with memory per process), peer
 (quran-muaalem 0.2.2 side by side), throughput (1/4/16 clients, batching off and on), live
 (AssessLive at real time: pause to verdict for 3-20 s stretches, one session and at the measured
-capacity, half-close to final), asr-memory (peak RSS of torch fp32 against auto),
+capacity, half-close to final), streaming (TranscribeLive's windows against the whole segment on the
+demo checkpoint, and its cost on the run's checkpoint), asr-memory (peak RSS of torch fp32 against auto),
 cpu-options (ONNX Runtime, OpenVINO and INT8 against torch fp32), openvino-shapes (dynamic shapes
 against length buckets), profile (where a forward pass spends its time), gpu (FP16, VRAM; needs CUDA),
 alignment, tajweed and prosody (the stage engineers' own benchmarks). The targets table follows from latency and
@@ -26,7 +27,19 @@ import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from bench import backend_memory, cpu_options, gpu, latency, live, peer_compare, report, scripts, targets, throughput
+from bench import (
+    backend_memory,
+    cpu_options,
+    gpu,
+    latency,
+    live,
+    peer_compare,
+    report,
+    scripts,
+    streaming_agreement,
+    targets,
+    throughput,
+)
 from bench.common import ROOT, Machine, command_line, load_average, now_utc, table, wait_for_quiet
 from bench.context import Context, Section
 from bench.models import BACKENDS, Assets, for_this_cpu, log, prepare
@@ -36,6 +49,7 @@ SECTIONS: dict[str, Callable[[Context], Awaitable[list[Section]]]] = {
     "peer": peer_compare.run,
     "throughput": throughput.run,
     "live": live.run,
+    "streaming": streaming_agreement.run,
     "asr-memory": backend_memory.run,
     # Before cpu-options: its engines leave the benchmark process holding their memory, and the
     # three compiled models of this one beside that ran the 24 GiB machine out of memory.
@@ -71,6 +85,10 @@ QUICK = {
     "live_speech_s": 12.0,  # the final aligns 1:1-7 (242 phonemes): at least 11 s of audio
     "live_capacity": 2,
     "live_backend": "torch-fp32",
+    "streaming_clips": 2,
+    "streaming_settings": "3,2,1",
+    "streaming_full_s": 5.0,
+    "streaming_full_runs": 1,
     "quiet_load": 0.0,
 }
 
@@ -104,6 +122,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add("--live-speech-s", type=float, default=20.0, help="seconds of speech per live session")
     add("--live-capacity", type=int, default=0, help="live sessions at once (0: measured, floor(0.7 / asr RTF))")
     add("--live-backend", default="auto", help="the asr option of the live section (auto: what make serve runs)")
+    add("--streaming-clips", type=int, default=24, help="evaluation-split segments of the streaming section")
+    add("--streaming-settings", default=streaming_agreement.DEFAULT_SETTINGS,
+        help="W,L,R[,window];... (s) the streaming section compares")
+    add("--streaming-default", default="3,2,1", help="W,L,R (s) of the streaming section's run on the checkpoint")
+    add("--streaming-full-s", type=float, default=8.0,
+        help="clip (s) the streaming section streams on the run's checkpoint (0: not)")
+    add("--streaming-full-runs", type=int, default=2, help="runs of that clip, each way")
     add("--requests", type=int, default=32, help="assessments per throughput row (at least one per client)")
     add("--max-batch-size", type=int, default=16, help="the asr's max batch when batching is on")
     add("--cpu-backends",

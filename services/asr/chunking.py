@@ -231,20 +231,13 @@ def stitch(
     if not outputs:
         raise ValueError("nothing to stitch")
     total = geometry.output_frames(num_samples)
-    frame = geometry.frame_samples
     levels = list(outputs[0])
     best = np.full(total, -1, dtype=np.int64)
     owner = np.full(total, -1, dtype=np.int64)
     offsets: list[int] = []
     for index, (piece, output) in enumerate(zip(pieces, outputs, strict=True)):
-        if piece.start % frame:
-            raise ValueError(f"piece {piece} does not start on a frame boundary")
+        first = first_frame(piece, output, geometry, index)
         expected = geometry.output_frames(piece.length)
-        for level in levels:
-            got = output[level].shape[0]
-            if got != expected:
-                raise ValueError(f"piece {index} level {level}: {got} frames, expected {expected}")
-        first = piece.start // frame
         offsets.append(first)
         frames = np.arange(first, min(first + expected, total))
         if frames.size == 0:
@@ -265,3 +258,48 @@ def stitch(
             if frames.size:
                 result[frames] = output[level][frames - offsets[index]]
     return stitched
+
+
+def first_frame(piece: Piece, output: LogProbs, geometry: FrameGeometry, index: int = 0) -> int:
+    """The recording's frame that a piece's output frame 0 is, after checking that the piece
+    starts on a frame boundary and that every level has the piece's own frame count."""
+    if piece.start % geometry.frame_samples:
+        raise ValueError(f"piece {piece} does not start on a frame boundary")
+    expected = geometry.output_frames(piece.length)
+    for level, values in output.items():
+        if values.shape[0] != expected:
+            raise ValueError(f"piece {index} level {level}: {values.shape[0]} frames, expected {expected}")
+    return piece.start // geometry.frame_samples
+
+
+@dataclass(frozen=True)
+class Window:
+    """A piece run with context for some output frames of a recording: the piece reaches
+    `left` frames before `keep_start` and up to `right` frames past `keep_end` (less at the
+    recording's edges), and only frames [keep_start, keep_end) of its output are kept."""
+
+    piece: Piece
+    keep_start: int
+    keep_end: int
+
+
+def context_window(
+    keep_start: int, keep_end: int, *, left: int, right: int, num_samples: int, geometry: FrameGeometry
+) -> Window:
+    """The window that computes frames [keep_start, keep_end) of a recording of `num_samples`
+    (so far) with `left` and `right` frames of context."""
+    if not 0 <= keep_start < keep_end:
+        raise ValueError(f"empty or negative frame range [{keep_start}, {keep_end})")
+    frame = geometry.frame_samples
+    start = max(0, keep_start - left) * frame
+    end = min(num_samples, (keep_end + right) * frame)
+    if geometry.output_frames(end - start) < keep_end - start // frame:
+        raise ValueError(f"{num_samples} samples do not reach frame {keep_end - 1}")
+    return Window(Piece(start, end), keep_start, keep_end)
+
+
+def kept(window: Window, output: LogProbs, geometry: FrameGeometry) -> dict[str, npt.NDArray[np.float32]]:
+    """The frames a window keeps of its piece's output, per level."""
+    first = first_frame(window.piece, output, geometry)
+    lo, hi = window.keep_start - first, window.keep_end - first
+    return {level: values[lo:hi] for level, values in output.items()}

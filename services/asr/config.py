@@ -129,6 +129,46 @@ WINDOW_OVERLAP_S = setting(
     group=_GROUP,
     ge=0,
 )
+STREAM_WINDOW_S = setting(
+    "MUAALEM_ASR_STREAM_WINDOW_S",
+    3.0,
+    "TranscribeLive: the frames each window keeps (W); the encoder runs a window every W seconds "
+    "of audio while the learner recites (docs/benchmarks.md, streaming section, chose it).",
+    group=_GROUP,
+    ge=0.4,
+    le=20.0,
+)
+STREAM_LEFT_S = setting(
+    "MUAALEM_ASR_STREAM_LEFT_S",
+    2.0,
+    "TranscribeLive: audio before a window's kept frames that it runs with as context (L).",
+    group=_GROUP,
+    ge=0,
+    le=20.0,
+)
+STREAM_RIGHT_S = setting(
+    "MUAALEM_ASR_STREAM_RIGHT_S",
+    1.0,
+    "TranscribeLive: audio after a window's kept frames that it waits for and runs with (R).",
+    group=_GROUP,
+    ge=0,
+    le=10.0,
+)
+STREAM_MAX_AHEAD_S = setting(
+    "MUAALEM_ASR_STREAM_MAX_AHEAD_S",
+    20.0,
+    "TranscribeLive: most audio a caller may send beyond the frames computed so far (progress "
+    "messages say where the encoder is); past it the stream fails with RESOURCE_EXHAUSTED.",
+    group=_GROUP,
+    gt=0,
+)
+STREAM_IDLE_S = setting(
+    "MUAALEM_ASR_STREAM_IDLE_S",
+    30.0,
+    "TranscribeLive: a stream with no message for this long is closed (DEADLINE_EXCEEDED).",
+    group=_GROUP,
+    gt=0,
+)
 SEGMENT_ABOVE_S = setting(
     "MUAALEM_ASR_SEGMENT_ABOVE_S",
     60.0,
@@ -170,6 +210,11 @@ class AsrConfig:
     bucket_width_s: float
     window_s: float
     window_overlap_s: float
+    stream_window_s: float
+    stream_left_s: float
+    stream_right_s: float
+    stream_max_ahead_s: float
+    stream_idle_s: float
     segment_above_s: float
     segmenter_batch_size: int
     max_audio_s: float
@@ -196,6 +241,11 @@ class AsrConfig:
             bucket_width_s=BUCKET_WIDTH_S.get(environ),
             window_s=WINDOW_S.get(environ),
             window_overlap_s=WINDOW_OVERLAP_S.get(environ),
+            stream_window_s=STREAM_WINDOW_S.get(environ),
+            stream_left_s=STREAM_LEFT_S.get(environ),
+            stream_right_s=STREAM_RIGHT_S.get(environ),
+            stream_max_ahead_s=STREAM_MAX_AHEAD_S.get(environ),
+            stream_idle_s=STREAM_IDLE_S.get(environ),
             segment_above_s=SEGMENT_ABOVE_S.get(environ),
             segmenter_batch_size=SEGMENTER_BATCH_SIZE.get(environ),
             max_audio_s=MAX_AUDIO_S.get(environ),
@@ -216,6 +266,12 @@ class AsrConfig:
             raise ConfigError(
                 f"MUAALEM_ASR_WINDOW_OVERLAP_S={self.window_overlap_s}: must be within 0..MUAALEM_ASR_WINDOW_S/4"
                 f" (0..{self.window_s / 4:g})"
+            )
+        if self.stream_max_ahead_s <= self.stream_window_s + self.stream_right_s:
+            raise ConfigError(
+                f"MUAALEM_ASR_STREAM_MAX_AHEAD_S={self.stream_max_ahead_s}: must be over MUAALEM_ASR_STREAM_WINDOW_S"
+                f" + MUAALEM_ASR_STREAM_RIGHT_S ({self.stream_window_s + self.stream_right_s:g}), the audio a window"
+                " waits for"
             )
         if self.segment_above_s < self.window_s:
             raise ConfigError(

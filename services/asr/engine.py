@@ -43,6 +43,7 @@ from services.asr.results import (
 )
 from services.asr.runners import CtcRunner, ModelInput, SegmenterRunner, model_inputs
 from services.asr.segmenter import SAMPLE_RATE, Segmentation, SegmentOptions, chunk_bounds, segmentation_from_labels
+from services.asr.streaming import StreamingRecognizer, WindowSettings
 from services.asr.vocab import Vocabulary
 from services.common import tracing
 from services.common.errors import FailedPrecondition, InvalidArgument, Unavailable
@@ -78,6 +79,7 @@ class _Loaded:
     runner: CtcRunner
     asr: DynamicBatcher[ModelInput, LogProbs]
     segmenter: _Segmenter | None
+    streaming: StreamingRecognizer
     executor: ThreadPoolExecutor = field(repr=False)
     # calibration.json beside the checkpoint (the tajweed thresholds fitted for this model), or "".
     tajweed_calibration_json: str = ""
@@ -109,6 +111,11 @@ class AsrEngine:
     @property
     def vocabulary(self) -> Vocabulary:
         return self._state().vocabulary
+
+    @property
+    def streaming(self) -> StreamingRecognizer:
+        """TranscribeLive's recognizer: streams of one segment each, encoded as they arrive."""
+        return self._state().streaming
 
     @property
     def min_duration_s(self) -> float:
@@ -195,6 +202,17 @@ class AsrEngine:
                     executor=executor,
                 ),
             )
+        streaming = StreamingRecognizer(
+            extractor=extractor,
+            geometry=geometry,
+            batcher=asr,
+            version=ctc.version,
+            settings=WindowSettings(cfg.stream_window_s, cfg.stream_left_s, cfg.stream_right_s),
+            max_samples=round(cfg.max_audio_s * SAMPLE_RATE),
+            check_options=self._check_options,
+            decode_log_probs=self._decode,
+            completeness=self._completeness if segmenter is not None else None,
+        )
         loaded = _Loaded(
             device=device,
             version=ctc.version,
@@ -206,6 +224,7 @@ class AsrEngine:
             runner=runner,
             asr=asr,
             segmenter=segmenter,
+            streaming=streaming,
             executor=executor,
             tajweed_calibration_json=_calibration_beside(files.directory),
         )
@@ -268,6 +287,18 @@ class AsrEngine:
             raise InvalidArgument(f"unknown level(s) {', '.join(unknown)}; the model has {', '.join(known)}")
         return tuple(dict.fromkeys(levels)) if levels else tuple(known)
 
+    def _check_options(self, options: TranscribeOptions) -> tuple[str, ...]:
+        """The levels to return, after checking them and the reference."""
+        levels = self._check_levels(options.levels)
+        self._check_reference(options.reference)
+        return levels
+
+    async def _completeness(self, samples: Samples) -> bool:
+        segmenter = self._state().segmenter
+        if segmenter is None:
+            raise FailedPrecondition("no segmenter is loaded: set MUAALEM_SEGMENTER_MODEL")
+        return (await self._segment(segmenter, samples, SegmentOptions())).is_complete
+
     def _check_reference(self, reference: DecodeReference | None) -> None:
         """Rejects sifa labels the model does not have (quran-transcript's names, e.g. "jahr")."""
         if reference is None:
@@ -288,8 +319,7 @@ class AsrEngine:
         opts = options or TranscribeOptions()
         state = self._state()
         samples = self.check_samples(samples, max_duration_s)
-        levels = self._check_levels(opts.levels)
-        self._check_reference(opts.reference)
+        levels = self._check_options(opts)
         began = time.perf_counter()
         timings: list[tuple[str, float]] = []
         duration = samples.size / SAMPLE_RATE

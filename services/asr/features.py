@@ -71,6 +71,16 @@ def povey_window(length: int = FRAME_LENGTH) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Statistics:
+    """Per-mel-bin mean and standard deviation (float64, shape (1, mel)) an utterance is
+    normalised with: by default its own frames'; the streaming path passes those of the segment
+    received so far (services/asr/streaming.py)."""
+
+    mean: Tensor
+    std: Tensor
+
+
+@dataclass(frozen=True)
 class FeatureBatch:
     """features (B, T, 160) float32; attention_mask (B, T) int64 (1 valid); input_frames (B,)
     int64: frames each item has alone (its valid frames, plus the half-padding frame an odd
@@ -120,7 +130,44 @@ class FeatureExtractor:
             raise InvalidArgument("no audio to extract features from")
         arrays = [self._check(i, wave) for i, wave in enumerate(waves)]
         counts = [fbank_frames(a.size) for a in arrays]
-        features, mask = self._normalise_pad_stack(self._log_mel(arrays, counts), counts)
+        return self._batch(self._log_mel(arrays, counts), counts, None)
+
+    def log_mel_frames(self, wave: np.ndarray) -> Tensor:
+        """(F, mel) log-mel energies of one wave before normalisation, F = fbank_frames(len).
+
+        Frame i reads samples [160 i, 160 i + 400) only, so the frames of a wave are the frames
+        of its pieces laid end to end (pieces that start on a hop and overlap by 240 samples):
+        the streaming path computes them once, as the audio arrives. Fewer than 400 samples
+        give no frame.
+        """
+        array = np.asarray(wave, dtype=np.float32)
+        if array.ndim != 1 or not np.isfinite(array).all():
+            raise InvalidArgument("log-mel frames need finite mono samples")
+        count = fbank_frames(array.size)
+        if count == 0:
+            return torch.zeros((0, self.num_mel_bins), dtype=torch.float32, device=self.device)
+        return self._log_mel([array], [count])[0]
+
+    def statistics(self, log_mel: Tensor) -> Statistics:
+        """What `extract` normalises an utterance with, from its (F, mel) log-mel frames."""
+        count = int(log_mel.shape[0])
+        if count < 2:
+            raise InvalidArgument(f"normalisation statistics need at least 2 frames, got {count}")
+        values = log_mel.to(torch.float64)
+        mean = values.sum(dim=0, keepdim=True) / count
+        variance = ((values - mean) ** 2).sum(dim=0, keepdim=True) / (count - 1)
+        return Statistics(mean, torch.sqrt(variance + 1e-7))
+
+    def from_log_mel(self, log_mel: Tensor, statistics: Statistics | None = None) -> FeatureBatch:
+        """The batch of one utterance given its (F, mel) log-mel frames, normalised with
+        `statistics` (default: its own, which is exactly what `extract` gives for the wave)."""
+        count = int(log_mel.shape[0])
+        if count < self.stride:
+            raise InvalidArgument(f"{count} log-mel frame(s) make no feature frame (at least {self.stride})")
+        return self._batch(log_mel[None], [count], [statistics] if statistics is not None else None)
+
+    def _batch(self, logmel: Tensor, counts: list[int], statistics: list[Statistics] | None) -> FeatureBatch:
+        features, mask = self._normalise_pad_stack(logmel, counts, statistics)
         extents = torch.tensor(
             [math.ceil(count / self.stride) for count in counts], dtype=torch.int64, device=self.device
         )
@@ -168,16 +215,23 @@ class FeatureExtractor:
         # A sum of positive terms: float32 keeps its relative precision.
         return torch.matmul(power, self._mel).clamp_min(MEL_FLOOR).log()
 
-    def _normalise_pad_stack(self, logmel: Tensor, counts: list[int]) -> tuple[Tensor, Tensor]:
+    def _normalise_pad_stack(
+        self, logmel: Tensor, counts: list[int], statistics: list[Statistics] | None = None
+    ) -> tuple[Tensor, Tensor]:
         batch, longest, bins = logmel.shape
         lengths = torch.tensor(counts, device=self.device)
         valid = torch.arange(longest, device=self.device)[None, :] < lengths[:, None]
-        weights = valid[..., None].to(torch.float64)
         values = logmel.to(torch.float64)
-        n = lengths.to(torch.float64)[:, None, None]
-        mean = (values * weights).sum(dim=1, keepdim=True) / n
-        variance = (((values - mean) * weights) ** 2).sum(dim=1, keepdim=True) / (n - 1)
-        normalised = ((values - mean) / torch.sqrt(variance + 1e-7)).to(torch.float32)
+        if statistics is None:
+            weights = valid[..., None].to(torch.float64)
+            n = lengths.to(torch.float64)[:, None, None]
+            mean = (values * weights).sum(dim=1, keepdim=True) / n
+            variance = (((values - mean) * weights) ** 2).sum(dim=1, keepdim=True) / (n - 1)
+            std = torch.sqrt(variance + 1e-7)
+        else:
+            mean = torch.stack([s.mean for s in statistics])
+            std = torch.stack([s.std for s in statistics])
+        normalised = ((values - mean) / std).to(torch.float32)
         padded_length = self.stride * math.ceil(longest / self.stride)
         features = torch.full(
             (batch, padded_length, bins), self.padding_value, dtype=torch.float32, device=self.device

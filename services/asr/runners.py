@@ -19,7 +19,7 @@ from services.asr.results import LogProbs, Samples
 if TYPE_CHECKING:  # torch-backed modules are imported when the engine loads, not on import
     from torch import Tensor
 
-    from services.asr.features import FeatureExtractor
+    from services.asr.features import FeatureBatch, FeatureExtractor
 
 
 @dataclass(frozen=True)
@@ -44,15 +44,19 @@ def model_inputs(
     """Features of each wave as it has them alone. Frame counts come from `geometry` (CPU
     arithmetic; tests/asr check it against the extractor's mask and input_frames), so nothing
     is read back from a GPU here."""
-    batch = extractor.extract(waves)
+    return split_batch(extractor.extract(waves), geometry, [len(wave) for wave in waves])
+
+
+def split_batch(batch: FeatureBatch, geometry: chunking.FrameGeometry, lengths: Sequence[int]) -> list[ModelInput]:
+    """A feature batch cut back into one ModelInput per wave of `lengths` samples."""
     inputs = []
-    for row, wave in enumerate(waves):
-        own = geometry.feature_extent(len(wave))
+    for row, length in enumerate(lengths):
+        own = geometry.feature_extent(length)
         inputs.append(
             ModelInput(
                 features=batch.features[row, :own],
                 mask=batch.attention_mask[row, :own],
-                valid_frames=geometry.feature_frames(len(wave)),
+                valid_frames=geometry.feature_frames(length),
             )
         )
     return inputs

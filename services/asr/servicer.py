@@ -7,6 +7,7 @@ directly); errors are MeshErrors, which the server interceptor turns into status
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 
@@ -15,6 +16,7 @@ import grpc
 from services.asr import convert
 from services.asr.config import AsrConfig
 from services.asr.engine import AsrEngine, Transcription
+from services.asr.live import LiveLimits, transcribe_live
 from services.common import audio, tracing
 from services.common.errors import InvalidArgument
 from services.common.pb import asr_pb2, asr_pb2_grpc
@@ -114,6 +116,16 @@ class AsrServicer(asr_pb2_grpc.AsrServiceServicer):
                 header.pcm_format, payload, name_hint=header.name_hint, max_duration_s=limit_s, min_duration_s=minimum
             )
         return audio.decode_bytes(payload, name_hint=header.name_hint, max_duration_s=limit_s, min_duration_s=minimum)
+
+    async def TranscribeLive(
+        self,
+        request_iterator: AsyncIterator[asr_pb2.TranscribeLiveRequest],
+        context: grpc.aio.ServicerContext | None,
+    ) -> AsyncIterator[asr_pb2.TranscribeLiveResponse]:
+        limits = LiveLimits(max_ahead_s=self.config.stream_max_ahead_s, idle_s=self.config.stream_idle_s)
+        async with contextlib.aclosing(transcribe_live(request_iterator, self.engine.streaming, limits)) as answers:
+            async for response in answers:
+                yield response
 
     async def Segment(
         self, request: asr_pb2.SegmentRequest, context: grpc.aio.ServicerContext | None

@@ -137,23 +137,72 @@ def decode_pcm(
         raise InvalidArgument("raw PCM needs sample_rate_hz > 0")
     if not data:
         raise InvalidArgument("audio is empty (0 bytes)")
-    dtype, scale = _PCM_LAYOUT[encoding]
-    frame_bytes = np.dtype(dtype).itemsize * channels
+    frame_bytes = np.dtype(_PCM_LAYOUT[encoding][0]).itemsize * channels
     if len(data) % frame_bytes:
         raise InvalidArgument(
             f"raw PCM is {len(data)} bytes, not a whole number of {channels}-channel "
             f"{encoding} frames ({frame_bytes} bytes each)"
         )
     _check_duration(len(data) / frame_bytes / max(sample_rate_hz, 1), max_duration_s, name_hint)
-    samples = np.frombuffer(data, dtype=dtype).astype(np.float32) * np.float32(scale)
     return _finish(
-        samples.reshape(-1, channels),
+        pcm_frames(data, encoding, channels),
         sample_rate_hz,
         f"pcm_{encoding.lower()}",
         name_hint=name_hint,
         max_duration_s=max_duration_s,
         min_duration_s=min_duration_s,
     )
+
+
+def pcm_frames(data: bytes, encoding: str, channels: int) -> npt.NDArray[np.float32]:
+    """(frames, channels) float32 in [-1, 1] of interleaved PCM holding whole frames."""
+    dtype, scale = _PCM_LAYOUT[encoding]
+    return (np.frombuffer(data, dtype=dtype).astype(np.float32) * np.float32(scale)).reshape(-1, channels)
+
+
+class PcmStream:
+    """Raw PCM that arrives in pieces, as 16 kHz mono float32 pieces: laid end to end, the same
+    samples decode_pcm gives for the whole (soxr's streaming resampler is the one-shot one run
+    in pieces). The caller has checked the layout; every piece must hold whole frames."""
+
+    def __init__(self, *, sample_rate_hz: int, channels: int, encoding: str) -> None:
+        if encoding not in _PCM_LAYOUT:
+            raise ValueError(f"unknown PCM encoding {encoding!r}")
+        self.sample_rate_hz = sample_rate_hz
+        self.channels = channels or 1
+        self.encoding = encoding
+        self.frame_bytes = np.dtype(_PCM_LAYOUT[encoding][0]).itemsize * self.channels
+        self.frames_in = 0
+        self._resampler = None
+        if sample_rate_hz != TARGET_RATE:
+            import soxr
+
+            self._resampler = soxr.ResampleStream(sample_rate_hz, TARGET_RATE, 1, dtype="float32", quality="HQ")
+
+    def decode(self, data: bytes) -> npt.NDArray[np.float32]:
+        if len(data) % self.frame_bytes:
+            raise InvalidArgument(
+                f"{len(data)} bytes are not a whole number of {self.channels}-channel {self.encoding} "
+                f"frames ({self.frame_bytes} bytes each)"
+            )
+        frames = pcm_frames(data, self.encoding, self.channels)
+        if not np.isfinite(frames).all():
+            raise InvalidArgument("audio contains NaN or infinite samples")
+        self.frames_in += frames.shape[0]
+        mono = frames.mean(axis=1).astype(np.float32, copy=False)
+        if self._resampler is None:
+            return mono
+        return np.asarray(self._resampler.resample_chunk(mono), dtype=np.float32)
+
+    def flush(self) -> npt.NDArray[np.float32]:
+        """What the resampler still holds, once no more audio comes."""
+        if self._resampler is None:
+            return np.zeros(0, dtype=np.float32)
+        return np.asarray(self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True), dtype=np.float32)
+
+    def output_samples(self, frames_in: int) -> int:
+        """16 kHz samples that `frames_in` input frames make."""
+        return round(frames_in * TARGET_RATE / self.sample_rate_hz)
 
 
 def _decode_soundfile(data: bytes, name_hint: str, max_duration_s: float) -> tuple[npt.NDArray[np.float32], int, str]:

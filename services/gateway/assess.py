@@ -30,6 +30,7 @@ from services.gateway.follow.follower import RecitationFollower
 from services.gateway.follow.offline import follow_all, segments_of
 from services.gateway.follow.preludes import prelude_items
 from services.gateway.follow.recording import Recording
+from services.gateway.live.encoding import LiveEncoder
 from services.gateway.live.segmenter import NO_SPEECH, has_speech
 from services.gateway.live.settings import LiveSettings
 from services.gateway.locating import LocateService, Location
@@ -229,7 +230,18 @@ class Assessor:
             Recording.of(audio.samples),
             lambda: stage_timeout(reserve),
         )
-        await follow_all(follower, segments)
+        settings = self.speech_settings or LiveSettings()
+        encoder = None
+        if settings.encode_while_recited:
+            encoder = LiveEncoder(
+                self.calls.stages,
+                context.request_id() or "assess",
+                request.options,
+                detect_completeness=self.config.completeness_check
+                and ("waqf" in request.options.validators or not request.options.validators),
+                timeout_s=stage_timeout(reserve) or settings.stage_timeout_s,
+            )
+        await follow_all(follower, segments, encoder)
         composition = await compose(follower.followed(), self.verifier, self.versions.model, ledger.reports)
         assessment = composition.assessment
         if prosody_task is not None and self.comparer is not None:

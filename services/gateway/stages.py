@@ -61,6 +61,10 @@ class Stages(Protocol):
         self, chunks: AsyncIterator[asr_pb2.TranscribeStreamRequest], timeout: float | None
     ) -> asr_pb2.Transcription: ...
 
+    def transcribe_live(
+        self, requests: AsyncIterator[asr_pb2.TranscribeLiveRequest], timeout: float | None
+    ) -> AsyncIterator[asr_pb2.TranscribeLiveResponse]: ...
+
     async def model_info(self, timeout: float | None) -> asr_pb2.GetModelInfoResponse: ...
 
     async def align(
@@ -118,6 +122,22 @@ class GrpcStages:
     ) -> asr_pb2.Transcription:
         reply = await self._call("asr", lambda: self._asr.TranscribeStream(chunks, timeout=timeout))
         return reply.transcription
+
+    async def transcribe_live(
+        self, requests: AsyncIterator[asr_pb2.TranscribeLiveRequest], timeout: float | None
+    ) -> AsyncIterator[asr_pb2.TranscribeLiveResponse]:
+        call = self._asr.TranscribeLive(requests, timeout=timeout)
+        try:
+            async for response in call:
+                yield response
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                raise NotImplementedError(f"asr: {exc.details()}") from exc
+            raise stage_error("asr", exc) from exc
+        finally:
+            # Only a call still running (the caller stopped reading early) is cancelled.
+            if not call.done():
+                call.cancel()
 
     async def model_info(self, timeout: float | None) -> asr_pb2.GetModelInfoResponse:
         request = asr_pb2.GetModelInfoRequest()
@@ -179,6 +199,14 @@ class LocalStages:
     ) -> asr_pb2.Transcription:
         reply = await self._bounded(self._asr.TranscribeStream(chunks, None), timeout, "asr")
         return reply.transcription
+
+    async def transcribe_live(
+        self, requests: AsyncIterator[asr_pb2.TranscribeLiveRequest], timeout: float | None
+    ) -> AsyncIterator[asr_pb2.TranscribeLiveResponse]:
+        # In process the call's own limits (idle, ahead) bound it; the caller bounds the wait
+        # for its last answer.
+        async for response in self._asr.TranscribeLive(requests, None):
+            yield response
 
     async def model_info(self, timeout: float | None) -> asr_pb2.GetModelInfoResponse:
         return await self._bounded(self._asr.GetModelInfo(asr_pb2.GetModelInfoRequest(), None), timeout, "asr")

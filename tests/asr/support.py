@@ -16,7 +16,16 @@ from services.asr.config import AsrConfig
 from tests.asr.conftest import load_recording
 from tests.conftest import AUDIO_DIR, FIXTURES_DIR
 
-__all__ = ["AUDIO_DIR", "FIXTURES_DIR", "RATE", "config", "dev_checkpoints", "long_recitation", "recording"]
+__all__ = [
+    "AUDIO_DIR",
+    "FIXTURES_DIR",
+    "RATE",
+    "config",
+    "demo_config",
+    "dev_checkpoints",
+    "long_recitation",
+    "recording",
+]
 
 RATE = 16_000
 # The shared recordings as 16 kHz mono float32 (cached, read-only).
@@ -41,6 +50,23 @@ def config(**overrides: str) -> AsrConfig:
         "MUAALEM_ASR_DEVICE": "cpu",
         # Pinned: `auto` depends on the CPU (bfloat16 where it is native), and these tests compare
         # with float32 models; tests/asr/test_openvino.py covers auto's choice.
+        "MUAALEM_ASR_PRECISION": "float32",
+        "MUAALEM_ASR_MAX_QUEUE_DELAY_MS": "5",
+    }
+    environ.update(overrides)
+    return AsrConfig.from_env(environ)
+
+
+def demo_config(**overrides: str) -> AsrConfig:
+    """The committed demo checkpoint (a model that hears, small enough for tests), torch float32,
+    no segmenter."""
+    from services.asr.checkpoint import DEMO_CHECKPOINT
+
+    environ = {
+        "MUAALEM_ASR_MODEL": str(DEMO_CHECKPOINT),
+        "MUAALEM_SEGMENTER_MODEL": "",
+        "MUAALEM_ASR_DEVICE": "cpu",
+        "MUAALEM_ASR_BACKEND": "torch",
         "MUAALEM_ASR_PRECISION": "float32",
         "MUAALEM_ASR_MAX_QUEUE_DELAY_MS": "5",
     }

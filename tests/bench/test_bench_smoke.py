@@ -73,6 +73,10 @@ def test_a_partial_run_keeps_the_other_sections() -> None:
     second = compose(first, [Section("peer", "Peer", ["new peer"])])
     assert "old latency" in second and "new peer" in second and "old peer" not in second
     assert second.index("bench:latency") < second.index("bench:peer")
+    # Figures pasted after the last block by hand stay, after the blocks.
+    pasted = compose(second + "\n## Passage search\n\nby hand\n", [Section("peer", "Peer", ["newer peer"])])
+    assert pasted.endswith("\n\n## Passage search\n\nby hand\n") and "newer peer" in pasted
+    assert compose(pasted, []) == pasted
 
 
 def test_percentiles_are_nearest_rank() -> None:

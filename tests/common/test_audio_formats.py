@@ -12,7 +12,7 @@ import numpy.typing as npt
 import pytest
 import soundfile as sf
 
-from services.common.audio import MIN_RATE, decode_bytes, decode_message, decode_pcm
+from services.common.audio import MIN_RATE, PcmStream, decode_bytes, decode_message, decode_pcm
 from services.common.errors import InvalidArgument
 from services.common.pb import common_pb2
 
@@ -106,3 +106,29 @@ def test_8_khz_is_the_floor_and_is_accepted() -> None:
     samples = tone(1.0, 300.0, 8_000)
     decoded = decode_pcm(samples.astype("<f4").tobytes(), sample_rate_hz=8_000, channels=1, encoding="F32LE")
     assert decoded.source_rate == 8_000 and abs(decoded.duration_s - 1.0) < 0.01
+
+
+@pytest.mark.parametrize(
+    ("rate", "channels", "encoding"), [(44_100, 2, "S16LE"), (16_000, 1, "F32LE"), (8_000, 3, "S32LE")]
+)
+def test_pcm_decoded_in_pieces_is_the_whole_pcm_decoded(rate: int, channels: int, encoding: str) -> None:
+    """TranscribeLive decodes and resamples raw PCM as it arrives: laid end to end, the pieces
+    are the samples decode_pcm gives for the whole payload."""
+    rng = np.random.default_rng(rate)
+    frames = np.clip(0.3 * rng.standard_normal((int(1.7 * rate), channels)), -1, 1)
+    dtype, scale = {"S16LE": ("<i2", 32767), "S32LE": ("<i4", 2**31 - 1), "F32LE": ("<f4", 1)}[encoding]
+    data = (frames * scale).astype(dtype).tobytes()
+    whole = decode_pcm(data, sample_rate_hz=rate, channels=channels, encoding=encoding).samples
+    stream = PcmStream(sample_rate_hz=rate, channels=channels, encoding=encoding)
+    frame_bytes = np.dtype(dtype).itemsize * channels
+    sizes = [1, 333, 4096, 7]
+    pieces, offset, index = [], 0, 0
+    while offset < len(data):
+        size = sizes[index % len(sizes)] * frame_bytes
+        pieces.append(stream.decode(data[offset : offset + size]))
+        offset, index = offset + size, index + 1
+    pieces.append(stream.flush())
+    np.testing.assert_array_equal(np.concatenate(pieces), whole)
+    assert stream.frames_in == frames.shape[0] and stream.output_samples(rate) == RATE
+    with pytest.raises(InvalidArgument, match=f"not a whole number of {channels}-channel {encoding} frames"):
+        stream.decode(b"\x00" * (frame_bytes + 1))

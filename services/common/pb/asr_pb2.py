@@ -26,7 +26,7 @@ _sym_db = _symbol_database.Default()
 from services.common.pb import common_pb2 as muaalem_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14muaalem/v1/asr.proto\x12\nmuaalem.v1\x1a\x17muaalem/v1/common.proto\"\xb7\x01\n\x11TranscribeOptions\x12\x19\n\x11include_log_probs\x18\x01 \x01(\x08\x12\x0e\n\x06levels\x18\x02 \x03(\t\x12\x1a\n\x12\x66orce_segmentation\x18\x03 \x01(\x08\x12\x12\n\nskip_sifat\x18\x04 \x01(\x08\x12\x1b\n\x13\x64\x65tect_completeness\x18\x05 \x01(\x08\x12*\n\x0freference_sifat\x18\x06 \x03(\x0b\x32\x11.muaalem.v1.Sifat\"e\n\x11TranscribeRequest\x12 \n\x05\x61udio\x18\x01 \x01(\x0b\x32\x11.muaalem.v1.Audio\x12.\n\x07options\x18\x02 \x01(\x0b\x32\x1d.muaalem.v1.TranscribeOptions\"h\n\x17TranscribeStreamRequest\x12\x34\n\x06header\x18\x01 \x01(\x0b\x32\".muaalem.v1.TranscribeStreamHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\x83\x01\n\x16TranscribeStreamHeader\x12.\n\x07options\x18\x01 \x01(\x0b\x32\x1d.muaalem.v1.TranscribeOptions\x12&\n\npcm_format\x18\x02 \x01(\x0b\x32\x12.muaalem.v1.RawPcm\x12\x11\n\tname_hint\x18\x03 \x01(\t\"E\n\rLevelLogProbs\x12\r\n\x05level\x18\x01 \x01(\t\x12%\n\tlog_probs\x18\x02 \x01(\x0b\x32\x12.muaalem.v1.Tensor\"F\n\x12TranscribeResponse\x12\x30\n\rtranscription\x18\x01 \x01(\x0b\x32\x19.muaalem.v1.Transcription\"L\n\x18TranscribeStreamResponse\x12\x30\n\rtranscription\x18\x01 \x01(\x0b\x32\x19.muaalem.v1.Transcription\"\x94\x03\n\rTranscription\x12\"\n\x06\x64\x65\x63ode\x18\x01 \x01(\x0b\x32\x12.muaalem.v1.Decode\x12,\n\tlog_probs\x18\x02 \x03(\x0b\x32\x19.muaalem.v1.LevelLogProbs\x12\x12\n\nnum_frames\x18\x03 \x01(\x05\x12\x18\n\x10\x66rame_duration_s\x18\x04 \x01(\x01\x12\x18\n\x10\x61udio_duration_s\x18\x05 \x01(\x01\x12/\n\rmodel_version\x18\x06 \x01(\x0b\x32\x18.muaalem.v1.ModelVersion\x12(\n\x07timings\x18\x07 \x03(\x0b\x32\x17.muaalem.v1.StageTiming\x12\x10\n\x08\x63hunking\x18\x08 \x01(\t\x12,\n\x08segments\x18\t \x03(\x0b\x32\x1a.muaalem.v1.SpeechInterval\x12\x18\n\x0bis_complete\x18\n \x01(\x08H\x00\x88\x01\x01\x12\x12\n\nbatch_size\x18\x0b \x01(\x05\x12\x10\n\x08queue_ms\x18\x0c \x01(\x01\x42\x0e\n\x0c_is_complete\"\xc4\x01\n\x0eSegmentOptions\x12$\n\x17min_silence_duration_ms\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12#\n\x16min_speech_duration_ms\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x1c\n\x0fpad_duration_ms\x18\x03 \x01(\x05H\x02\x88\x01\x01\x42\x1a\n\x18_min_silence_duration_msB\x19\n\x17_min_speech_duration_msB\x12\n\x10_pad_duration_ms\"_\n\x0eSegmentRequest\x12 \n\x05\x61udio\x18\x01 \x01(\x0b\x32\x11.muaalem.v1.Audio\x12+\n\x07options\x18\x02 \x01(\x0b\x32\x1a.muaalem.v1.SegmentOptions\"\xba\x01\n\x0fSegmentResponse\x12-\n\tintervals\x18\x01 \x03(\x0b\x32\x1a.muaalem.v1.SpeechInterval\x12\x13\n\x0bis_complete\x18\x02 \x01(\x08\x12/\n\rmodel_version\x18\x03 \x01(\x0b\x32\x18.muaalem.v1.ModelVersion\x12\x18\n\x10\x61udio_duration_s\x18\x04 \x01(\x01\x12\x18\n\x10\x66rame_duration_s\x18\x05 \x01(\x01\"\x15\n\x13GetModelInfoRequest\"0\n\x0fLevelVocabulary\x12\r\n\x05level\x18\x01 \x01(\t\x12\x0e\n\x06tokens\x18\x02 \x03(\t\"\xd7\x03\n\x14GetModelInfoResponse\x12/\n\rmodel_version\x18\x01 \x01(\x0b\x32\x18.muaalem.v1.ModelVersion\x12\x31\n\x0cvocabularies\x18\x02 \x03(\x0b\x32\x1b.muaalem.v1.LevelVocabulary\x12\x18\n\x10\x66rame_duration_s\x18\x03 \x01(\x01\x12\x16\n\x0esample_rate_hz\x18\x04 \x01(\x05\x12\x13\n\x0bmax_audio_s\x18\x05 \x01(\x01\x12\x10\n\x08window_s\x18\x06 \x01(\x01\x12\x18\n\x10window_overlap_s\x18\x07 \x01(\x01\x12\x17\n\x0fsegment_above_s\x18\x08 \x01(\x01\x12\x18\n\x10segmenter_loaded\x18\t \x01(\x08\x12\x33\n\x11segmenter_version\x18\n \x01(\x0b\x32\x18.muaalem.v1.ModelVersion\x12\x16\n\x0emax_batch_size\x18\x0b \x01(\x05\x12\x1a\n\x12max_queue_delay_ms\x18\x0c \x01(\x01\x12\x16\n\x0emax_queue_size\x18\r \x01(\x05\x12\x12\n\nparameters\x18\x0e \x01(\x03\x12 \n\x18tajweed_calibration_json\x18\x0f \x01(\t2\xd1\x02\n\nAsrService\x12K\n\nTranscribe\x12\x1d.muaalem.v1.TranscribeRequest\x1a\x1e.muaalem.v1.TranscribeResponse\x12_\n\x10TranscribeStream\x12#.muaalem.v1.TranscribeStreamRequest\x1a$.muaalem.v1.TranscribeStreamResponse(\x01\x12\x42\n\x07Segment\x12\x1a.muaalem.v1.SegmentRequest\x1a\x1b.muaalem.v1.SegmentResponse\x12Q\n\x0cGetModelInfo\x12\x1f.muaalem.v1.GetModelInfoRequest\x1a .muaalem.v1.GetModelInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14muaalem/v1/asr.proto\x12\nmuaalem.v1\x1a\x17muaalem/v1/common.proto\"\xb7\x01\n\x11TranscribeOptions\x12\x19\n\x11include_log_probs\x18\x01 \x01(\x08\x12\x0e\n\x06levels\x18\x02 \x03(\t\x12\x1a\n\x12\x66orce_segmentation\x18\x03 \x01(\x08\x12\x12\n\nskip_sifat\x18\x04 \x01(\x08\x12\x1b\n\x13\x64\x65tect_completeness\x18\x05 \x01(\x08\x12*\n\x0freference_sifat\x18\x06 \x03(\x0b\x32\x11.muaalem.v1.Sifat\"e\n\x11TranscribeRequest\x12 \n\x05\x61udio\x18\x01 \x01(\x0b\x32\x11.muaalem.v1.Audio\x12.\n\x07options\x18\x02 \x01(\x0b\x32\x1d.muaalem.v1.TranscribeOptions\"h\n\x17TranscribeStreamRequest\x12\x34\n\x06header\x18\x01 \x01(\x0b\x32\".muaalem.v1.TranscribeStreamHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\x83\x01\n\x16TranscribeStreamHeader\x12.\n\x07options\x18\x01 \x01(\x0b\x32\x1d.muaalem.v1.TranscribeOptions\x12&\n\npcm_format\x18\x02 \x01(\x0b\x32\x12.muaalem.v1.RawPcm\x12\x11\n\tname_hint\x18\x03 \x01(\t\"\x92\x01\n\x15TranscribeLiveRequest\x12\x32\n\x06\x63onfig\x18\x01 \x01(\x0b\x32 .muaalem.v1.TranscribeLiveConfigH\x00\x12\x0f\n\x05\x61udio\x18\x02 \x01(\x0cH\x00\x12,\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x1d.muaalem.v1.TranscribeLiveEndH\x00\x42\x06\n\x04part\"\x82\x01\n\x14TranscribeLiveConfig\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12.\n\x07options\x18\x02 \x01(\x0b\x32\x1d.muaalem.v1.TranscribeOptions\x12&\n\npcm_format\x18\x03 \x01(\x0b\x32\x12.muaalem.v1.RawPcm\"E\n\x11TranscribeLiveEnd\x12\x1c\n\x0fsegment_samples\x18\x01 \x01(\x03H\x00\x88\x01\x01\x42\x12\n\x10_segment_samples\"\x8c\x01\n\x16TranscribeLiveResponse\x12\x36\n\x08progress\x18\x01 \x01(\x0b\x32\".muaalem.v1.TranscribeLiveProgressH\x00\x12\x32\n\rtranscription\x18\x02 \x01(\x0b\x32\x19.muaalem.v1.TranscriptionH\x00\x42\x06\n\x04part\"j\n\x16TranscribeLiveProgress\x12\x17\n\x0f\x66rames_computed\x18\x01 \x01(\x05\x12\x12\n\ncomputed_s\x18\x02 \x01(\x01\x12\x12\n\nreceived_s\x18\x03 \x01(\x01\x12\x0f\n\x07windows\x18\x04 \x01(\x05\"E\n\rLevelLogProbs\x12\r\n\x05level\x18\x01 \x01(\t\x12%\n\tlog_probs\x18\x02 \x01(\x0b\x32\x12.muaalem.v1.Tensor\"F\n\x12TranscribeResponse\x12\x30\n\rtranscription\x18\x01 \x01(\x0b\x32\x19.muaalem.v1.Transcription\"L\n\x18TranscribeStreamResponse\x12\x30\n\rtranscription\x18\x01 \x01(\x0b\x32\x19.muaalem.v1.Transcription\"\x94\x03\n\rTranscription\x12\"\n\x06\x64\x65\x63ode\x18\x01 \x01(\x0b\x32\x12.muaalem.v1.Decode\x12,\n\tlog_probs\x18\x02 \x03(\x0b\x32\x19.muaalem.v1.LevelLogProbs\x12\x12\n\nnum_frames\x18\x03 \x01(\x05\x12\x18\n\x10\x66rame_duration_s\x18\x04 \x01(\x01\x12\x18\n\x10\x61udio_duration_s\x18\x05 \x01(\x01\x12/\n\rmodel_version\x18\x06 \x01(\x0b\x32\x18.muaalem.v1.ModelVersion\x12(\n\x07timings\x18\x07 \x03(\x0b\x32\x17.muaalem.v1.StageTiming\x12\x10\n\x08\x63hunking\x18\x08 \x01(\t\x12,\n\x08segments\x18\t \x03(\x0b\x32\x1a.muaalem.v1.SpeechInterval\x12\x18\n\x0bis_complete\x18\n \x01(\x08H\x00\x88\x01\x01\x12\x12\n\nbatch_size\x18\x0b \x01(\x05\x12\x10\n\x08queue_ms\x18\x0c \x01(\x01\x42\x0e\n\x0c_is_complete\"\xc4\x01\n\x0eSegmentOptions\x12$\n\x17min_silence_duration_ms\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12#\n\x16min_speech_duration_ms\x18\x02 \x01(\x05H\x01\x88\x01\x01\x12\x1c\n\x0fpad_duration_ms\x18\x03 \x01(\x05H\x02\x88\x01\x01\x42\x1a\n\x18_min_silence_duration_msB\x19\n\x17_min_speech_duration_msB\x12\n\x10_pad_duration_ms\"_\n\x0eSegmentRequest\x12 \n\x05\x61udio\x18\x01 \x01(\x0b\x32\x11.muaalem.v1.Audio\x12+\n\x07options\x18\x02 \x01(\x0b\x32\x1a.muaalem.v1.SegmentOptions\"\xba\x01\n\x0fSegmentResponse\x12-\n\tintervals\x18\x01 \x03(\x0b\x32\x1a.muaalem.v1.SpeechInterval\x12\x13\n\x0bis_complete\x18\x02 \x01(\x08\x12/\n\rmodel_version\x18\x03 \x01(\x0b\x32\x18.muaalem.v1.ModelVersion\x12\x18\n\x10\x61udio_duration_s\x18\x04 \x01(\x01\x12\x18\n\x10\x66rame_duration_s\x18\x05 \x01(\x01\"\x15\n\x13GetModelInfoRequest\"0\n\x0fLevelVocabulary\x12\r\n\x05level\x18\x01 \x01(\t\x12\x0e\n\x06tokens\x18\x02 \x03(\t\"\xd7\x03\n\x14GetModelInfoResponse\x12/\n\rmodel_version\x18\x01 \x01(\x0b\x32\x18.muaalem.v1.ModelVersion\x12\x31\n\x0cvocabularies\x18\x02 \x03(\x0b\x32\x1b.muaalem.v1.LevelVocabulary\x12\x18\n\x10\x66rame_duration_s\x18\x03 \x01(\x01\x12\x16\n\x0esample_rate_hz\x18\x04 \x01(\x05\x12\x13\n\x0bmax_audio_s\x18\x05 \x01(\x01\x12\x10\n\x08window_s\x18\x06 \x01(\x01\x12\x18\n\x10window_overlap_s\x18\x07 \x01(\x01\x12\x17\n\x0fsegment_above_s\x18\x08 \x01(\x01\x12\x18\n\x10segmenter_loaded\x18\t \x01(\x08\x12\x33\n\x11segmenter_version\x18\n \x01(\x0b\x32\x18.muaalem.v1.ModelVersion\x12\x16\n\x0emax_batch_size\x18\x0b \x01(\x05\x12\x1a\n\x12max_queue_delay_ms\x18\x0c \x01(\x01\x12\x16\n\x0emax_queue_size\x18\r \x01(\x05\x12\x12\n\nparameters\x18\x0e \x01(\x03\x12 \n\x18tajweed_calibration_json\x18\x0f \x01(\t2\xae\x03\n\nAsrService\x12K\n\nTranscribe\x12\x1d.muaalem.v1.TranscribeRequest\x1a\x1e.muaalem.v1.TranscribeResponse\x12_\n\x10TranscribeStream\x12#.muaalem.v1.TranscribeStreamRequest\x1a$.muaalem.v1.TranscribeStreamResponse(\x01\x12[\n\x0eTranscribeLive\x12!.muaalem.v1.TranscribeLiveRequest\x1a\".muaalem.v1.TranscribeLiveResponse(\x01\x30\x01\x12\x42\n\x07Segment\x12\x1a.muaalem.v1.SegmentRequest\x1a\x1b.muaalem.v1.SegmentResponse\x12Q\n\x0cGetModelInfo\x12\x1f.muaalem.v1.GetModelInfoRequest\x1a .muaalem.v1.GetModelInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,26 +41,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TRANSCRIBESTREAMREQUEST']._serialized_end=454
   _globals['_TRANSCRIBESTREAMHEADER']._serialized_start=457
   _globals['_TRANSCRIBESTREAMHEADER']._serialized_end=588
-  _globals['_LEVELLOGPROBS']._serialized_start=590
-  _globals['_LEVELLOGPROBS']._serialized_end=659
-  _globals['_TRANSCRIBERESPONSE']._serialized_start=661
-  _globals['_TRANSCRIBERESPONSE']._serialized_end=731
-  _globals['_TRANSCRIBESTREAMRESPONSE']._serialized_start=733
-  _globals['_TRANSCRIBESTREAMRESPONSE']._serialized_end=809
-  _globals['_TRANSCRIPTION']._serialized_start=812
-  _globals['_TRANSCRIPTION']._serialized_end=1216
-  _globals['_SEGMENTOPTIONS']._serialized_start=1219
-  _globals['_SEGMENTOPTIONS']._serialized_end=1415
-  _globals['_SEGMENTREQUEST']._serialized_start=1417
-  _globals['_SEGMENTREQUEST']._serialized_end=1512
-  _globals['_SEGMENTRESPONSE']._serialized_start=1515
-  _globals['_SEGMENTRESPONSE']._serialized_end=1701
-  _globals['_GETMODELINFOREQUEST']._serialized_start=1703
-  _globals['_GETMODELINFOREQUEST']._serialized_end=1724
-  _globals['_LEVELVOCABULARY']._serialized_start=1726
-  _globals['_LEVELVOCABULARY']._serialized_end=1774
-  _globals['_GETMODELINFORESPONSE']._serialized_start=1777
-  _globals['_GETMODELINFORESPONSE']._serialized_end=2248
-  _globals['_ASRSERVICE']._serialized_start=2251
-  _globals['_ASRSERVICE']._serialized_end=2588
+  _globals['_TRANSCRIBELIVEREQUEST']._serialized_start=591
+  _globals['_TRANSCRIBELIVEREQUEST']._serialized_end=737
+  _globals['_TRANSCRIBELIVECONFIG']._serialized_start=740
+  _globals['_TRANSCRIBELIVECONFIG']._serialized_end=870
+  _globals['_TRANSCRIBELIVEEND']._serialized_start=872
+  _globals['_TRANSCRIBELIVEEND']._serialized_end=941
+  _globals['_TRANSCRIBELIVERESPONSE']._serialized_start=944
+  _globals['_TRANSCRIBELIVERESPONSE']._serialized_end=1084
+  _globals['_TRANSCRIBELIVEPROGRESS']._serialized_start=1086
+  _globals['_TRANSCRIBELIVEPROGRESS']._serialized_end=1192
+  _globals['_LEVELLOGPROBS']._serialized_start=1194
+  _globals['_LEVELLOGPROBS']._serialized_end=1263
+  _globals['_TRANSCRIBERESPONSE']._serialized_start=1265
+  _globals['_TRANSCRIBERESPONSE']._serialized_end=1335
+  _globals['_TRANSCRIBESTREAMRESPONSE']._serialized_start=1337
+  _globals['_TRANSCRIBESTREAMRESPONSE']._serialized_end=1413
+  _globals['_TRANSCRIPTION']._serialized_start=1416
+  _globals['_TRANSCRIPTION']._serialized_end=1820
+  _globals['_SEGMENTOPTIONS']._serialized_start=1823
+  _globals['_SEGMENTOPTIONS']._serialized_end=2019
+  _globals['_SEGMENTREQUEST']._serialized_start=2021
+  _globals['_SEGMENTREQUEST']._serialized_end=2116
+  _globals['_SEGMENTRESPONSE']._serialized_start=2119
+  _globals['_SEGMENTRESPONSE']._serialized_end=2305
+  _globals['_GETMODELINFOREQUEST']._serialized_start=2307
+  _globals['_GETMODELINFOREQUEST']._serialized_end=2328
+  _globals['_LEVELVOCABULARY']._serialized_start=2330
+  _globals['_LEVELVOCABULARY']._serialized_end=2378
+  _globals['_GETMODELINFORESPONSE']._serialized_start=2381
+  _globals['_GETMODELINFORESPONSE']._serialized_end=2852
+  _globals['_ASRSERVICE']._serialized_start=2855
+  _globals['_ASRSERVICE']._serialized_end=3285
 # @@protoc_insertion_point(module_scope)

@@ -50,6 +50,52 @@ class TranscribeStreamHeader(_message.Message):
     name_hint: str
     def __init__(self, options: _Optional[_Union[TranscribeOptions, _Mapping]] = ..., pcm_format: _Optional[_Union[_common_pb2.RawPcm, _Mapping]] = ..., name_hint: _Optional[str] = ...) -> None: ...
 
+class TranscribeLiveRequest(_message.Message):
+    __slots__ = ("config", "audio", "end")
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    config: TranscribeLiveConfig
+    audio: bytes
+    end: TranscribeLiveEnd
+    def __init__(self, config: _Optional[_Union[TranscribeLiveConfig, _Mapping]] = ..., audio: _Optional[bytes] = ..., end: _Optional[_Union[TranscribeLiveEnd, _Mapping]] = ...) -> None: ...
+
+class TranscribeLiveConfig(_message.Message):
+    __slots__ = ("session_id", "options", "pcm_format")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    PCM_FORMAT_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    options: TranscribeOptions
+    pcm_format: _common_pb2.RawPcm
+    def __init__(self, session_id: _Optional[str] = ..., options: _Optional[_Union[TranscribeOptions, _Mapping]] = ..., pcm_format: _Optional[_Union[_common_pb2.RawPcm, _Mapping]] = ...) -> None: ...
+
+class TranscribeLiveEnd(_message.Message):
+    __slots__ = ("segment_samples",)
+    SEGMENT_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    segment_samples: int
+    def __init__(self, segment_samples: _Optional[int] = ...) -> None: ...
+
+class TranscribeLiveResponse(_message.Message):
+    __slots__ = ("progress", "transcription")
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    TRANSCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    progress: TranscribeLiveProgress
+    transcription: Transcription
+    def __init__(self, progress: _Optional[_Union[TranscribeLiveProgress, _Mapping]] = ..., transcription: _Optional[_Union[Transcription, _Mapping]] = ...) -> None: ...
+
+class TranscribeLiveProgress(_message.Message):
+    __slots__ = ("frames_computed", "computed_s", "received_s", "windows")
+    FRAMES_COMPUTED_FIELD_NUMBER: _ClassVar[int]
+    COMPUTED_S_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_S_FIELD_NUMBER: _ClassVar[int]
+    WINDOWS_FIELD_NUMBER: _ClassVar[int]
+    frames_computed: int
+    computed_s: float
+    received_s: float
+    windows: int
+    def __init__(self, frames_computed: _Optional[int] = ..., computed_s: _Optional[float] = ..., received_s: _Optional[float] = ..., windows: _Optional[int] = ...) -> None: ...
+
 class LevelLogProbs(_message.Message):
     __slots__ = ("level", "log_probs")
     LEVEL_FIELD_NUMBER: _ClassVar[int]

@@ -47,6 +47,11 @@ class AsrServiceStub:
                 request_serializer=muaalem_dot_v1_dot_asr__pb2.TranscribeStreamRequest.SerializeToString,
                 response_deserializer=muaalem_dot_v1_dot_asr__pb2.TranscribeStreamResponse.FromString,
                 _registered_method=True)
+        self.TranscribeLive = channel.stream_stream(
+                '/muaalem.v1.AsrService/TranscribeLive',
+                request_serializer=muaalem_dot_v1_dot_asr__pb2.TranscribeLiveRequest.SerializeToString,
+                response_deserializer=muaalem_dot_v1_dot_asr__pb2.TranscribeLiveResponse.FromString,
+                _registered_method=True)
         self.Segment = channel.unary_unary(
                 '/muaalem.v1.AsrService/Segment',
                 request_serializer=muaalem_dot_v1_dot_asr__pb2.SegmentRequest.SerializeToString,
@@ -79,6 +84,17 @@ class AsrServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TranscribeLive(self, request_iterator, context):
+        """One segment of a live recitation, encoded while it is recited: a config first, then raw
+        PCM as it arrives, then `end`. The server runs the encoder over windows as soon as the
+        audio allows and answers with progress; after `end` only the last window is left, and the
+        last answer is the segment's Transcription (what Transcribe returns for the same audio,
+        computed in windows: close to it, not equal; docs/benchmarks.md measures how close).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Segment(self, request, context):
         """Speech intervals between pauses.
         """
@@ -105,6 +121,11 @@ def add_AsrServiceServicer_to_server(servicer, server):
                     servicer.TranscribeStream,
                     request_deserializer=muaalem_dot_v1_dot_asr__pb2.TranscribeStreamRequest.FromString,
                     response_serializer=muaalem_dot_v1_dot_asr__pb2.TranscribeStreamResponse.SerializeToString,
+            ),
+            'TranscribeLive': grpc.stream_stream_rpc_method_handler(
+                    servicer.TranscribeLive,
+                    request_deserializer=muaalem_dot_v1_dot_asr__pb2.TranscribeLiveRequest.FromString,
+                    response_serializer=muaalem_dot_v1_dot_asr__pb2.TranscribeLiveResponse.SerializeToString,
             ),
             'Segment': grpc.unary_unary_rpc_method_handler(
                     servicer.Segment,
@@ -173,6 +194,33 @@ class AsrService:
             '/muaalem.v1.AsrService/TranscribeStream',
             muaalem_dot_v1_dot_asr__pb2.TranscribeStreamRequest.SerializeToString,
             muaalem_dot_v1_dot_asr__pb2.TranscribeStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TranscribeLive(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/muaalem.v1.AsrService/TranscribeLive',
+            muaalem_dot_v1_dot_asr__pb2.TranscribeLiveRequest.SerializeToString,
+            muaalem_dot_v1_dot_asr__pb2.TranscribeLiveResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -9,6 +9,7 @@ import numpy.typing as npt
 
 from services.common.audio import TARGET_RATE
 from services.gateway.follow.follower import RecitationFollower
+from services.gateway.live.encoding import LiveEncoder
 from services.gateway.live.segmenter import Segment, Segmenter
 from services.gateway.live.settings import LiveSettings
 
@@ -24,10 +25,19 @@ def segments_of(samples: npt.NDArray[np.float32], settings: LiveSettings) -> lis
     return segments
 
 
-async def follow_all(follower: RecitationFollower, segments: list[Segment]) -> None:
+async def follow_all(
+    follower: RecitationFollower, segments: list[Segment], encoder: LiveEncoder | None = None
+) -> None:
     """Follows every segment, then retries those the asr could not decode; the events a live
-    session would send are not needed: the composition holds what they said."""
+    session would send are not needed: the composition holds what they said. With an encoder,
+    each segment is encoded as a live session encodes it while recited (the same decode, so the
+    same Assessment)."""
     for segment in segments:
+        if encoder is not None:
+            decoded = await encoder.encoded(follower.recording, segment)
+            if decoded is not None:
+                await follower.calls.observe(decoded.transcription)
+                follower.remember(segment.start_s, segment.end_s, decoded)
         await follower.follow(segment)
     await follower.flush()
     await follower.retry_failed()

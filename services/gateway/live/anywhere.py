@@ -151,6 +151,8 @@ class Anywhere:
         self._best: tuple[Location, float] | None = None
         self._announced: tuple[int, int, tuple[int, ...]] | None = None
         self._asr_error: str | None = None
+        # Windows encoded while recited, by (start ms, end ms), not yet asked for.
+        self._known: dict[tuple[int, int], Decoded] = {}
         # Probing the open segment (see probe_due).
         self._probe_start: float | None = None
         self._probed_until = 0.0
@@ -216,6 +218,14 @@ class Anywhere:
         return await self._relocate_to(location, heard_s)
 
     # -- closed segments ------------------------------------------------------------------
+
+    def remember(self, start_s: float, end_s: float, decoded: Decoded) -> None:
+        """A window decoded before it was asked for (encoded while recited): used instead of
+        calling the asr for it."""
+        if self.current is not None:
+            self.current.follower.remember(start_s, end_s, decoded)
+        else:
+            self._known[(round(start_s * 1000), round(end_s * 1000))] = decoded
 
     async def segment(self, segment: Segment) -> list[Event]:
         if self.current is not None:
@@ -462,6 +472,9 @@ class Anywhere:
     async def _transcribe(self, start_s: float, end_s: float) -> Decoded | None:
         """The window decoded by the asr stage, as the follower calls it; None when it did not
         answer (the follower tries again when it follows the segment)."""
+        known = self._known.pop((round(start_s * 1000), round(end_s * 1000)), None)
+        if known is not None:
+            return known
         audio = self.recording.window(start_s, end_s)
         if audio.samples.size < 1600:
             return None

@@ -37,6 +37,7 @@ from services.gateway.follow.preludes import prelude_items
 from services.gateway.follow.recording import Recording
 from services.gateway.live.anywhere import Anywhere, Probe
 from services.gateway.live.decoder import decoder_for
+from services.gateway.live.encoding import LiveEncoder
 from services.gateway.live.segmenter import NO_SPEECH, Segment, Segmenter
 from services.gateway.live.settings import LiveSettings
 from services.gateway.reference import moshaf as moshaf_mod
@@ -66,6 +67,8 @@ class LiveSession:
         self.follower: RecitationFollower | None = None
         # With target.locate: the passage is found, and followed, by this instead.
         self.anywhere: Anywhere | None = None
+        # The open segment's encoding while it is recited (encoding.py); None when off.
+        self.encoder: LiveEncoder | None = None
 
     # -- set-up -------------------------------------------------------------------------
 
@@ -84,6 +87,17 @@ class LiveSession:
         self.decoder = decoder_for(self.config)
         self.segmenter = Segmenter(self.settings)
         timeout_s = self.settings.stage_timeout_s - self.assessor.config.fusion_reserve_s
+        if self.settings.encode_while_recited:
+            config = self.assessor.config
+            self.encoder = LiveEncoder(
+                self.assessor.calls.stages,
+                self.session_id,
+                self.config.options,
+                detect_completeness=config.completeness_check
+                and ("waqf" in self.config.options.validators or not self.config.options.validators),
+                # A segment lasts at most max_segment_s of audio; a client at real time takes as long.
+                timeout_s=3 * self.settings.max_segment_s + timeout_s,
+            )
         if locating:
             # No words yet: they come with the `located` event once the passage is found.
             self.anywhere = Anywhere(self.assessor, self.request, self.recording, lambda: timeout_s)
@@ -139,6 +153,8 @@ class LiveSession:
         self._append(samples, arrived)
         for segment in self.segmenter.feed(samples):
             self._enqueue(segment)
+        if self.encoder is not None:
+            self.encoder.feed(self.recording, self.segmenter.open_start_s)
         if self.anywhere is not None:
             probe = self.anywhere.probe_due(self.segmenter.open_start_s, self.recording.duration_s)
             if probe is not None:
@@ -148,6 +164,8 @@ class LiveSession:
         self.recording.append(samples, arrived)
 
     def _enqueue(self, segment: Segment) -> None:
+        if self.encoder is not None:
+            self.encoder.close(segment, self.recording)
         self._emit(
             segment=gateway_pb2.LiveSegment(
                 index=segment.index,
@@ -199,6 +217,7 @@ class LiveSession:
                 await self._probe(segment)
                 continue
             try:
+                await self._streamed(segment)
                 if self.anywhere is not None:
                     self._emit_all(await self.anywhere.segment(segment))
                 else:
@@ -217,6 +236,20 @@ class LiveSession:
                 self._pending_s = max(0.0, self._pending_s - (segment.end_s - segment.start_s))
                 if self._pending_s < self.settings.max_buffered_s:
                     self._room.set()
+
+    async def _streamed(self, segment: Segment) -> None:
+        """The segment's Transcription encoded while it was recited, handed to whoever follows
+        it (they call Transcribe themselves without one)."""
+        if self.encoder is None:
+            return
+        decoded = await self.encoder.result(segment, self.settings.stage_timeout_s)
+        if decoded is None:
+            return
+        await self.assessor.calls.observe(decoded.transcription)
+        if self.anywhere is not None:
+            self.anywhere.remember(segment.start_s, segment.end_s, decoded)
+        elif self.follower is not None:
+            self.follower.remember(segment.start_s, segment.end_s, decoded)
 
     async def _probe(self, probe: Probe) -> None:
         assert self.anywhere is not None
@@ -271,6 +304,8 @@ class LiveSession:
     async def close(self) -> None:
         """Cancels whatever is still running (the client went away)."""
         self.decoder.close() if hasattr(self, "decoder") else None
+        if self.encoder is not None:
+            await self.encoder.aclose()
         if self._worker is not None and not self._worker.done():
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError, MeshError):

@@ -84,6 +84,13 @@ MAX_BUFFERED_S = setting(
     "intake (the connection is still read, so its keepalive holds) and is left out if the gateway drains.",
     group=_GROUP,
 )
+ENCODE_WHILE_RECITED = setting(
+    "MUAALEM_LIVE_ENCODE_WHILE_RECITED",
+    True,
+    "Encode each segment while it is recited (the asr's TranscribeLive), so that at the pause only "
+    "its last window is left; off, or an asr without it: the whole segment is sent at the pause.",
+    group=_GROUP,
+)
 STAGE_TIMEOUT_S = setting(
     "MUAALEM_LIVE_STAGE_TIMEOUT_S",
     30.0,
@@ -109,6 +116,7 @@ class LiveSettings:
     max_chunk_bytes: int = 256 * 1024
     max_buffered_s: float = 30.0
     stage_timeout_s: float = 30.0
+    encode_while_recited: bool = True
 
     def admitted_at_once(self, measured: int | None = None) -> int:
         """The most sessions admitted at once: the capacity set, else the one measured (asr_pace.py),
@@ -143,4 +151,5 @@ class LiveSettings:
             max_chunk_bytes=MAX_CHUNK_BYTES.get(environ),
             max_buffered_s=MAX_BUFFERED_S.get(environ),
             stage_timeout_s=STAGE_TIMEOUT_S.get(environ),
+            encode_while_recited=ENCODE_WHILE_RECITED.get(environ),
         )
