@@ -72,6 +72,9 @@ FOLLOW_PROBES = 3
 # Segments off target in a row searched together for where the reciter went (a short ayah alone,
 # two or three words, is too little to be sure of).
 MAX_ASTRAY = 3
+# How much better (similarity) the answer over fewer parts must read to be taken over the one
+# over more (see _best_of).
+SCORE_SLACK = 0.1
 
 
 @dataclass(frozen=True)
@@ -270,15 +273,22 @@ class Anywhere:
             return None  # nothing reads like a passage (yet)
 
     async def _best_of(self, parts: list[str]) -> Found | None:
-        """The answer for the parts heard, searched together; the latest part alone too when
-        that is not sure (what came before it may be a false start, noise the model decoded as
-        phonemes, or the passage the reciter left)."""
-        whole = await self._search("".join(parts))
-        if (whole is None or not whole.decision.sure) and len(parts) > 1:
-            latest = await self._search(parts[-1])
-            if latest is not None and latest.decision.sure:
-                return latest, 1
-        return (whole, len(parts)) if whole is not None else None
+        """The answer for the parts heard: all of them searched together, and the last one, two
+        and three (what came before may be a false start, noise the model decoded as phonemes,
+        or the passage the reciter left). Of the sure answers, the one over the most parts that
+        reads within SCORE_SLACK of the best (a longer query that reads clearly worse holds
+        something that is not the passage: 90:2's end before 103:1 placed it at 102:8); none
+        sure, the answer over all of them."""
+        answers: list[Found] = []
+        for count in sorted({len(parts), *range(1, min(MAX_ASTRAY, len(parts)) + 1)}, reverse=True):
+            location = await self._search("".join(parts[-count:]))
+            if location is not None:
+                answers.append((location, count))
+        sure = [answer for answer in answers if answer[0].decision.sure]
+        if not sure:
+            return answers[0] if answers else None
+        best = max(location.decision.span.score for location, _ in sure)
+        return next(answer for answer in sure if answer[0].decision.span.score >= best - SCORE_SLACK)
 
     async def _search_heard(self, parts: list[str], heard_s: float) -> list[Event]:
         """Locating: what was heard so far, searched; a sure answer opens the first section."""
