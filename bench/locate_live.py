@@ -216,14 +216,11 @@ def report(outcomes: Sequence[Outcome]) -> list[str]:
     if jumps:
         lines += ["", "Jumps (two ayahs of one surah, a 1 s pause, two of another):", ""]
         lines += _jumps(jumps)
-    missed = [o for o in outcomes if not _all_right(o)]
-    if missed:
-        lines += [
-            "",
-            "Sessions not located right at once, their answers in order (place, sure, score, margin, heard):",
-            "",
-        ]
-        for o in missed:
+    odd = [o for o in outcomes if not _all_right(o) or _late(o) or not _covers(o)]
+    if odd:
+        lines += ["", "Not located right at once, after more than four words, or a final other than the words"]
+        lines += ["recited: the answers in order (place, sure, score, margin, heard s)", ""]
+        for o in odd:
             lines.append(f"- {o.case.kind}, recited from {_truth(o.case.words[0])}: {_answers(o)}")
     errors = [f"{_truth(o.case.words[0])}: {o.error}" for o in outcomes if o.error]
     if errors:
@@ -243,8 +240,7 @@ def _singles(singles: Sequence[Outcome]) -> list[str]:
         for o in group:
             words = o.case.words
             final = o.final
-            if final is not None:
-                covered += _plain("".join(w.uthmani for w in final.words)) == _plain("".join(w[3] for w in words))
+            covered += _covers(o)
             answer = o.located(relocated=False)
             if answer is None:
                 # Not sure to the end: rightly so when the words stand elsewhere too (a tie).
@@ -351,6 +347,18 @@ def _all_right(outcome: Outcome) -> bool:
     return not outcome.case.jump_at or (moved is not None and _is_right(moved[1], words[outcome.case.jump_at :]))
 
 
+def _late(outcome: Outcome) -> bool:
+    first = outcome.located(relocated=False)
+    return first is not None and _begun(outcome.case.words, first[1].heard_s) > 4
+
+
+def _covers(outcome: Outcome) -> bool:
+    """The final's words are the words recited (a jump's: those of the second passage)."""
+    final = outcome.final
+    words = outcome.case.words[outcome.case.jump_at :]
+    return final is not None and _plain("".join(w.uthmani for w in final.words)) == _plain("".join(w[3] for w in words))
+
+
 def _answers(outcome: Outcome) -> str:
     said = []
     for event in outcome.events:
@@ -363,8 +371,13 @@ def _answers(outcome: Outcome) -> str:
                 f"{found.located.margin:.2f}, {found.heard_s:.1f} s)"
             )
     final = outcome.final
-    ending = f"; final located {_place(final.located.passage)}" if final is not None else "; no final"
-    return "; ".join(said) + ending
+    if final is None:
+        return "; ".join(said) + "; no final"
+    target = final.target.WhichOneof("kind")
+    return "; ".join(said) + (
+        f"; final located {_place(final.located.passage)}, {len(final.words)} words ({target}) of "
+        f"{len(outcome.case.words) - outcome.case.jump_at} recited"
+    )
 
 
 async def _sessions(address: str, api_key: str, cases: Sequence[Case], concurrency: int) -> list[Outcome]:

@@ -39,6 +39,16 @@ class Committer:
                 self.sent.add(attempt.index)
         return standing
 
+    def drop(self, segment_index: int) -> None:
+        """Forgets every attempt one segment made (a segment another passage took)."""
+        for index in list(self._attempts):
+            kept = [a for a in self._attempts[index] if a.segment_index != segment_index]
+            if kept:
+                self._attempts[index] = kept
+            else:
+                del self._attempts[index]
+                self.sent.discard(index)
+
     def settled(self, index: int) -> tuple[Attempt, list[Attempt]] | None:
         """The standing attempt at a word and those it replaced; None if it has none."""
         history = self._attempts.get(index)

@@ -66,9 +66,10 @@ class Decoded:
     spent_ms: float
 
 
-# Asked with an off-target segment, the start of the window decoded for it and that decode: whether
-# it lies elsewhere in the Quran and the session follows it there (a live session that located its
-# passage, services/gateway/live/anywhere.py); the follower then leaves the segment to that passage.
+# Asked with a segment off target (or placed as a skip ahead), the start of the window decoded for
+# it and that decode: whether it lies elsewhere in the Quran and the session follows it there (a
+# live session that located its passage, services/gateway/live/anywhere.py); the follower then
+# leaves the segment to that passage.
 Relocate = Callable[[Segment, float, Decoded], Awaitable[bool]]
 
 
@@ -178,6 +179,17 @@ class RecitationFollower:
 
     def remember(self, start_s: float, end_s: float, decoded: Decoded) -> None:
         self._decoded[_window_key(start_s, end_s)] = decoded
+
+    def forget(self, index: int) -> None:
+        """Leaves a segment out of this recitation, with the attempts it made (another passage's,
+        followed elsewhere)."""
+        self._records.pop(index, None)
+        self.committer.drop(index)
+
+    def carried(self, index: int) -> bool:
+        """Whether a segment was a fragment carried into the next one (placed with it)."""
+        record = self._records.get(index)
+        return record is not None and record.carried
 
     def fit(self, decoded: str) -> float:
         """How well a decode reads as the words near the position (the similarity of its place
@@ -301,12 +313,7 @@ class RecitationFollower:
 
         events: list[Event] = []
         if match.similarity < ON_TARGET_SIMILARITY:
-            relocate = None if retry or self._flushing else self.relocate
-            asr_ms = sum(r.duration_ms for r in record.ledger.reports if r.stage == "asr")
-            if relocate is not None and await relocate(segment, start_s, Decoded(transcription, asr_ms)):
-                # Recited elsewhere: the segment is the next passage's, not an answer of this one
-                # (a word held back for it is judged alone when this passage is flushed).
-                del self._records[segment.index]
+            if await self._moved(record, start_s, transcription, retry=retry):
                 return events
             record.unplaced = True
             events.append(await self._report_off_target(segment, decoded, match.similarity))
@@ -330,6 +337,10 @@ class RecitationFollower:
         if not match.words:
             self._held_from = None
             return events
+        # A short stretch that matches a few words ahead is a skip, or the start of another
+        # passage that happens to read a little like them: the hook tells.
+        if match.words[0].item.word > self.position and await self._moved(record, start_s, transcription, retry=retry):
+            return events
         first_at = at(match.words[0].decoded_start)
         # Audio before the first matched word (a prelude, a false start) is trimmed off and the
         # rest decoded again: the forced alignment must see only the stretch's words. A word
@@ -352,6 +363,20 @@ class RecitationFollower:
         first, end = self._span(match)
         events.extend(await self._judge(record, transcription, start_s, first, end, trim_at, held_at, retry=retry))
         return events
+
+    async def _moved(
+        self, record: SegmentRecord, start_s: float, transcription: asr_pb2.Transcription, *, retry: bool
+    ) -> bool:
+        """Whether the relocation hook takes the segment to another passage (then it is no
+        answer of this one; a word held back for it is judged alone when this one is flushed)."""
+        relocate = None if retry or self._flushing else self.relocate
+        if relocate is None:
+            return False
+        asr_ms = sum(r.duration_ms for r in record.ledger.reports if r.stage == "asr")
+        if not await relocate(record.segment, start_s, Decoded(transcription, asr_ms)):
+            return False
+        del self._records[record.segment.index]
+        return True
 
     @staticmethod
     def _span(match: Match) -> tuple[int, int]:

@@ -63,11 +63,18 @@ MIN_SURE_WORDS = 3
 # follower looks AHEAD_WORDS ahead of the position, and the section's reference stays small.
 FOLLOW_AHEAD_WORDS = 40
 # While following, the open segment is probed for a jump elsewhere from FOLLOW_FIRST_PROBE_S on
-# (the search is sure of three words at the soonest, about 3 s of a usual pace), then every
-# PROBE_EVERY_S, at most FOLLOW_PROBES times, and no more once the search is sure of it: a long
-# segment on target costs one or two decodes of its first seconds more.
+# (the search is sure of three words at the soonest, about 3 s of a usual pace; after a segment
+# off target, from PROBE_EVERY_S), then every PROBE_EVERY_S, at most FOLLOW_PROBES times, and no
+# more once the search is sure of it: a long segment on target costs one or two decodes of its
+# first seconds more.
 FOLLOW_FIRST_PROBE_S = 3.0
 FOLLOW_PROBES = 3
+# Segments off target in a row searched together for where the reciter went (a short ayah alone,
+# two or three words, is too little to be sure of).
+MAX_ASTRAY = 3
+# How much better (similarity) the answer over fewer parts must read to be taken over the one
+# over more (see _best_of).
+SCORE_SLACK = 0.1
 
 
 @dataclass(frozen=True)
@@ -80,10 +87,12 @@ class Probe:
 
 @dataclass
 class Heard:
-    """A segment closed while locating, and its decode (None: the asr did not answer)."""
+    """A segment no section placed (closed while locating, or off target while following), its
+    decode (None: the asr did not answer) and where the decoded window starts."""
 
     segment: Segment
     decoded: Decoded | None
+    start_s: float
 
 
 @dataclass
@@ -99,13 +108,8 @@ class Section:
     assessment: gateway_pb2.Assessment | None = None
 
 
-@dataclass(frozen=True)
-class Jump:
-    """A segment the follower found off target that surely lies elsewhere, with its decode."""
-
-    location: Location
-    start_s: float
-    decoded: Decoded
+# An answer, and in how many of the last parts searched it was found (the parts it spans).
+Found = tuple[Location, int]
 
 
 def ahead(last: WordPlace, words: int) -> WordPlace:
@@ -146,7 +150,8 @@ class Anywhere:
         self.recording = recording
         self._timeout = transcribe_timeout
         self.sections: list[Section] = []
-        # While locating: the segments closed so far, the best answer and what was last announced.
+        # The segments no section placed: all so far while locating, the last ones off target in a
+        # row while following. Then the best answer so far and what was last announced.
         self._heard: list[Heard] = []
         self._best: tuple[Location, float] | None = None
         self._announced: tuple[int, int, tuple[int, ...]] | None = None
@@ -160,7 +165,8 @@ class Anywhere:
         self._probe_queued = False
         self._probing_done = False
         # Set by the follower's relocation hook while it follows a segment.
-        self._jump: Jump | None = None
+        self._jump: Found | None = None
+        self._hooked = False
         self._closing = False
 
     @property
@@ -178,7 +184,8 @@ class Anywhere:
         if open_start_s != self._probe_start:
             self._probe_start, self._probed_until = open_start_s, open_start_s
             self._probes, self._probing_done = 0, False
-        wait_s = FOLLOW_FIRST_PROBE_S if self.current is not None and not self._probes else PROBE_EVERY_S
+        first = self.current is not None and not self._probes and not self._heard
+        wait_s = FOLLOW_FIRST_PROBE_S if first else PROBE_EVERY_S
         if self._probing_done or taken_s - self._probed_until < wait_s:
             return None
         self._probe_queued = True
@@ -203,19 +210,21 @@ class Anywhere:
         return await self._check_open(phonemes, end_s)
 
     async def _check_open(self, decoded: str, heard_s: float) -> list[Event]:
-        """Following: an open segment that surely lies elsewhere, and reads unlike the words
-        near the position, starts a new section now, not at its pause."""
+        """Following: an open segment that surely lies elsewhere (with the segments off target
+        just before it), and reads unlike the words near the position, starts a new section
+        now, not at its pause."""
         section = self.current
         assert section is not None
-        location = await self._search(decoded)
-        sure = location is not None and location.decision.sure
+        found = await self._best_of([*self._decodes(), decoded])
+        sure = found is not None and found[0].decision.sure
         if sure or self._probes >= FOLLOW_PROBES:
             self._probing_done = True
-        if location is None or not sure or not self._away(location):
+        if found is None or not sure or not self._away(found[0]):
             return []
         if await asyncio.to_thread(section.follower.fit, decoded) >= ON_TARGET_SIMILARITY:
             return []  # the search and the follower disagree: the pause decides
-        return await self._relocate_to(location, heard_s)
+        location, parts = found
+        return await self._relocate_to((location, parts - 1), heard_s)  # the open segment is no part yet
 
     # -- closed segments ------------------------------------------------------------------
 
@@ -231,7 +240,7 @@ class Anywhere:
         if self.current is not None:
             return await self._follow(segment)
         decoded = await self._transcribe(segment.start_s, segment.end_s)
-        self._heard.append(Heard(segment, decoded))
+        self._heard.append(Heard(segment, decoded, segment.start_s))
         return await self._search_heard(self._decodes(), segment.end_s)
 
     def _decodes(self) -> list[str]:
@@ -240,25 +249,27 @@ class Anywhere:
     async def _follow(self, segment: Segment) -> list[Event]:
         section = self.current
         assert section is not None
-        self._jump = None
+        self._jump, self._hooked = None, False
         events = await section.follower.follow(segment)
         jump, self._jump = self._jump, None
         if jump is not None:
-            events += await self._relocate_to(jump.location, segment.end_s)
-            moved = self.current
-            assert moved is not None
-            moved.follower.remember(jump.start_s, segment.end_s, jump.decoded)
-            events += await moved.follower.follow(segment)
-        current = self.current
-        assert current is not None
-        return events + await self._extend_if_near(current, segment.end_s)
+            # The new section follows this segment (and the ones off target before it that
+            # the answer spans) on their decodes.
+            return events + await self._relocate_to(jump, segment.end_s)
+        if not self._hooked and not section.follower.carried(segment.index):
+            self._heard.clear()  # placed: the reciter is back, what was astray stays off target
+        return events + await self._extend_if_near(section, segment.end_s)
 
     async def _relocate(self, segment: Segment, start_s: float, decoded: Decoded) -> bool:
-        """The follower's hook for an off-target segment (see follower.Relocate)."""
-        location = await self._elsewhere(decoded.transcription.decode.phonemes)
-        if location is None:
+        """The follower's hook for an off-target segment (see follower.Relocate): searched with
+        the segments off target just before it."""
+        self._hooked = True
+        self._heard.append(Heard(segment, decoded, start_s))
+        del self._heard[:-MAX_ASTRAY]
+        found = await self._best_of(self._decodes())
+        if found is None or not found[0].decision.sure or not self._away(found[0]):
             return False
-        self._jump = Jump(location, start_s, decoded)
+        self._jump = found
         return True
 
     # -- searching ------------------------------------------------------------------------
@@ -271,17 +282,30 @@ class Anywhere:
         except InvalidArgument:
             return None  # nothing reads like a passage (yet)
 
+    async def _best_of(self, parts: list[str]) -> Found | None:
+        """The answer for the parts heard: all of them searched together, and the last one, two
+        and three (what came before may be a false start, noise the model decoded as phonemes,
+        or the passage the reciter left). Of the sure answers, the one over the most parts that
+        reads within SCORE_SLACK of the best (a longer query that reads clearly worse holds
+        something that is not the passage: 90:2's end before 103:1 placed it at 102:8); none
+        sure, the answer over all of them."""
+        answers: list[Found] = []
+        for count in sorted({len(parts), *range(1, min(MAX_ASTRAY, len(parts)) + 1)}, reverse=True):
+            location = await self._search("".join(parts[-count:]))
+            if location is not None:
+                answers.append((location, count))
+        sure = [answer for answer in answers if answer[0].decision.sure]
+        if not sure:
+            return answers[0] if answers else None
+        best = max(location.decision.span.score for location, _ in sure)
+        return next(answer for answer in sure if answer[0].decision.span.score >= best - SCORE_SLACK)
+
     async def _search_heard(self, parts: list[str], heard_s: float) -> list[Event]:
-        """Locating: what was heard so far, searched; a sure answer opens the first section. The
-        latest part alone is searched too when the whole is not sure (what came before it may
-        be a false start, or noise the model decoded as phonemes)."""
-        location = await self._search("".join(parts))
-        if (location is None or not location.decision.sure) and len(parts) > 1:
-            latest = await self._search(parts[-1])
-            if latest is not None and latest.decision.sure:
-                location = latest
-        if location is None:
+        """Locating: what was heard so far, searched; a sure answer opens the first section."""
+        found = await self._best_of(parts)
+        if found is None:
             return []
+        location = found[0]
         self._best = (location, heard_s)
         if location.decision.sure:
             return await self._open(location, heard_s, relocated=False)
@@ -294,13 +318,6 @@ class Anywhere:
             located=location.located, section=len(self.sections), heard_s=heard_s, words_heard=_words_heard(location)
         )
         return [Event(located=located)]
-
-    async def _elsewhere(self, decoded: str) -> Location | None:
-        """Where a stretch surely lies, if that is away from the position followed."""
-        location = await self._search(decoded)
-        if location is None or not location.decision.sure or not self._away(location):
-            return None
-        return location
 
     def _away(self, location: Location) -> bool:
         """Whether a place lies outside the words the follower searches around its position
@@ -351,17 +368,23 @@ class Anywhere:
         )
         events = [Event(located=located)]
         heard, self._heard = self._heard, []
-        # What was heard before the answer is not searched again: it is what located it.
+        # What was heard before the answer is not decoded again: it is what located it.
         for part in heard:
             if part.decoded is not None:
-                follower.remember(part.segment.start_s, part.segment.end_s, part.decoded)
+                follower.remember(part.start_s, part.segment.end_s, part.decoded)
             events += await follower.follow(part.segment)
         follower.relocate = self._relocate
         return events + await self._extend_if_near(section, heard_s)
 
-    async def _relocate_to(self, location: Location, heard_s: float) -> list[Event]:
+    async def _relocate_to(self, found: Found, heard_s: float) -> list[Event]:
+        """The section followed is over; the next one follows the segments the answer was found
+        in (taken from the old section, where they were off target)."""
         current = self.current
         assert current is not None
+        location, parts = found
+        self._heard = self._heard[len(self._heard) - parts :] if parts > 0 else []
+        for part in self._heard:
+            current.follower.forget(part.segment.index)
         events = await self._close(current)
         return events + await self._open(location, heard_s, relocated=True)
 

@@ -26,7 +26,7 @@ SURAH_112 = common_pb2.Target(ayah_range=common_pb2.AyahRangeTarget(surah=112, f
 @pytest.fixture(scope="module")
 def assessor() -> Assessor:
     assessor = build_assessor(ToneAsr())
-    assessor.locator = LocateService(MemoryStore(8), LocateConfig(surahs=(1, 27, 112, 113, 114), workers=1))
+    assessor.locator = LocateService(MemoryStore(8), LocateConfig(surahs=(1, 27, 103, 112, 113, 114), workers=1))
     return assessor
 
 
@@ -87,3 +87,28 @@ async def test_the_words_followed_grow_as_the_reciter_nears_their_end(
     assert run.final.target == SURAH_112
     assert {w.word_index: w.verdict for w in run.final.words} == run.last_verdicts()
     assert len(run.final.words) == 15 and run.final.content.status == gateway_pb2.CONTENT_STATUS_MATCH
+
+
+async def test_a_jump_found_over_two_short_segments_starts_at_the_first(assessor: Assessor) -> None:
+    # 112:1-2, then 103:1 (one word: too little to be sure of alone), then 103:2.
+    surah_103 = common_pb2.Target(ayah_range=common_pb2.AyahRangeTarget(surah=103, first_ayah=1, last_ayah=3))
+    audio = join(
+        await recite_words(assessor, SURAH_112, 0, 6),
+        await recite_words(assessor, surah_103, 0, 1),
+        await recite_words(assessor, surah_103, 1, 5),
+    )
+    run = await run_session(assessor, pcm_config(LOCATE), audio)
+    followed = [e.located for e in run.of("located") if e.located.words and not e.located.extended]
+    places = [(f.section, f.relocated, f.located.passage.surah, f.located.passage.ayah) for f in followed]
+    assert places == [(0, False, 112, 1), (1, True, 103, 1)], places
+    # The one-word segment read a little like words ahead in 112 (a skip, alone); it is 103's
+    # first word now, and 112's Assessment keeps nothing of it (no words "not recited").
+    final = run.final
+    assert final.target == common_pb2.Target(
+        ayah_range=common_pb2.AyahRangeTarget(surah=103, first_ayah=1, last_ayah=2)
+    )
+    assert final.words[0].segment_index == 1 and len(final.words) == 5
+    assert [s.index for s in final.segments] == [1, 2]
+    earlier = final.sections[0]
+    assert [s.index for s in earlier.segments] == [0] and len(earlier.words) == 6
+    assert gateway_pb2.WORD_VERDICT_MISTAKE not in {w.verdict for w in earlier.words}
