@@ -53,6 +53,9 @@ INCOMPLETE_SHARE = 0.6
 # A segment this short that cannot be placed alone is carried into the next one (a fragment of a
 # word); a longer one, or a second in a row, is what it sounds like: off target.
 FRAGMENT_MAX_S = 2.0
+# A segment placed with a similarity under this may be another passage's: the relocation hook, if
+# any, is asked (it moves the segment only when the passage search is sure it lies elsewhere).
+DOUBTFUL_SIMILARITY = 0.8
 
 Event = gateway_pb2.AssessLiveResponse
 
@@ -66,10 +69,10 @@ class Decoded:
     spent_ms: float
 
 
-# Asked with a segment off target (or placed as a skip ahead), the start of the window decoded for
-# it and that decode: whether it lies elsewhere in the Quran and the session follows it there (a
-# live session that located its passage, services/gateway/live/anywhere.py); the follower then
-# leaves the segment to that passage.
+# Asked with a segment off target or placed doubtfully (a skip, a rough match), the start of the
+# window decoded for it and that decode: whether it lies elsewhere in the Quran and the session
+# follows it there (a live session that located its passage, services/gateway/live/anywhere.py);
+# the follower then leaves the segment to that passage.
 Relocate = Callable[[Segment, float, Decoded], Awaitable[bool]]
 
 
@@ -337,9 +340,11 @@ class RecitationFollower:
         if not match.words:
             self._held_from = None
             return events
-        # A short stretch that matches a few words ahead is a skip, or the start of another
-        # passage that happens to read a little like them: the hook tells.
-        if match.words[0].item.word > self.position and await self._moved(record, start_s, transcription, retry=retry):
+        # A stretch that matches words ahead (a skip), or matches only roughly, may be the start
+        # of another passage that reads a little like them ("وَٱلْعَصْرِ" like "وَوَالِدٍ" of 90:3):
+        # the hook tells.
+        doubtful = match.words[0].item.word > self.position or match.similarity < DOUBTFUL_SIMILARITY
+        if doubtful and await self._moved(record, start_s, transcription, retry=retry):
             return events
         first_at = at(match.words[0].decoded_start)
         # Audio before the first matched word (a prelude, a false start) is trimmed off and the

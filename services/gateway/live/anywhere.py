@@ -10,10 +10,10 @@ follow them there, and follow them elsewhere when they move on to another passag
                RecitationFollower; the segments heard while locating are followed first, on the
                decodes already made
     following  each closed segment goes to the section's follower; a stretch it finds off target
-               is searched again, and so is a long open segment (probed from FOLLOW_FIRST_PROBE_S
-               on): surely elsewhere (and, for a probe, reading unlike the words near the
-               position), the section is composed and a new one begins there (`located`,
-               relocated)
+               or places doubtfully is searched again (with the like ones just before it), and so
+               is a long open segment (probed from FOLLOW_FIRST_PROBE_S on): surely elsewhere
+               (and, for a probe, reading unlike the words near the position), the section is
+               composed and a new one begins there (`located`, relocated)
     the end    each section's Assessment covers its first word to the furthest word reached; the
                last one is the final, the earlier ones its `sections`
 
@@ -64,13 +64,13 @@ MIN_SURE_WORDS = 3
 FOLLOW_AHEAD_WORDS = 40
 # While following, the open segment is probed for a jump elsewhere from FOLLOW_FIRST_PROBE_S on
 # (the search is sure of three words at the soonest, about 3 s of a usual pace; after a segment
-# off target, from PROBE_EVERY_S), then every PROBE_EVERY_S, at most FOLLOW_PROBES times, and no
+# off target or placed doubtfully, from PROBE_EVERY_S), then every PROBE_EVERY_S, at most FOLLOW_PROBES times, and no
 # more once the search is sure of it: a long segment on target costs one or two decodes of its
 # first seconds more.
 FOLLOW_FIRST_PROBE_S = 3.0
 FOLLOW_PROBES = 3
-# Segments off target in a row searched together for where the reciter went (a short ayah alone,
-# two or three words, is too little to be sure of).
+# Segments off target (or placed doubtfully) in a row searched together for where the reciter
+# went (a short ayah alone, two or three words, is too little to be sure of).
 MAX_ASTRAY = 3
 # How much better (similarity) the answer over fewer parts must read to be taken over the one
 # over more (see _best_of).
@@ -150,8 +150,9 @@ class Anywhere:
         self.recording = recording
         self._timeout = transcribe_timeout
         self.sections: list[Section] = []
-        # The segments no section placed: all so far while locating, the last ones off target in a
-        # row while following. Then the best answer so far and what was last announced.
+        # The segments no section placed: all so far while locating, the last ones off target (or
+        # placed doubtfully) in a row while following. Then the best answer so far and what was
+        # last announced.
         self._heard: list[Heard] = []
         self._best: tuple[Location, float] | None = None
         self._announced: tuple[int, int, tuple[int, ...]] | None = None
@@ -210,9 +211,9 @@ class Anywhere:
         return await self._check_open(phonemes, end_s)
 
     async def _check_open(self, decoded: str, heard_s: float) -> list[Event]:
-        """Following: an open segment that surely lies elsewhere (with the segments off target
-        just before it), and reads unlike the words near the position, starts a new section
-        now, not at its pause."""
+        """Following: an open segment that surely lies elsewhere (with the doubtful or off-target
+        segments just before it), and reads unlike the words near the position, starts a new
+        section now, not at its pause."""
         section = self.current
         assert section is not None
         found = await self._best_of([*self._decodes(), decoded])
@@ -261,8 +262,8 @@ class Anywhere:
         return events + await self._extend_if_near(section, segment.end_s)
 
     async def _relocate(self, segment: Segment, start_s: float, decoded: Decoded) -> bool:
-        """The follower's hook for an off-target segment (see follower.Relocate): searched with
-        the segments off target just before it."""
+        """The follower's hook for a segment off target or placed doubtfully (see
+        follower.Relocate): searched with the ones just before it that were either."""
         self._hooked = True
         self._heard.append(Heard(segment, decoded, start_s))
         del self._heard[:-MAX_ASTRAY]
