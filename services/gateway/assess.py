@@ -233,14 +233,8 @@ class Assessor:
         settings = self.speech_settings or LiveSettings()
         encoder = None
         if settings.encode_while_recited:
-            encoder = LiveEncoder(
-                self.calls.stages,
-                context.request_id() or "assess",
-                request.options,
-                detect_completeness=self.config.completeness_check
-                and ("waqf" in request.options.validators or not request.options.validators),
-                timeout_s=stage_timeout(reserve) or settings.stage_timeout_s,
-            )
+            timeout_s = stage_timeout(reserve) or settings.stage_timeout_s
+            encoder = LiveEncoder(self.calls, context.request_id() or "assess", request.options, timeout_s)
         await follow_all(follower, segments, encoder)
         composition = await compose(follower.followed(), self.verifier, self.versions.model, ledger.reports)
         assessment = composition.assessment

@@ -100,16 +100,20 @@ class StageCalls:
     async def reference(self, target: common_pb2.Target, moshaf: common_pb2.MoshafAttributes | None) -> ReferenceResult:
         return await self.references.get(target, moshaf, await self.versions.current())
 
-    async def transcribe(
-        self, audio: DecodedAudio, options: gateway_pb2.AssessOptions, timeout: float | None
-    ) -> asr_pb2.Transcription:
-        asr_options = asr_pb2.TranscribeOptions(
+    def asr_options(self, options: gateway_pb2.AssessOptions) -> asr_pb2.TranscribeOptions:
+        """What the gateway asks of the asr for a request's options (Transcribe and TranscribeLive)."""
+        return asr_pb2.TranscribeOptions(
             include_log_probs=True,
             levels=["phonemes"],
             force_segmentation=options.force_segmentation,
             detect_completeness=self.config.completeness_check
             and ("waqf" in options.validators or not options.validators),
         )
+
+    async def transcribe(
+        self, audio: DecodedAudio, options: gateway_pb2.AssessOptions, timeout: float | None
+    ) -> asr_pb2.Transcription:
+        asr_options = self.asr_options(options)
         pcm = audio.samples.tobytes()  # already contiguous little-endian float32 (DecodedAudio)
         layout = common_pb2.RawPcm(sample_rate_hz=audio.sample_rate, channels=1, encoding=common_pb2.PCM_ENCODING_F32LE)
         if audio.duration_s <= UNARY_AUDIO_LIMIT_S:

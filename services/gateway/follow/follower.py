@@ -76,7 +76,7 @@ class Decoded:
 Relocate = Callable[[Segment, float, Decoded], Awaitable[bool]]
 
 
-def _window_key(start_s: float, end_s: float) -> tuple[int, int]:
+def window_key(start_s: float, end_s: float) -> tuple[int, int]:
     return round(start_s * 1000), round(end_s * 1000)
 
 
@@ -181,7 +181,7 @@ class RecitationFollower:
         return max(self.committer.committed, default=None)
 
     def remember(self, start_s: float, end_s: float, decoded: Decoded) -> None:
-        self._decoded[_window_key(start_s, end_s)] = decoded
+        self._decoded[window_key(start_s, end_s)] = decoded
 
     def forget(self, index: int) -> None:
         """Leaves a segment out of this recitation, with the attempts it made (another passage's,
@@ -406,7 +406,7 @@ class RecitationFollower:
             record.ledger.record(stage, common_pb2.STAGE_STATUS_SKIPPED, message=why)
 
     async def _transcribe(self, record: SegmentRecord, start_s: float, end_s: float) -> asr_pb2.Transcription | None:
-        known = self._decoded.pop(_window_key(start_s, end_s), None)
+        known = self._decoded.pop(window_key(start_s, end_s), None)
         if known is not None:
             record.ledger.record("asr", common_pb2.STAGE_STATUS_OK, known.spent_ms)
             record.ledger.reports[-1].timings.extend(known.transcription.timings)

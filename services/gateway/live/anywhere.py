@@ -38,7 +38,14 @@ from services.common.errors import FailedPrecondition, InvalidArgument, MeshErro
 from services.common.pb import common_pb2, gateway_pb2
 from services.gateway.assess import Assessor
 from services.gateway.follow.compose import compose
-from services.gateway.follow.follower import AHEAD_WORDS, BEHIND_WORDS, Decoded, Followed, RecitationFollower
+from services.gateway.follow.follower import (
+    AHEAD_WORDS,
+    BEHIND_WORDS,
+    Decoded,
+    Followed,
+    RecitationFollower,
+    window_key,
+)
 from services.gateway.follow.locate import ON_TARGET_SIMILARITY
 from services.gateway.follow.preludes import prelude_items
 from services.gateway.follow.recording import Recording
@@ -235,7 +242,7 @@ class Anywhere:
         if self.current is not None:
             self.current.follower.remember(start_s, end_s, decoded)
         else:
-            self._known[(round(start_s * 1000), round(end_s * 1000))] = decoded
+            self._known[window_key(start_s, end_s)] = decoded
 
     async def segment(self, segment: Segment) -> list[Event]:
         if self.current is not None:
@@ -496,7 +503,7 @@ class Anywhere:
     async def _transcribe(self, start_s: float, end_s: float) -> Decoded | None:
         """The window decoded by the asr stage, as the follower calls it; None when it did not
         answer (the follower tries again when it follows the segment)."""
-        known = self._known.pop((round(start_s * 1000), round(end_s * 1000)), None)
+        known = self._known.pop(window_key(start_s, end_s), None)
         if known is not None:
             return known
         audio = self.recording.window(start_s, end_s)

@@ -29,7 +29,7 @@ from services.common.pb import asr_pb2, common_pb2, gateway_pb2
 from services.gateway.follow.follower import Decoded
 from services.gateway.follow.recording import Recording
 from services.gateway.live.segmenter import Segment
-from services.gateway.stages import Stages
+from services.gateway.stage_calls import StageCalls
 
 log = logging.getLogger(__name__)
 
@@ -52,21 +52,16 @@ class LiveEncoder:
     """The open segment's TranscribeLive call and the answers of the segments it closed."""
 
     def __init__(
-        self,
-        stages: Stages,
-        session_id: str,
-        options: gateway_pb2.AssessOptions,
-        *,
-        detect_completeness: bool,
-        timeout_s: float,
+        self, calls: StageCalls, session_id: str, options: gateway_pb2.AssessOptions, timeout_s: float
     ) -> None:
-        self.stages = stages
+        self.stages = calls.stages
         self.session_id = session_id
+        asr_options = calls.asr_options(options)
+        # Segments are the live segmenter's already: TranscribeLive refuses force_segmentation.
+        asr_options.ClearField("force_segmentation")
         self.config = asr_pb2.TranscribeLiveConfig(
             session_id=session_id,
-            options=asr_pb2.TranscribeOptions(
-                include_log_probs=True, levels=["phonemes"], detect_completeness=detect_completeness
-            ),
+            options=asr_options,
             pcm_format=common_pb2.RawPcm(sample_rate_hz=RATE, channels=1, encoding=common_pb2.PCM_ENCODING_F32LE),
         )
         self.timeout_s = timeout_s
@@ -85,11 +80,7 @@ class LiveEncoder:
         stream = self._open
         if stream is None:
             return
-        now_s = recording.duration_s
-        if now_s > stream.sent_s:
-            samples = recording.window(stream.sent_s, now_s).samples
-            stream.requests.put_nowait(asr_pb2.TranscribeLiveRequest(audio=samples.astype("<f4").tobytes()))
-            stream.sent_s = now_s
+        self._send(stream, recording, recording.duration_s)
 
     def close(self, segment: Segment, recording: Recording) -> None:
         """The segment ended: its stream is told where, and the next segment opens its own."""
@@ -100,10 +91,7 @@ class LiveEncoder:
             # A start the segmenter moved (it should not): the answer would be another window.
             self._cancel(stream)
             return
-        if recording.duration_s > stream.sent_s:
-            samples = recording.window(stream.sent_s, recording.duration_s).samples
-            stream.requests.put_nowait(asr_pb2.TranscribeLiveRequest(audio=samples.astype("<f4").tobytes()))
-            stream.sent_s = recording.duration_s
+        self._send(stream, recording, recording.duration_s)
         end = round((segment.end_s - segment.start_s) * RATE)
         stream.requests.put_nowait(
             asr_pb2.TranscribeLiveRequest(end=asr_pb2.TranscribeLiveEnd(segment_samples=min(end, self._sent(stream))))
@@ -132,9 +120,7 @@ class LiveEncoder:
         if self.unavailable:
             return None
         stream = self._start(segment.start_s)
-        samples = recording.window(segment.start_s, segment.end_s).samples
-        stream.requests.put_nowait(asr_pb2.TranscribeLiveRequest(audio=samples.astype("<f4").tobytes()))
-        stream.sent_s = segment.end_s
+        self._send(stream, recording, segment.end_s)
         self._open = stream
         self.close(segment, recording)
         return await self.result(segment, self.timeout_s)
@@ -157,6 +143,14 @@ class LiveEncoder:
         stream.requests.put_nowait(asr_pb2.TranscribeLiveRequest(config=self.config))
         stream.answer = asyncio.create_task(self._call(stream), name=f"encode-{self.session_id}")
         return stream
+
+    @staticmethod
+    def _send(stream: _Stream, recording: Recording, until_s: float) -> None:
+        """The recording from where the stream's audio stops to until_s, as one audio message."""
+        if until_s > stream.sent_s:
+            samples = recording.window(stream.sent_s, until_s).samples
+            stream.requests.put_nowait(asr_pb2.TranscribeLiveRequest(audio=samples.astype("<f4").tobytes()))
+            stream.sent_s = until_s
 
     @staticmethod
     def _sent(stream: _Stream) -> int:

@@ -88,16 +88,9 @@ class LiveSession:
         self.segmenter = Segmenter(self.settings)
         timeout_s = self.settings.stage_timeout_s - self.assessor.config.fusion_reserve_s
         if self.settings.encode_while_recited:
-            config = self.assessor.config
-            self.encoder = LiveEncoder(
-                self.assessor.calls.stages,
-                self.session_id,
-                self.config.options,
-                detect_completeness=config.completeness_check
-                and ("waqf" in self.config.options.validators or not self.config.options.validators),
-                # A segment lasts at most max_segment_s of audio; a client at real time takes as long.
-                timeout_s=3 * self.settings.max_segment_s + timeout_s,
-            )
+            # A segment lasts at most max_segment_s of audio; a client at real time takes as long.
+            encode_timeout_s = 3 * self.settings.max_segment_s + timeout_s
+            self.encoder = LiveEncoder(self.assessor.calls, self.session_id, self.config.options, encode_timeout_s)
         if locating:
             # No words yet: they come with the `located` event once the passage is found.
             self.anywhere = Anywhere(self.assessor, self.request, self.recording, lambda: timeout_s)
