@@ -215,8 +215,8 @@ def _edit_distance(a: str, b: str) -> int:
 
 
 def start_mesh(checkpoint: str, root: Path) -> Any:
+    from services.common.ports import free_port
     from services.launcher import Mesh
-    from tests.conftest import free_port
 
     env = dict(os.environ)
     env.update({

@@ -426,8 +426,8 @@ def start_mesh(root: Path) -> Any:
     index warmed at start, and a cache directory kept between runs: the asr's exported graph is
     reused (exporting it on a loaded 2-core machine took over the launcher's 120 s)."""
     from services.asr.checkpoint import DEMO_CHECKPOINT
+    from services.common.ports import free_port
     from services.launcher import Mesh
-    from tests.conftest import free_port
 
     env = dict(os.environ)
     env.update(

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from services.common.ports import free_port
+
 if TYPE_CHECKING:
     from services.common.server import MeshServer
 
@@ -64,12 +66,6 @@ def launcher_env(root: Path, extra: Mapping[str, str] | None = None) -> dict[str
         env[f"MUAALEM_{name.upper()}_METRICS_PORT"] = str(free_port())
     env.update(extra or {})
     return env
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class RedisServer:

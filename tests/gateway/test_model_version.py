@@ -4,9 +4,9 @@ while asr is down, reference lookups must not each wait out their own GetModelIn
 from __future__ import annotations
 
 import asyncio
-import socket
 
 from services.common.pb import asr_pb2
+from services.common.ports import free_port
 from services.gateway.stage_calls import ModelVersionTracker
 from services.gateway.stages import GrpcStages
 
@@ -20,9 +20,7 @@ class CountingStages(GrpcStages):
 
 
 def _dead_address() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{sock.getsockname()[1]}"
+    return f"127.0.0.1:{free_port()}"
 
 
 async def test_a_down_asr_is_asked_once_then_left_alone_until_the_retry_time() -> None:
