@@ -23,7 +23,7 @@ help:
 	@echo "make demo-calibrate - fit the tajweed thresholds on surahs 80-89, written beside the demo checkpoint"
 	@echo "make demo-eval  - the demo checkpoint's figures on surahs 90-114 (PER, recall, false alarms, uncertain)"
 	@echo "make test   - set up (incl. redis-server, espeak-ng, prometheus, chromium) and run the test suite"
-	@echo "make soak   - the soak tests make test leaves out: 9-minute recordings streamed live, the whole-mushaf index"
+	@echo "make soak   - the soak tests make test leaves out: 9-minute live streams, the whole-mushaf index, peer conformance, load"
 	@echo "make serve  - run the mesh on loopback until Ctrl-C (asr backend auto: the graph exported once into the cache)"
 	@echo "make bench  - benchmarks; writes docs/benchmarks.md"
 	@echo "make lint   - ruff, mypy, buf lint, generated-code freshness"
@@ -80,7 +80,7 @@ demo-calibrate: setup system-deps
 demo-eval: setup system-deps
 	$(PY) -m bench.demo_model_eval --checkpoint services/asr/demo_model --out services/asr/demo_model/figures.json
 
-# The soak tests (minutes of streamed audio, the whole mushaf) are make soak's, so the suite
+# The soak tests (minutes of streamed audio, the whole mushaf, the peer environment, load) are make soak's, so the suite
 # stays well under 15 minutes on 2 cores.
 test: setup system-deps
 	$(PY) -m pytest -q -m "not soak" $(PYTEST_ARGS)

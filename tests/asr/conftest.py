@@ -54,6 +54,14 @@ def tiny_geometry(tiny_files: CheckpointFiles) -> FrameGeometry:
 
 
 @pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory: pytest.TempPathFactory, tiny_files: CheckpointFiles) -> Path:
+    """The tiny checkpoint exported once to ONNX (float32) for every test that reads the graph."""
+    from services.asr.export import export_onnx
+
+    return export_onnx(tiny_files, tmp_path_factory.mktemp("tiny-onnx") / "tiny.onnx")
+
+
+@pytest.fixture(scope="session")
 def tiny_model(tiny_files: CheckpointFiles) -> MultiLevelCTC:
     return load_multilevel_ctc(tiny_files, "cpu", "float32")
 

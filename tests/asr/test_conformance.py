@@ -35,7 +35,9 @@ from services.asr.weights import load_multilevel_ctc
 from tests.asr.conftest import geometry, load_recording, output_lengths
 from tests.conftest import FIXTURES_DIR, REPO
 
-pytestmark = pytest.mark.slow
+# Setting up the peer environment installs torch and transformers from PyPI (two minutes on a
+# fresh clone): make soak runs this file, make test does not.
+pytestmark = [pytest.mark.slow, pytest.mark.soak]
 
 PEER_PYTHON = REPO / ".venv-peer" / "bin" / "python"
 LOGIT_TOLERANCE = 1e-4

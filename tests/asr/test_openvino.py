@@ -27,8 +27,8 @@ pytest.importorskip("openvino")
 
 
 @pytest.fixture(scope="module")
-def graph(tmp_path_factory: pytest.TempPathFactory, tiny_files: CheckpointFiles) -> Path:
-    return export_onnx(tiny_files, tmp_path_factory.mktemp("ov") / "tiny.onnx")
+def graph(tiny_onnx: Path) -> Path:
+    return tiny_onnx
 
 
 def _batch(files: CheckpointFiles) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench import targets
 from bench.calls import AssessSample
 from bench.common import Machine, percentile
@@ -26,6 +28,7 @@ def _block(text: str, key: str) -> str:
     return match.group(1)
 
 
+@pytest.mark.soak  # a minute and a half of benchmarks; make soak runs it
 def test_quick_mode_writes_every_table(tmp_path: Path) -> None:
     out = tmp_path / "benchmarks.md"
     command = [

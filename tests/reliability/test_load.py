@@ -13,8 +13,8 @@ from tests.reliability.cluster import Cluster
 from tests.reliability.load import Outcome, grpc_load, http_load, stage_percentiles, summarize
 from tests.reliability.report import Profile, Report
 
-# Each run brings up a mesh and drives it for a while: part of `make test`, not `make test-fast`.
-pytestmark = pytest.mark.slow
+# Each run brings up a mesh and drives it for a while: make soak and make reliability run it.
+pytestmark = [pytest.mark.slow, pytest.mark.soak]
 
 STAGES = ("audio", "reference", "asr", "energy", "verification", "alignment", "tajweed", "fusion")
 # Open descriptors a process may gain across a run without it counting as a leak (a channel's

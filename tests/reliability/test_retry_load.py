@@ -36,7 +36,8 @@ from tests.reliability.http_client import http_call
 from tests.reliability.load import percentile_ms
 from tests.reliability.report import Report
 
-pytestmark = pytest.mark.slow
+# Two minutes of load on 2 cores: make soak and make reliability run it, make test does not.
+pytestmark = [pytest.mark.slow, pytest.mark.soak]
 
 STANDIN_KEY = "mua_partner-load-key"
 DEFAULTS = (
