@@ -51,6 +51,36 @@ def trim(x: Audio, below_peak_db: float = 35.0) -> Audio:
     return x[loud[0] * 160 : min(len(x), loud[-1] * 160 + 400)]
 
 
+def sounding_core(x: Audio, below_peak_db: float) -> Audio:
+    """The longest run of 10 ms frames within below_peak_db of the loudest frame: a clip's
+    sounding part, without the silence, the faint decay or the click espeak-ng leaves around it.
+    A clip with no such run (all silent) comes back whole."""
+    db = frame_energy_db(x)
+    loud = db > db.max() - below_peak_db
+    if db.max() < -100.0 or loud.all():
+        return x
+    best, start, best_span = 0, None, (0, len(db))
+    for k, flag in enumerate([*loud, False]):
+        if flag and start is None:
+            start = k
+        elif not flag and start is not None:
+            if k - start > best:
+                best, best_span = k - start, (start, k)
+            start = None
+    first, end = best_span
+    return x[first * 160 : min(len(x), (end - 1) * 160 + 400)]
+
+
+def loudest_window(x: Audio, length: int) -> Audio:
+    """The `length` samples of x with the most energy (all of x if it is no longer)."""
+    if len(x) <= length:
+        return x
+    power = np.cumsum(np.square(x, dtype=np.float64))
+    sums = power[length - 1 :] - np.concatenate([[0.0], power[: len(x) - length]])
+    start = int(np.argmax(sums))
+    return x[start : start + length]
+
+
 def stretch(x: Audio, target: int) -> Audio:
     """WSOLA: x played over `target` samples at its own pitch.
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .dsp import RATE, Audio, fade, silence, stretch
+from .dsp import RATE, Audio, fade, loudest_window, silence, sounding_core, stretch
 from .espeak import SyllableBank
 from .script import MADD_VOWEL, NASALS, SPOKEN_AS, SUKUN, VOWEL_MARK, Group
 
@@ -53,10 +53,17 @@ def _spoken(consonant: str) -> str:
 # Some come out very short (نْ: 45 ms): at least 70 ms, so that a 40 ms model frame can hold it.
 MAX_SAKIN = int(0.14 * RATE)
 MIN_SAKIN = int(0.07 * RATE)
+# Some voices say a sakin nasal as 40 ms of murmur, then 100 ms of silence and a click: only the
+# murmur is the letter (held over a ghunnah, the silence made the hold silent).
+SAKIN_CORE_DB = 25.0
+# A madd continues its vowel's steady part: espeak-ng ends a vowel with a faint decay (20-30 dB
+# down over 100 ms), which, stretched, made the madd a murmur at the noise floor.
+STEADY_VOWEL_DB = 12.0
+HOLD_SOURCE = 480  # 30 ms: the shortest clip the stretch overlaps and adds
 
 
 def _sakin(bank: SyllableBank, consonant: str) -> Audio:
-    clip = bank.clip(_spoken(consonant) + SUKUN)[:MAX_SAKIN]
+    clip = sounding_core(bank.clip(_spoken(consonant) + SUKUN), SAKIN_CORE_DB)[:MAX_SAKIN]
     if len(clip) < MIN_SAKIN:
         clip = stretch(clip, MIN_SAKIN)
     return fade(clip, 64)
@@ -95,7 +102,10 @@ class Renderer:
         if extra > 0:
             nasal = g.consonant in NASALS
             hold_s = extra * HOLD_HARAKAT * T if nasal or extra > 1 else 0.5 * T
-            hold = stretch(sakin, round((len(sakin) / RATE + hold_s) * RATE))
+            # A nasal's murmur is stretched from its loudest 30 ms: a stretched decay faded the
+            # ghunnah out. Other letters keep their whole sakin clip (a fricative's own course).
+            source = loudest_window(sakin, HOLD_SOURCE) if nasal else sakin
+            hold = stretch(source, round((len(sakin) / RATE + hold_s) * RATE))
             pieces.append(hold)
             held = extra if g.vowel else copies
             step = len(hold) / RATE / held
@@ -110,7 +120,8 @@ class Renderer:
             t += onset / RATE
             times.append(Timed(g.vowel, t, t + len(vowel) / RATE))
             t += len(vowel) / RATE
-            self._last_vowel_tail = vowel[-max(MIN_VOWEL_TAIL, len(vowel) // 3):]
+            steady = sounding_core(vowel, STEADY_VOWEL_DB)
+            self._last_vowel_tail = steady[-max(MIN_VOWEL_TAIL, len(steady) // 3):]
             self._last_vowel = g.vowel
         elif extra <= 0:
             pieces.append(sakin)
@@ -132,7 +143,7 @@ class Renderer:
         tail = self._last_vowel_tail
         if tail is None or self._last_vowel != vowel:
             # A madd after no matching vowel (only in a mistake): a plain long vowel.
-            tail = self.bank.clip("\u0627" + VOWEL_MARK[vowel])[-MIN_VOWEL_TAIL * 3 :]
+            tail = sounding_core(self.bank.clip("\u0627" + VOWEL_MARK[vowel]), STEADY_VOWEL_DB)[-MIN_VOWEL_TAIL * 3 :]
         n = g.madd_count
         audio = stretch(tail, round(n * T * RATE))
         return audio, [Timed(g.phonemes[i], i * T, (i + 1) * T) for i in range(n)]
