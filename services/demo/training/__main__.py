@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="UTC time the training must end by (caps --budget-min; for a shared machine)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--init-from", type=Path, default=None, metavar="CHECKPOINT",
+                        help="continue from this checkpoint's weights (e.g. on renderings of a fixed synthesizer)")
+    parser.add_argument("--peak-lr", type=float, default=None, help="peak learning rate (default: the recipe's)")
     args = parser.parse_args(argv)
 
     import torch
@@ -45,7 +48,10 @@ def main(argv: list[str] | None = None) -> int:
         end = now.replace(hour=hour, minute=minute, second=0, microsecond=0)
         budget_s = min(budget_s, max(60.0, (end - now).total_seconds()))
     log(f"training for {budget_s / 60:.1f} min")
-    recipe = train(args.data, args.out, args.seed, budget_s, args.threads, log)
+    from .train import PEAK_LR
+
+    recipe = train(args.data, args.out, args.seed, budget_s, args.threads, log, init_from=args.init_from,
+                   peak_lr=args.peak_lr or PEAK_LR)
     log(f"wrote {args.out}: {json.dumps({k: v for k, v in recipe.items() if k != 'history'})}")
     return 0
 

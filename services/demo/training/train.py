@@ -15,10 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from services.asr.checkpoint import DEMO_MARKER
+from services.asr.checkpoint import DEMO_MARKER, resolve_checkpoint
 from services.asr.devmodel import PREPROCESSOR_CONFIG, multilevel_ctc_config, write_checkpoint_files
 from services.asr.modeling import EncoderConfig, MultiLevelCTC
 from services.asr.vocab import Vocabulary
+from services.asr.weights import load_multilevel_ctc
 
 # A few MB of weights: espeak-ng speech is regular, a small conformer learns it.
 SHAPE: dict[str, Any] = {
@@ -112,7 +113,9 @@ def ctc_loss(model: MultiLevelCTC, batch: dict[str, Any], examples: list[dict[st
 
 
 def train(data_path: Path, out_dir: Path, seed: int, budget_s: float, threads: int = 2,
-          log: Any = print) -> dict[str, Any]:
+          log: Any = print, init_from: Path | None = None, peak_lr: float = PEAK_LR) -> dict[str, Any]:
+    """Trains for budget_s of wall time; from init_from's weights (a checkpoint of this shape:
+    a continued run on new renderings) or from a seeded random start."""
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     rng = random.Random(seed)
@@ -124,10 +127,17 @@ def train(data_path: Path, out_dir: Path, seed: int, budget_s: float, threads: i
     vocab = Vocabulary.from_quran_transcript()
     encoder = EncoderConfig.from_config(config)
     model = MultiLevelCTC(encoder, config["level_to_vocab_size"])
-    _init(model, seed)
+    started_from = None
+    if init_from is not None:
+        files = resolve_checkpoint(str(init_from))
+        model.load_state_dict(load_multilevel_ctc(files, "cpu", "float32").state_dict())
+        started_from = {"checkpoint": str(init_from), "weights_digest": files.weights_digest}
+        log(f"starting from {init_from} ({files.weights_digest[:16]})")
+    else:
+        _init(model, seed)
     weights = {level: (PHONEME_WEIGHT if level == "phonemes" else (1 - PHONEME_WEIGHT) / len(vocab.sifa_levels))
                for level in vocab.levels}
-    optimizer = torch.optim.AdamW(model.parameters(), lr=PEAK_LR, weight_decay=0.01, betas=(0.9, 0.98))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=peak_lr, weight_decay=0.01, betas=(0.9, 0.98))
     started = time.monotonic()
     step, epoch, seen_s = 0, 0, 0.0
     last_save = started
@@ -140,7 +150,7 @@ def train(data_path: Path, out_dir: Path, seed: int, budget_s: float, threads: i
             if elapsed >= budget_s:
                 done = True
                 break
-            lr = PEAK_LR * min(1.0, (step + 1) / WARMUP_STEPS) * 0.5 * (1 + math.cos(math.pi * elapsed / budget_s))
+            lr = peak_lr * min(1.0, (step + 1) / WARMUP_STEPS) * 0.5 * (1 + math.cos(math.pi * elapsed / budget_s))
             for group in optimizer.param_groups:
                 group["lr"] = lr
             chosen = [examples[i] for i in indexes]
@@ -164,7 +174,7 @@ def train(data_path: Path, out_dir: Path, seed: int, budget_s: float, threads: i
     wall = time.monotonic() - started
     recipe = {
         "seed": seed, "steps": step, "epochs_started": epoch, "wall_s": round(wall, 1), "threads": threads,
-        "peak_lr": PEAK_LR, "warmup_steps": WARMUP_STEPS, "batch_seconds": BATCH_SECONDS,
+        "peak_lr": peak_lr, "started_from": started_from, "warmup_steps": WARMUP_STEPS, "batch_seconds": BATCH_SECONDS,
         "audio_seen_hours": round(seen_s / 3600, 2), "data": data["summary"], "shape": SHAPE,
         "parameters": sum(p.numel() for p in model.parameters()), "loss_weights": weights,
         "held_out": evaluate(model, held_out, weights), "history": history,
