@@ -94,6 +94,7 @@ def test_refusals(graph: Path, tmp_path: Path) -> None:
         OpenVinoMultiLevelCTC(tmp_path / "junk.onnx")
 
 
+@pytest.mark.soak  # a calibrated static-int8 export: make soak
 @torch.no_grad()
 def test_static_int8_calibrated_on_recitations(
     tmp_path: Path, tiny_files: CheckpointFiles, tiny_model: MultiLevelCTC, graph: Path

@@ -16,6 +16,7 @@ from tests.conftest import REPO
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.soak,  # a benchmark run: make soak
     pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed"),
 ]
 

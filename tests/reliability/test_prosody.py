@@ -189,6 +189,7 @@ def _compared(outcome: Outcome) -> bool:
 
 
 # Kills and restarts the prosody stage: kept last in the module.
+@pytest.mark.soak  # load and a killed process: make soak and make reliability
 async def test_prosody_killed_under_load_answers_without_the_comparison(
     cluster: Cluster, teacher: gateway_pb2.ReferenceRecitation, profile: Profile, report: Report
 ) -> None:

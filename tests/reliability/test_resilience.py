@@ -23,7 +23,8 @@ from tests.reliability.proxy import LatencyProxy
 from tests.reliability.report import Profile, Report
 
 # Each run brings up a mesh and drives it for a while: part of `make test`, not `make test-fast`.
-pytestmark = pytest.mark.slow
+# Faults under load, a minute on 2 cores: make soak and make reliability run them, make test does not.
+pytestmark = [pytest.mark.slow, pytest.mark.soak]
 
 # A request's own deadline during the fault runs: answers (full, partial or UNAVAILABLE) must
 # all come back within it.
