@@ -18,6 +18,7 @@ from services.demo.synth.espeak import VOICES, Voice
 from services.demo.synth.mistakes import KINDS, Mistake
 from services.demo.synth.reciter import Recitation, Spec, recite
 from services.demo.synth.script import P
+from tests.synth.held import held_runs
 
 pytestmark = pytest.mark.skipif(
     shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (`make test` installs Debian's espeak-ng)"
@@ -176,16 +177,11 @@ def test_held_nasals_and_madds_sound_throughout_in_every_voice(voice: str) -> No
     # faint decay: stretched, they made ghunnahs silent and madds a murmur at the noise floor, which
     # no reciter does (and the segmenter took for pauses inside words).
     rec = recite(Spec(108, 1, tempo=0.46, voice=Voice(voice), snr_db=None))
-    held = [
-        list(run)
-        for symbol, run in itertools.groupby(rec.truth["phoneme_times"], key=lambda p: p["symbol"])
-        if symbol in ("ن", "م", P.alif, P.waw_madd, P.yaa_madd)
-    ]
-    held = [run for run in held if len(run) >= 2]
+    held = held_runs(rec.truth)
     assert len(held) >= 3, rec.truth["phonemes"]
     peak = float(np.max(frame_energy_db(rec.samples)))
-    for run in held:
+    for symbols, start_s, end_s in held:
         # The body of the held sound (40 ms in from either end: the joins fade) never falls quiet.
-        piece = rec.samples[int((run[0]["start_s"] + 0.04) * RATE) : int((run[-1]["end_s"] - 0.04) * RATE)]
+        piece = rec.samples[int((start_s + 0.04) * RATE) : int((end_s - 0.04) * RATE)]
         floor = float(np.min(frame_energy_db(piece))) - peak
-        assert floor > -30.0, (voice, run[0]["symbol"] * len(run), round(floor, 1))
+        assert floor > -30.0, (voice, symbols, round(floor, 1))

@@ -59,16 +59,10 @@ def sounding_core(x: Audio, below_peak_db: float) -> Audio:
     loud = db > db.max() - below_peak_db
     if db.max() < -100.0 or loud.all():
         return x
-    best, start, best_span = 0, None, (0, len(db))
-    for k, flag in enumerate([*loud, False]):
-        if flag and start is None:
-            start = k
-        elif not flag and start is not None:
-            if k - start > best:
-                best, best_span = k - start, (start, k)
-            start = None
-    first, end = best_span
-    return x[first * 160 : min(len(x), (end - 1) * 160 + 400)]
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], loud.astype(np.int8), [0]])))
+    starts, ends = edges[::2], edges[1::2]
+    longest = int(np.argmax(ends - starts))
+    return x[starts[longest] * 160 : min(len(x), (ends[longest] - 1) * 160 + 400)]
 
 
 def loudest_window(x: Audio, length: int) -> Audio:

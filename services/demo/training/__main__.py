@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     from .train import PEAK_LR
 
     recipe = train(args.data, args.out, args.seed, budget_s, args.threads, log, init_from=args.init_from,
-                   peak_lr=args.peak_lr or PEAK_LR)
+                   peak_lr=PEAK_LR if args.peak_lr is None else args.peak_lr)
     log(f"wrote {args.out}: {json.dumps({k: v for k, v in recipe.items() if k != 'history'})}")
     return 0
 

@@ -113,7 +113,6 @@ class Segmenter:
         self._vad = silero_probability(settings.vad_threshold) if settings.vad == "silero" else None
         self._pending = np.zeros(0, dtype=np.float32)
         self._frames = 0  # frames seen
-        self._loudest = -120.0
         self._speech_run = 0
         self._silence_run = 0
         # First speech frame since the last pause, and speech frames since: short bursts
@@ -150,12 +149,11 @@ class Segmenter:
         peak = float(np.max(np.abs(frame))) if frame.size else 0.0
         if peak >= 0.999:
             self.clipped_frames += 1
-        loud = db >= ABSOLUTE_FLOOR_DB and db >= self._loudest - RELATIVE_GATE_DB
+        loud = db >= ABSOLUTE_FLOOR_DB and db >= self.peak_db - RELATIVE_GATE_DB
         voiced = self._vad(frame) >= self.settings.vad_threshold if self._vad is not None else loud
         speech = voiced and loud
         if speech:
             # The relative gate follows speech only: a door slam does not deafen the session.
-            self._loudest = max(self._loudest, db)
             self.peak_db = max(self.peak_db, db)
         return speech, db
 
@@ -164,7 +162,7 @@ class Segmenter:
         background = self._background
         if self._start_frame is None or background is None or self.peak_db <= background:
             return False
-        if db < self._loudest - RELATIVE_GATE_DB or periodic < HOLD_PERIODICITY:
+        if db < self.peak_db - RELATIVE_GATE_DB or periodic < HOLD_PERIODICITY:
             return False
         if db >= background + min(HOLD_MARGIN_DB, (self.peak_db - background) / 3.0):
             return True

@@ -12,9 +12,9 @@ import pytest
 
 from services.demo.synth.espeak import Voice
 from services.demo.synth.reciter import Recitation, Spec, recite
-from services.demo.synth.script import P
 from services.gateway.live.segmenter import Segment, Segmenter
 from services.gateway.live.settings import LiveSettings
+from tests.synth.held import held_runs
 
 pytestmark = pytest.mark.skipif(
     shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (`make test` installs Debian's espeak-ng)"
@@ -30,14 +30,7 @@ def _segments(rec: Recitation) -> list[Segment]:
 
 
 def _inside_a_held_sound(rec: Recitation, at_s: float) -> list[str]:
-    """The held nasal or madd (two or more of the same symbol) whose span holds at_s."""
-    held = []
-    for symbol, run in itertools.groupby(rec.truth["phoneme_times"], key=lambda p: p["symbol"]):
-        spans = list(run)
-        held_sound = symbol in ("ن", "م", P.alif, P.waw_madd, P.yaa_madd) and len(spans) >= 2
-        if held_sound and spans[0]["start_s"] - 0.03 < at_s < spans[-1]["end_s"] + 0.03:
-            held.append(symbol * len(spans))
-    return held
+    return [symbols for symbols, start_s, end_s in held_runs(rec.truth) if start_s - 0.03 < at_s < end_s + 0.03]
 
 
 @pytest.mark.parametrize("snr_db", [40.0, 20.0])
