@@ -17,9 +17,8 @@
      decoded count, the expected and permitted lengths, P(maghnoon): `tolerance_harakat` per
      rule, `uncertain_margin_harakat`, `min_error_confidence`, `disagreement_harakat`,
      `symbol_sd_harakat`, `errors_need_agreement`, `ghonna_absent`; the izhar check too;
-   - qalqalah: the release's rise, P(moqalqal) and the decoded ڇ: `release_db` (never under
-     the envelope's own wander over steady noise, energy.NOISE_SPREAD_DB: a smaller rise is no
-     evidence of a release), `no_release_db`, `qalqla_present`, `qalqla_absent`.
+   - qalqalah: the release's level against the loud level, P(moqalqal) and the decoded ڇ:
+     `release_level_db`, `no_release_level_db`, `qalqla_present`, `qalqla_absent`.
    Before fitting, the replay under the run's own calibration must give every replayable
    finding the verdict the mesh gave it (`replay agrees`), else the run is refused.
 3. The objective, over the whole split: minimise
@@ -64,7 +63,6 @@ from bench.demo_model_eval import CALIBRATION_SURAHS, mesh_figures, mistake_word
 from services.common.pb import common_pb2
 from services.tajweed import qalqalah
 from services.tajweed.calibration import LENGTH_RULES, Calibration
-from services.tajweed.energy import NOISE_SPREAD_DB
 from services.tajweed.evidence import Length, LengthPolicy, judge_length, level
 from services.tajweed.ghunnah import izhar_judgement, with_nasality
 
@@ -93,19 +91,33 @@ GRIDS: dict[str, list[Any]] = {
     "symbol_sd_harakat": _steps(0.4, 2.4, 0.2),
     "errors_need_agreement": [False, True],
     "ghonna_absent": _steps(0.05, 0.5, 0.05),
-    # A rise no larger than the 25 ms envelope's own wander over steady noise (energy.py's
-    # NOISE_SPREAD_DB) cannot tell a release from noise: the release level starts there.
-    "release_db": _steps(NOISE_SPREAD_DB, 12.0, 0.5),
-    "no_release_db": _steps(0.0, 6.0, 0.5),
+    # Against the loud level: a release within 1 dB of the vowels' level is as clear as it
+    # gets, and 24 dB under them is the next sound's onset at best.
+    "release_level_db": _steps(-15.0, -1.0, 1.0),
+    "no_release_level_db": _steps(-24.0, -3.0, 1.0),
     "qalqla_present": _steps(0.5, 0.95, 0.05),
     "qalqla_absent": _steps(0.05, 0.5, 0.05),
 }
+
+
+@dataclass(frozen=True)
+class Levels:
+    """Two thresholds of one piece of evidence (yes at or above `present`, no at or below
+    `absent`), searched together: one at a time, the band between them cannot move past the
+    other's current value (with a release level of -12 dB and no-release at -12, raising either
+    alone is refused or changes nothing, while both to -5 gain recall)."""
+
+    present: str
+    absent: str
+
+
 # The coordinates after the tolerances, in the order they are searched.
-COORDINATES = (
+COORDINATES: tuple[str | Levels, ...] = (
     "letter_min_confidence", "symbol_sd_harakat", "disagreement_harakat", "errors_need_agreement",
     "uncertain_margin_harakat", "min_error_confidence", "ghonna_absent",
-    "release_db", "no_release_db", "qalqla_present", "qalqla_absent",
+    Levels("release_level_db", "no_release_level_db"), Levels("qalqla_present", "qalqla_absent"),
 )
+Coordinate = str | tuple[str, ...] | Levels
 MADD_RULES = tuple(r for r in LENGTH_RULES if r.startswith("MADD_"))
 GHUNNAH_RULES = tuple(r for r in LENGTH_RULES if not r.startswith("MADD_"))
 
@@ -179,8 +191,8 @@ def replay(row: Mapping[str, Any], cal: Calibration) -> str:
             return recorded  # the symbol alone: its probability is not in the finding
         model = (qalqalah.sifa_model(int(symbol), float(sifa), cal) if symbol is not None and sifa is not None
                  else qalqalah._Model(None, None, None, None))
-        rise = 20.0 * math.log10(ratio) if ratio else None
-        verdict, _ = qalqalah.judge(rise, model, cal)
+        release_level = 20.0 * math.log10(ratio) if ratio else None
+        verdict, _ = qalqalah.judge(release_level, model, cal)
         return f"VERDICT_{verdict.value}"
     return recorded
 
@@ -277,9 +289,11 @@ def _tolerance_groups(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, ...]
     return groups
 
 
-def _with(cal: Calibration, coordinate: str | tuple[str, ...], value: Any) -> Calibration | None:
+def _with(cal: Calibration, coordinate: Coordinate, value: Any) -> Calibration | None:
     """`cal` with one coordinate set; None where the combination is not a valid calibration."""
     try:
+        if isinstance(coordinate, Levels):
+            return replace(cal, **{coordinate.present: value[0], coordinate.absent: value[1]})
         if isinstance(coordinate, tuple):
             return replace(cal, tolerance_harakat={**cal.tolerance_harakat, **{r: value for r in coordinate}})
         return replace(cal, **{coordinate: value})
@@ -287,8 +301,22 @@ def _with(cal: Calibration, coordinate: str | tuple[str, ...], value: Any) -> Ca
         return None
 
 
-def _current(cal: Calibration, coordinate: str | tuple[str, ...]) -> Any:
+def _current(cal: Calibration, coordinate: Coordinate) -> Any:
+    if isinstance(coordinate, Levels):
+        return (getattr(cal, coordinate.present), getattr(cal, coordinate.absent))
     return cal.tolerance(coordinate[0]) if isinstance(coordinate, tuple) else getattr(cal, coordinate)
+
+
+def _grid(coordinate: Coordinate) -> list[Any]:
+    if isinstance(coordinate, Levels):
+        return [(p, a) for p in GRIDS[coordinate.present] for a in GRIDS[coordinate.absent] if a <= p]
+    return GRIDS["tolerance"] if isinstance(coordinate, tuple) else GRIDS[coordinate]
+
+
+def _name(coordinate: Coordinate) -> str:
+    if isinstance(coordinate, Levels):
+        return f"{coordinate.present}+{coordinate.absent}"
+    return "tolerance " + "+".join(coordinate) if isinstance(coordinate, tuple) else coordinate
 
 
 def fit(split: Split, start: Calibration | None = None,
@@ -297,13 +325,13 @@ def fit(split: Split, start: Calibration | None = None,
     start = start or Calibration()
     before = figures(split, start)
     floors = {k: min(RECALL_FLOOR, v) for k, v in before["recall"].items()}
-    coordinates: list[str | tuple[str, ...]] = [*_tolerance_groups(split.rows), *COORDINATES]
+    coordinates: list[Coordinate] = [*_tolerance_groups(split.rows), *COORDINATES]
     cal = start
     chosen: dict[str, Any] = {}
     for n in range(PASSES):
         changed = False
         for coordinate in coordinates:
-            grid = GRIDS["tolerance"] if isinstance(coordinate, tuple) else GRIDS[coordinate]
+            grid = _grid(coordinate)
             current = _current(cal, coordinate)
             costs: list[tuple[float, Any]] = []
             for value in grid:
@@ -323,8 +351,7 @@ def fit(split: Split, start: Calibration | None = None,
                 if value != current:
                     cal = _with(cal, coordinate, value) or cal
                     changed = True
-            name = "tolerance " + "+".join(coordinate) if isinstance(coordinate, tuple) else coordinate
-            chosen[name] = _current(cal, coordinate)
+            chosen[_name(coordinate)] = _current(cal, coordinate)
         log(f"pass {n + 1}: {figures(split, cal)}")
         if not changed:
             break

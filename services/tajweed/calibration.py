@@ -27,8 +27,8 @@ The fields, by what they decide:
 - sifa evidence levels: P(maghnoon) at or above `ghonna_present` is nasal, at or below
   `ghonna_absent` is not; P(moqalqal) likewise with `qalqla_present` / `qalqla_absent`;
   between the two the level is weak evidence;
-- the qalqalah release: an energy rise after the closure of at least `release_db` is a
-  release, of at most `no_release_db` is none;
+- the qalqalah release: its peak (energy.burst) at least `release_level_db` against the
+  recitation's loud level is a release, at most `no_release_level_db` none;
 - pauses and stops: `silence_drop_db` and `silence_floor_margin_db` (what silence is,
   energy.py), `min_pause_s` (a silence this long is a pause), `waqf_fall_db` (the fall
   of a clean final stop);
@@ -107,9 +107,10 @@ class Calibration:
     ghonna_absent: float = 0.2
     qalqla_present: float = 0.7
     qalqla_absent: float = 0.3
-    # Energy rise (dB) from a qalqalah letter's closure to its release.
-    release_db: float = 6.0
-    no_release_db: float = 2.0
+    # A qalqalah release's peak against the recitation's loud level (dB, 0: as loud as the
+    # vowels; energy.burst).
+    release_level_db: float = -6.0
+    no_release_level_db: float = -12.0
     # Silence: this far under the loud frames, and within silence_floor_margin_db of the
     # recording's noise floor (energy.py).
     silence_drop_db: float = 25.0
@@ -160,8 +161,8 @@ class Calibration:
             raise CalibrationError("ghonna_absent must not exceed ghonna_present")
         if self.qalqla_absent > self.qalqla_present:
             raise CalibrationError("qalqla_absent must not exceed qalqla_present")
-        if self.no_release_db > self.release_db:
-            raise CalibrationError("no_release_db must not exceed release_db")
+        if self.no_release_level_db > self.release_level_db:
+            raise CalibrationError("no_release_level_db must not exceed release_level_db")
         if self.min_tempo_samples < 1:
             raise CalibrationError(f"min_tempo_samples must be >= 1, got {self.min_tempo_samples}")
         leaked = sorted(set(self.fitted_on_surahs) & set(EVALUATION_SURAHS))

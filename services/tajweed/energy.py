@@ -89,26 +89,46 @@ def profile(
     return EnergyProfile(db=db, hop_s=hop_s, loud_db=loud, silence_db=silence)
 
 
+# How long after the energy first rises out of the closure the release's peak is looked
+# for: a qalqalah bounce is a brief vowel-like burst; a later peak is the next sound.
+RELEASE_LOOK_S = 0.06
+
+
 @dataclass(frozen=True)
 class Burst:
     """A closure (energy minimum) and the release after it, in dB."""
 
     closure_db: float
+    # The loudest frame within RELEASE_LOOK_S of where the energy first rises NOISE_SPREAD_DB
+    # out of the closure. Nothing rising after it is no release at all, however loud the
+    # letter: its release is then as quiet as silence (the closure, or the silence level).
     release_db: float
     closure_s: float
+    loud_db: float
 
     @property
     def rise_db(self) -> float:
-        return self.release_db - self.closure_db
+        return max(0.0, self.release_db - self.closure_db)
+
+    @property
+    def level_db(self) -> float:
+        """The release's peak against the recitation's loud level (0: as loud as its vowels)."""
+        return self.release_db - self.loud_db
 
 
 def burst(energy: EnergyProfile, start_s: float, end_s: float) -> Burst | None:
-    """The largest rise of energy from a dip to a later peak inside [start_s, end_s).
+    """The closure inside [start_s, end_s) and the release out of it.
 
-    For a qalqalah letter the window is the letter's group: the dip is its closure and the
-    rise the release ("bounce") after it. A letter held without release, or a continuant,
-    only decays, and its rise is ~0 dB; measuring the rise from the running minimum keeps
-    a decaying tail after the release from hiding it. None below two frames.
+    For a qalqalah letter the window is the letter's segment: the closure is the dip before
+    the largest rise, and the release is read in the first RELEASE_LOOK_S after the energy
+    leaves the closure, so that the next sound (a sonorant, or the vowel after a glottal
+    stop, rising later and slower) is not taken for it. Its level is measured against the
+    recitation's loud level, not the closure: under a noise floor the closure is the noise,
+    and a rise from it says more about the noise than about the release (a bounce reaches
+    about the level of the vowels; a letter held without release, or a release skipped
+    into the next consonant, stays well under them). A letter that only decays has no
+    rise (nor does a letter held at full voice, which is no stop): its release is taken as
+    silent. None below two frames.
     """
     lo = energy.frame(start_s)
     window = energy.window(start_s, end_s).astype(np.float64)
@@ -117,9 +137,14 @@ def burst(energy: EnergyProfile, start_s: float, end_s: float) -> Burst | None:
     running_min = np.minimum.accumulate(window)
     peak = int(np.argmax(window - running_min))
     low = int(np.argmin(window[: peak + 1]))
-    return Burst(
-        closure_db=float(window[low]), release_db=float(window[peak]), closure_s=(lo + low) * energy.hop_s
-    )
+    closure = float(window[low])
+    rising = np.flatnonzero(window[low + 1 :] >= closure + NOISE_SPREAD_DB)
+    release = min(closure, energy.silence_db)
+    if len(rising):
+        onset = lo + low + 1 + int(rising[0])
+        look = max(1, round(RELEASE_LOOK_S / energy.hop_s))
+        release = float(np.max(energy.db[onset : onset + look]))
+    return Burst(closure_db=closure, release_db=release, closure_s=(lo + low) * energy.hop_s, loud_db=energy.loud_db)
 
 
 def tail_fall_db(energy: EnergyProfile, tail_s: float = 0.05) -> float:

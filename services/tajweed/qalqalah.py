@@ -2,8 +2,11 @@
 
 Two kinds of evidence, each read as yes / no / too weak to say (calibration.py's levels):
 - the release itself: inside the letter's segment (timeline.py: its closure and ڇ, up to
-  the next consonant or a silence), the largest rise of energy from the closure to a later
-  peak (energy.burst); at least `release_db` is a release, at most `no_release_db` none;
+  the next consonant or a silence), the closure before the largest rise of energy and the
+  peak in the first 60 ms after the energy leaves it (energy.burst), against the
+  recitation's loud level: at least `release_level_db` is a release (a bounce is about as
+  loud as the vowels), at most `no_release_level_db` none (held without release, or
+  skipped into the next sound);
 - the model: the qalqla sifa of the decoded group, P(moqalqal), at least `qalqla_present`
   yes, at most `qalqla_absent` no; the decoded ڇ cross-checks it (a symbol the sifa
   contradicts leaves the model undecided). Without sifat the symbol alone speaks.
@@ -19,6 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from services.tajweed import energy as energy_measures
 from services.tajweed import messages, phonetics
 from services.tajweed.analysis import Analysis
@@ -26,8 +31,11 @@ from services.tajweed.calibration import Calibration
 from services.tajweed.evidence import Level, level, logistic, symbol_confidence
 from services.tajweed.matching import DecodedGroup
 from services.tajweed.model import Finding, Group, Measured, RuleKind, Verdict
+from services.tajweed.timeline import Segment, Timeline
 
 SOURCE = "qalqalah"
+# How far before the letter's segment its closure may lie (a stop's closure lasts 50-150 ms).
+CLOSURE_LOOKBACK_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -63,12 +71,14 @@ def sifa_model(symbol: int, sifa: float, calibration: Calibration) -> _Model:
     return _Model(sifa_level, sifa, symbol, sifa)
 
 
-def judge(rise_db: float | None, model: _Model, calibration: Calibration) -> tuple[Verdict, float]:
-    """The verdict and its confidence from the release's rise (None: not measured) and the model."""
+def judge(release_level_db: float | None, model: _Model, calibration: Calibration) -> tuple[Verdict, float]:
+    """The verdict and its confidence from the release's level against the loud level (None:
+    not measured) and the model."""
     release = release_prob = None
-    if rise_db is not None:
-        release = level(rise_db, calibration.release_db, calibration.no_release_db)
-        release_prob = _release_prob(rise_db, calibration.release_db, calibration.no_release_db)
+    if release_level_db is not None:
+        present, absent = calibration.release_level_db, calibration.no_release_level_db
+        release = level(release_level_db, present, absent)
+        release_prob = _release_prob(release_level_db, present, absent)
     return _verdict(release, release_prob, model)
 
 
@@ -97,10 +107,40 @@ def _verdict(
     return Verdict.UNCERTAIN, 0.5
 
 
-def _release_prob(rise: float, present: float, absent: float) -> float:
-    """P(released) from the rise: a logistic centred between the two levels."""
+def _release_prob(release_level_db: float, present: float, absent: float) -> float:
+    """P(released) from the release's level: a logistic centred between the two levels."""
     scale = max((present - absent) / 4.0, 0.5)
-    return logistic((rise - (present + absent) / 2.0) / scale)
+    return logistic((release_level_db - (present + absent) / 2.0) / scale)
+
+
+def _burst(energy: energy_measures.EnergyProfile, timeline: Timeline, letter: Segment) -> energy_measures.Burst | None:
+    """The release in the letter's segment; if nothing rises there, in the segment with up to
+    CLOSURE_LOOKBACK_S before it: a model may spike a stop at its release, so that the closure
+    lies in the blanks the vowel before it took (seen on surahs 80-89 with the demo model)."""
+    found = energy_measures.burst(energy, letter.start_s, letter.end_s)
+    if found is not None and found.rise_db >= energy_measures.NOISE_SPREAD_DB:
+        return found
+    lead_s = max(timeline.segments[letter.index - 1].start_s if letter.index > 0 else letter.start_s,
+                 letter.start_s - CLOSURE_LOOKBACK_S)
+    lead = energy.window(lead_s, letter.start_s)
+    if len(lead) == 0:
+        return found
+    closure = int(np.argmin(lead))
+    # A stop's closure is silent: a dip that is not (a fricative, a nasal before the vowel)
+    # is another sound, and the rise out of it the vowel's onset, no release.
+    if lead[closure] >= energy.silence_db:
+        return found
+    # From the loudest frame before the closure: the end of the vowel before the letter.
+    start = energy.frame(lead_s) + int(np.argmax(lead[: closure + 1]))
+    earlier = energy_measures.burst(energy, start * energy.hop_s, letter.end_s)
+    return earlier if earlier is not None else found
+
+
+def _release_text(measured: energy_measures.Burst) -> str:
+    under = messages.num(max(0.0, -measured.level_db))
+    if measured.rise_db < energy_measures.NOISE_SPREAD_DB:
+        return f"no rise after the closure, {under} dB under the loudest vowels"
+    return f"release {under} dB under the loudest vowels, +{messages.num(measured.rise_db)} dB over the closure"
 
 
 def validate(analysis: Analysis) -> list[Finding]:
@@ -120,19 +160,19 @@ def validate(analysis: Analysis) -> list[Finding]:
             parts.append(f"decoded {decoded.phonemes}")
         if model.sifa is not None:
             parts.append(f"P(moqalqal) {messages.num(model.sifa, 2)}")
-        rise: float | None = None
+        release_level: float | None = None
         release: Level | None = None
         timeline = analysis.timeline
         letter = timeline.segment(group.start) if timeline is not None else None
-        if analysis.energy is not None and letter is not None:
-            measured = energy_measures.burst(analysis.energy, letter.start_s, letter.end_s)
+        if analysis.energy is not None and letter is not None and timeline is not None:
+            measured = _burst(analysis.energy, timeline, letter)
             if measured is not None:
-                rise = measured.rise_db
-                release = level(rise, calibration.release_db, calibration.no_release_db)
-                parts.append(f"release +{messages.num(rise)} dB after the closure")
+                release_level = measured.level_db
+                release = level(release_level, calibration.release_level_db, calibration.no_release_level_db)
+                parts.append(_release_text(measured))
         if model.level is None and release is None:
             continue
-        verdict, confidence = judge(rise, model, calibration)
+        verdict, confidence = judge(release_level, model, calibration)
         kubra = _is_kubra(analysis, group)
         name_ar = "القلقلة الكبرى" if kubra else "القلقلة الصغرى"
         name_en = "Qalqalah (kubra)" if kubra else "Qalqalah (sughra)"
@@ -162,7 +202,7 @@ def validate(analysis: Analysis) -> list[Finding]:
                 measured=Measured(
                     symbol_count=float(model.symbol) if model.symbol is not None else None,
                     sifa_prob=model.sifa,
-                    energy_ratio=10.0 ** (rise / 20.0) if rise is not None else None,
+                    energy_ratio=10.0 ** (release_level / 20.0) if release_level is not None else None,
                     text="; ".join(parts),
                 ),
                 verdict=verdict,

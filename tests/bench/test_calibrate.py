@@ -148,3 +148,26 @@ def test_the_fit_narrows_what_the_mistakes_allow_and_no_further() -> None:
     assert after["cost"] < before["cost"]
     assert after["missed"] <= before["missed"]
     assert report["chosen"]["tolerance MADD_TABEEI"] == cal.tolerance("MADD_TABEEI")
+
+
+def _qalqalah_row(recitation: int, kind: str, level_db: float, mistakes: list[tuple[str, int]]) -> dict[str, Any]:
+    # No sifa and no decoded symbol: the release alone decides.
+    return {"recitation": recitation, "kind": kind, "word_index": 2, "mistakes": mistakes, "rule": "RULE_QALQALAH",
+            "verdict": "VERDICT_CORRECT", "confidence": 0.9, "source": "qalqalah", "rule_name": "Qalqalah",
+            "measured": {"energyRatio": 10.0 ** (level_db / 20.0)}, "expected": {}}
+
+
+def test_the_two_levels_of_one_evidence_move_together() -> None:
+    """Releases skipped at -11..-5 dB under the loud level, right ones at -3..0: both levels must go
+    above -5 to catch them. Starting from -12 / -12, one level at a time cannot (the release level
+    alone gains nothing while no-release holds it down; no-release cannot pass the release level)."""
+    rows = [_qalqalah_row(n, "no-qalqalah", -11.0 + n, [("no-qalqalah", 2)]) for n in range(7)]
+    rows += [_qalqalah_row(100 + n, "clean", -3.0 + 0.5 * n, []) for n in range(7)]
+    split = Split.of(rows, clean_words=20)
+    start = replace(Calibration(), release_level_db=-12.0, no_release_level_db=-12.0)
+    assert figures(split, start)["recall"]["no-qalqalah"] == 0.0
+    cal, report = fit(split, start)
+    assert report["fitted"]["recall"]["no-qalqalah"] == 1.0
+    assert report["fitted"]["false_alarm_lines"] == 0
+    assert -5.0 <= cal.no_release_level_db <= cal.release_level_db <= -3.0
+    assert report["chosen"]["release_level_db+no_release_level_db"] == (cal.release_level_db, cal.no_release_level_db)

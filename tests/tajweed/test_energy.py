@@ -59,6 +59,7 @@ def test_profile_silence_runs_burst_and_fall() -> None:
     db[160:190] = -50.0  # 0.3 s of quiet speech (a held fricative): 30 dB down, far above the floor
     db[200:205] = -45.0  # 50 ms closure, then the release
     db[205:210] = -22.0
+    db[210:215] = -40.0  # the dip after the bounce, before the next sound
     db[260:] = -90.0  # trailing silence
     energy = profile(db, hop, (0.0, 2.6), silence_drop_db=25.0, floor_margin_db=10.0)
     assert energy.loud_db == pytest.approx(-20.0)
@@ -69,10 +70,44 @@ def test_profile_silence_runs_burst_and_fall() -> None:
     assert energy.silent_runs(1.5, 2.2, 0.03) == []  # quiet speech and the closure are not silence
     released = burst(energy, 1.95, 2.1)
     assert released is not None and released.rise_db == pytest.approx(23.0)
+    assert released.level_db == pytest.approx(-2.0)
     assert released.closure_s == pytest.approx(2.0)
     held = burst(energy, 2.3, 2.6)
     assert held is not None and held.rise_db == pytest.approx(0.0)
     assert tail_fall_db(energy) == pytest.approx(70.0)
+
+
+def test_a_release_is_read_where_the_energy_leaves_the_closure_not_at_the_next_sound() -> None:
+    """The same closure, 20 dB of noise under the voice, four ways out of it: a bounce as loud
+    as the vowels; no bounce, straight into the next sound (a sonorant's onset, then its
+    vowel); the letter fading into a stop; the letter held at full voice. The largest rise in
+    the window cannot tell the first two apart (19 and 18 dB out of the noise); the release's
+    level in its first 60 ms against the loud frames can."""
+    hop = 0.01
+    db = np.full(120, -20.0, dtype=np.float32)
+    db[30:40] = -40.0  # the closure: the noise floor
+    bounced, skipped = db.copy(), db.copy()
+    bounced[40:48] = -21.0  # the bounce
+    bounced[48:60] = -36.0  # then the next consonant's onset
+    skipped[40:47] = -34.0  # straight into the next sound: its onset, then its vowel
+    skipped[47:60] = -22.0
+    faded = db.copy()
+    faded[30:] = np.linspace(-25.0, -40.0, 90)
+    faded[100:] = -40.0
+    held = np.full(120, -20.0, dtype=np.float32)
+    held[:10] = held[100:] = -40.0
+    levels = {}
+    for name, trace in (("bounced", bounced), ("skipped", skipped), ("faded", faded), ("held", held)):
+        energy = profile(trace, hop, (0.0, 1.2), silence_drop_db=25.0, floor_margin_db=10.0)
+        found = burst(energy, 0.25, 0.55)
+        assert found is not None
+        levels[name] = found
+    assert levels["bounced"].rise_db == pytest.approx(19.0)
+    assert levels["bounced"].level_db == pytest.approx(-1.0)
+    assert levels["skipped"].level_db == pytest.approx(-14.0)
+    # Nothing rises out of a fade, or out of a letter held loud: no release, as quiet as silence.
+    for name in ("faded", "held"):
+        assert levels[name].rise_db <= 0.0 and levels[name].level_db <= -14.0, name
 
 
 def test_silence_on_a_noisy_recording_sits_over_the_noise() -> None:

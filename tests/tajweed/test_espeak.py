@@ -101,9 +101,10 @@ def test_qalqalah_release_and_the_final_stop(tmp_path: Path) -> None:
     held = synth.validate(request_for(ref, recite(IKHLAS_HELD, tmp_path), ["qalqalah", "waqf"])).findings
     bounce, flat = _only(released, RuleKind.QALQALAH), _only(held, RuleKind.QALQALAH)
     assert bounce.measured.energy_ratio is not None and flat.measured.energy_ratio is not None
-    rise = 20 * np.log10(bounce.measured.energy_ratio)
-    no_rise = 20 * np.log10(flat.measured.energy_ratio)
-    assert rise > 10.0 and no_rise < 3.0, (rise, no_rise)
+    # The release's level against the loud frames: a bounce near the vowels, none far under them.
+    bounce_db = 20 * np.log10(bounce.measured.energy_ratio)
+    flat_db = 20 * np.log10(flat.measured.energy_ratio)
+    assert bounce_db > -6.0 and flat_db < -12.0, (bounce_db, flat_db)
     assert (bounce.verdict, flat.verdict) == (Verdict.CORRECT, Verdict.MISSING)
     assert "kubra" in bounce.message_en
     # Both end in silence: a clean stop, the energy falling by tens of dB.

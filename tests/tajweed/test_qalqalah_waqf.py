@@ -180,12 +180,37 @@ def _qalqalah_at_the_stop(decoded: str, sifa: tuple[str, float], *, released: bo
 
 def test_a_missing_release_is_a_missing_qalqalah_even_with_the_mark_decoded() -> None:
     """The model wrote ڇ (out of habit, P(moqalqal) only 0.6), but the energy shows no bounce after
-    the closure: the qalqalah is missing, named as qalqalah, with the rise it measured."""
+    the closure: the qalqalah is missing, named as qalqalah, with the release level it measured."""
     [finding] = _qalqalah_at_the_stop("دڇ", ("moqalqal", 0.6), released=False)
     assert (finding.rule, finding.verdict, finding.source) == (RuleKind.QALQALAH, Verdict.MISSING, "qalqalah")
     assert "kubra" in finding.message_en and "no release" in finding.message_en
     assert finding.measured.energy_ratio is not None and finding.measured.energy_ratio < 1.5
     assert finding.measured.sifa_prob == pytest.approx(0.6)
+
+
+def test_a_stop_spiked_at_its_release_is_measured_from_its_closure() -> None:
+    """The model spikes the dal of أَحَدْ at its release, so the silent closure lies in the blanks
+    the vowel before it took: the release is still found, out of that closure; a closure that is
+    not silent (another sound before the letter) is not looked for there."""
+    ref = synth.reference(112, 1)
+    index = synth.group_index(ref, "دڇ")
+    timing = synth.alignment(ref, synth.natural_durations(ref, 0.3, 0.18))
+    dal = timing.alignment.tokens[ref.groups[index].phoneme_start]
+    closure_start, closure_end = timing.phonemes[ref.groups[index].phoneme_start]
+    release_frame = round(closure_end / synth.FRAME_S)
+    mark = timing.alignment.tokens[ref.groups[index].phoneme_start + 1]
+    for token, frame in ((dal, release_frame), (mark, max(mark.span.start_frame, release_frame + 1))):
+        token.span.start_frame, token.span.end_frame = frame, frame + 1
+        token.span.start_s, token.span.end_s = frame * synth.FRAME_S, (frame + 1) * synth.FRAME_S
+    dec = synth.decode(ref.phonemes, sifat={index: {"qalqla": ("moqalqal", 0.5)}})
+    verdicts = {}
+    for closure_db in (-80.0, -45.0):
+        db = synth.envelope(timing, closure_db=closure_db)
+        req = synth.request(ref, timing, dec, validators=["qalqalah"], envelope=synth.energy(db, 0.01))
+        [finding] = [f for f in synth.validate(req).findings if f.rule == RuleKind.QALQALAH]
+        verdicts[closure_db] = finding.verdict
+    assert closure_end - closure_start > 0.1
+    assert verdicts == {-80.0: Verdict.CORRECT, -45.0: Verdict.MISSING}
 
 
 def test_a_missing_qalqalah_is_never_a_letter_error() -> None:

@@ -187,6 +187,29 @@ def test_a_silence_inside_a_held_sound_is_not_counted() -> None:
     assert nucleus.duration == pytest.approx(1.2 - 0.6)
 
 
+def test_a_quiet_run_between_the_copies_of_a_held_consonant_is_part_of_the_hold() -> None:
+    """The doubled lam of ٱللَّهُ with 0.5 s under the silence threshold between its copies (a
+    murmur or a closure under a noise floor): the model heard the letter on both sides, so the
+    hold is first copy to last copy; the quiet run is still recorded, and a nucleus keeps
+    subtracting its own (the test above)."""
+    ref = synth.reference(112, 1)
+    frames = [(5, 6), (9, 10), (12, 13), (16, 17), (20, 21), (23, 24), (27, 28), (30, 31), (50, 51),
+              (53, 54), (58, 59), (60, 61), (62, 63), (66, 67), (68, 69), (72, 73), (75, 76), (79, 80),
+              (82, 83), (84, 85)]
+    db = np.full(380, -20.0, dtype=np.float32)
+    db[:15] = -90.0
+    db[135:185] = -90.0  # 1.35-1.85 s, between the lam's copies (1.2-1.24 s and 2.0-2.04 s)
+    db[355:] = -90.0
+    req = synth.request(ref, None, envelope=synth.energy(db, 0.01), duration_s=3.8)
+    req.alignment.CopyFrom(_tokens(frames, ref))
+    timeline = _timeline(req)
+    lam = timeline.segment(7)
+    assert (lam.first, lam.last, lam.vowel) == (7, 9, False)
+    assert timeline.silence_after(7) == (pytest.approx(1.35), pytest.approx(1.85))
+    assert (lam.start_s, lam.end_s) == (pytest.approx(1.2), pytest.approx(2.04))
+    assert lam.duration == pytest.approx(0.84)
+
+
 def _posteriorgram(timing: synth.Timing, ref: common_pb2.Reference, seed: int) -> np.ndarray:
     """Log-probs where every token's frames carry it and every other frame is blank."""
     labels = np.zeros(timing.alignment.num_frames, dtype=np.int64)
