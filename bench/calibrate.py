@@ -15,7 +15,7 @@
    - letters and harakat: the confidence (`letter_min_confidence`);
    - madd and ghunnah lengths: the timed length and its spread (`Measurement.duration_sd`), the
      decoded count, the expected and permitted lengths, P(maghnoon): `tolerance_harakat` per
-     rule, `uncertain_margin_harakat`, `min_error_confidence`, `disagreement_harakat`,
+     rule, `ghunnah_long_slack_harakat`, `uncertain_margin_harakat`, `min_error_confidence`, `disagreement_harakat`,
      `symbol_sd_harakat`, `errors_need_agreement`, `ghonna_absent`; the izhar check too;
    - qalqalah: the release's level against the loud level, P(moqalqal) and the decoded ڇ:
      `release_level_db`, `no_release_level_db`, `qalqla_present`, `qalqla_absent`.
@@ -61,7 +61,7 @@ from typing import Any
 
 from bench.demo_model_eval import CALIBRATION_SURAHS, mesh_figures, mistake_words, names, recitations_path
 from services.common.pb import common_pb2
-from services.tajweed import qalqalah
+from services.tajweed import ghunnah, qalqalah
 from services.tajweed.calibration import LENGTH_RULES, Calibration
 from services.tajweed.evidence import Length, LengthPolicy, judge_length, level
 from services.tajweed.ghunnah import izhar_judgement, with_nasality
@@ -85,6 +85,7 @@ def _steps(low: float, high: float, step: float) -> list[float]:
 GRIDS: dict[str, list[Any]] = {
     "letter_min_confidence": GRID,
     "tolerance": _steps(0.25, 1.5, 0.125),
+    "ghunnah_long_slack_harakat": _steps(0.0, 1.5, 0.125),
     "uncertain_margin_harakat": _steps(0.0, 1.0, 0.125),
     "min_error_confidence": _steps(0.5, 0.95, 0.05),
     "disagreement_harakat": _steps(0.5, 6.0, 0.25),
@@ -113,8 +114,8 @@ class Levels:
 
 # The coordinates after the tolerances, in the order they are searched.
 COORDINATES: tuple[str | Levels, ...] = (
-    "letter_min_confidence", "symbol_sd_harakat", "disagreement_harakat", "errors_need_agreement",
-    "uncertain_margin_harakat", "min_error_confidence", "ghonna_absent",
+    "ghunnah_long_slack_harakat", "letter_min_confidence", "symbol_sd_harakat", "disagreement_harakat",
+    "errors_need_agreement", "uncertain_margin_harakat", "min_error_confidence", "ghonna_absent",
     Levels("release_level_db", "no_release_level_db"), Levels("qalqla_present", "qalqla_absent"),
 )
 Coordinate = str | tuple[str, ...] | Levels
@@ -172,7 +173,7 @@ def replay(row: Mapping[str, Any], cal: Calibration) -> str:
         duration = _duration(measured)
         if "durationHarakat" in measured and duration is None:
             return recorded
-        policy = LengthPolicy.of(cal, cal.tolerance(rule))
+        policy = ghunnah.length_policy(cal, rule)
         if "izhar" in str(row.get("message_en", "")):
             held = izhar_judgement(duration, cal.ghunnah_harakat, policy)
             return "VERDICT_WRONG" if held is None else f"VERDICT_{held.verdict.value}"

@@ -13,7 +13,8 @@ hold only some fields, and a field this version does not know is an error, not i
 
 The fields, by what they decide:
 - length rules (madd, ghunnah): `tolerance_harakat` per rule (RuleKind name -> harakat
-  around the expected length that still count as right); `uncertain_margin_harakat` (a band
+  around the expected length that still count as right); `ghunnah_long_slack_harakat` (more
+  room above a ghunnah's length than below it); `uncertain_margin_harakat` (a band
   just beyond the tolerance where the verdict is UNCERTAIN, not an error);
   `min_error_confidence` (an error whose own probability is lower is UNCERTAIN);
 - letters and harakat: `letter_min_confidence` (a letter error less sure than this is UNCERTAIN);
@@ -77,6 +78,12 @@ class Calibration:
 
     # Harakat around the expected length that still count as right, per rule (RuleKind name).
     tolerance_harakat: Mapping[str, float] = field(default_factory=_default_tolerances)
+    # Added to a ghunnah rule's tolerance above its length only: the learner's mistake is the
+    # ghunnah dropped or cut short, a right hold measures long more often than short (the
+    # nasal carries into the transition to the next sound), and a ghunnah held long is not the
+    # mistake a teacher corrects first. 0: symmetric. Madds keep symmetric tolerances: a madd
+    # stretched past its length is a mistake of its own.
+    ghunnah_long_slack_harakat: float = 0.0
     # Beyond the tolerance by less than this: UNCERTAIN, not an error (a measure one frame off
     # must not flip a verdict).
     uncertain_margin_harakat: float = 0.25
@@ -148,6 +155,7 @@ class Calibration:
         for name, value in self.tolerance_harakat.items():
             _check(f"tolerance_harakat[{name}]", value, low=0.0, low_open=True, high=3.0)
         _check("uncertain_margin_harakat", self.uncertain_margin_harakat, low=0.0, high=3.0)
+        _check("ghunnah_long_slack_harakat", self.ghunnah_long_slack_harakat, low=0.0, high=3.0)
         _check("min_error_confidence", self.min_error_confidence, low=0.0, high=1.0)
         _check("letter_min_confidence", self.letter_min_confidence, low=0.0, high=1.0)
         for name in ("duration_rel_sd", "symbol_sd_harakat", "disagreement_harakat", "ghunnah_harakat",

@@ -8,7 +8,8 @@ never an error, when
   `disagreement_harakat` or more apart (the model decoded 2 madd symbols, the timing says
   0.8 harakat: one of them is wrong, and which is not known; a timing of 3 and 4 symbols
   for a madd of 2 agree that it is long, and are blended);
-- the estimate lies beyond the tolerance by less than `uncertain_margin_harakat` (a frame
+- the estimate lies beyond the tolerance (above a ghunnah's length: the tolerance plus
+  `ghunnah_long_slack_harakat`) by less than `uncertain_margin_harakat` (a frame
   of alignment error must not flip a verdict);
 - the error's own probability is under `min_error_confidence`;
 - `errors_need_agreement` is set and the two sources, each on its own, do not both say so.
@@ -76,16 +77,23 @@ class LengthPolicy:
     min_error_confidence: float
     disagreement: float
     need_agreement: bool
+    # Extra room above a length (a ghunnah's: calibration.ghunnah_long_slack_harakat).
+    long_slack: float = 0.0
 
     @classmethod
-    def of(cls, calibration: Calibration, tolerance: float) -> LengthPolicy:
+    def of(cls, calibration: Calibration, tolerance: float, long_slack: float = 0.0) -> LengthPolicy:
         return cls(
             tolerance=tolerance,
             margin=calibration.uncertain_margin_harakat,
             min_error_confidence=calibration.min_error_confidence,
             disagreement=calibration.disagreement_harakat,
             need_agreement=calibration.errors_need_agreement,
+            long_slack=long_slack,
         )
+
+    def outside(self, value: float, length: float, reach: float) -> float:
+        """How far `value` lies outside [length - reach, length + reach + long_slack] (0: inside)."""
+        return max(length - reach - value, value - (length + reach + self.long_slack), 0.0)
 
 
 def _probability_between(estimate: Length, low: float, high: float) -> float:
@@ -103,9 +111,10 @@ def combine(duration: Length | None, symbols: Length | None) -> Length | None:
     return Length(value, 1.0 / math.sqrt(total))
 
 
-def _side(value: float, expected: float, allowed: Sequence[float], reach: float) -> Verdict:
-    """CORRECT within `reach` of an allowed length, else which side of the expected one."""
-    if min(abs(length - value) for length in allowed) <= reach:
+def _side(value: float, expected: float, allowed: Sequence[float], reach: float, policy: LengthPolicy) -> Verdict:
+    """CORRECT within `reach` of an allowed length (plus the slack above it), else which side
+    of the expected one."""
+    if min(policy.outside(value, length, reach) for length in allowed) == 0.0:
         return Verdict.CORRECT
     return Verdict.TOO_SHORT if value < expected else Verdict.TOO_LONG
 
@@ -123,29 +132,31 @@ def judge_length(
     tolerance = policy.tolerance
     if duration is not None and symbols is not None:
         gap = abs(duration.value - symbols.value)
-        alone = {_side(source.value, expected, allowed, tolerance) for source in (duration, symbols)}
+        alone = {_side(source.value, expected, allowed, tolerance, policy) for source in (duration, symbols)}
         if len(alone) > 1 and gap >= policy.disagreement:
             z = gap / max(math.hypot(duration.sd, symbols.sd), _EPS)
             return Judgement(Verdict.UNCERTAIN, 2.0 * normal_cdf(z) - 1.0, None, Doubt.DISAGREE)
     estimate = combine(duration, symbols)
     if estimate is None:
         return None
-    nearest = min(allowed, key=lambda length: abs(length - estimate.value))
-    if abs(nearest - estimate.value) <= tolerance:
-        confidence = _probability_between(estimate, nearest - tolerance, nearest + tolerance)
+    nearest = min(allowed, key=lambda length: policy.outside(estimate.value, length, tolerance))
+    beyond = policy.outside(estimate.value, nearest, tolerance)
+    if beyond == 0.0:
+        high = nearest + tolerance + policy.long_slack
+        confidence = _probability_between(estimate, nearest - tolerance, high)
         return Judgement(Verdict.CORRECT, confidence, estimate.value)
-    verdict = _side(estimate.value, expected, allowed, tolerance)
+    verdict = _side(estimate.value, expected, allowed, tolerance, policy)
     if verdict == Verdict.TOO_SHORT:
         confidence = _probability_between(estimate, -math.inf, expected - tolerance)
     else:
-        confidence = _probability_between(estimate, expected + tolerance, math.inf)
-    if abs(nearest - estimate.value) <= tolerance + policy.margin:
+        confidence = _probability_between(estimate, expected + tolerance + policy.long_slack, math.inf)
+    if beyond <= policy.margin:
         return Judgement(Verdict.UNCERTAIN, 1.0 - confidence, estimate.value, Doubt.BORDERLINE)
     if confidence < policy.min_error_confidence:
         return Judgement(Verdict.UNCERTAIN, 1.0 - confidence, estimate.value, Doubt.WEAK)
     if policy.need_agreement and duration is not None and symbols is not None:
         reach = tolerance + policy.margin
-        alone = {_side(source.value, expected, allowed, reach) for source in (duration, symbols)}
+        alone = {_side(source.value, expected, allowed, reach, policy) for source in (duration, symbols)}
         if alone != {verdict}:
             return Judgement(Verdict.UNCERTAIN, 1.0 - confidence, estimate.value, Doubt.DISAGREE)
     return Judgement(verdict, confidence, estimate.value)

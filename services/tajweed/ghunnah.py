@@ -7,7 +7,7 @@ ends voweled (ننننَ is the ghunnah then the voweled noon), over the reciter
 Symbols: the script writes the ghunnah as a run of 3 (ننننَ, ںںں, ۾۾۾; 2 before the voweled
 yaa/waw of an idgham), so a decoded run is scaled to harakat by expected / reference run.
 Both go through the same judgement as a madd (evidence.py) against the calibration's
-`ghunnah_harakat` within the rule's tolerance.
+`ghunnah_harakat` within the rule's tolerance (and `ghunnah_long_slack_harakat` more above it).
 Nasality: the decoded group's ghonna sifa level, where the reference's own sifat call the
 group maghnoon (yaa/waw after a merged noon are not labelled so, and are not checked): at
 or below the calibration's `ghonna_absent` the model heard no nasal sound, and a short
@@ -24,6 +24,7 @@ import math
 
 from services.tajweed import messages, phonetics
 from services.tajweed.analysis import Analysis
+from services.tajweed.calibration import Calibration
 from services.tajweed.evidence import (
     Doubt,
     Judgement,
@@ -54,6 +55,11 @@ def with_nasality(judgement: Judgement, nasal: Level | None, nasal_prob: float |
     if judgement.verdict == Verdict.CORRECT:
         return Judgement(Verdict.UNCERTAIN, 1.0 - nasal_prob, judgement.estimate, Doubt.DISAGREE)
     return judgement
+
+
+def length_policy(calibration: Calibration, rule: str) -> LengthPolicy:
+    """How a ghunnah rule's hold is judged (`rule`: its RuleKind name)."""
+    return LengthPolicy.of(calibration, calibration.tolerance(rule), calibration.ghunnah_long_slack_harakat)
 
 
 def _izhar(expected_core: str, heard_core: str) -> bool:
@@ -137,7 +143,7 @@ def validate(analysis: Analysis) -> list[Finding]:
         duration = timed[0] if timed is not None else None
         duration_s = timed[1] if timed is not None else None
         decoded = analysis.decoded(group.index)
-        policy = LengthPolicy.of(calibration, calibration.tolerance(target.kind.value))
+        policy = length_policy(calibration, target.kind.value)
         if decoded is not None and _izhar(group.core, decoded.core):
             as_ghunnah = izhar_judgement(duration, expected, policy)
             findings.append(_izhar_finding(analysis, target, duration, duration_s, decoded, as_ghunnah))

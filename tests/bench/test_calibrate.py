@@ -77,7 +77,7 @@ from tests.tajweed import synth  # noqa: E402
 SOME_CALIBRATION = replace(
     Calibration(), tolerance_harakat={"MADD_TABEEI": 0.375, "GHUNNAH": 0.5, "IKHFA": 1.0},
     uncertain_margin_harakat=0.125, min_error_confidence=0.7, symbol_sd_harakat=1.2, disagreement_harakat=1.5,
-    ghonna_absent=0.4, qalqla_present=0.6, qalqla_absent=0.35)
+    ghonna_absent=0.4, qalqla_present=0.6, qalqla_absent=0.35, ghunnah_long_slack_harakat=0.5)
 
 
 def _dumped(finding: Finding) -> dict[str, Any]:

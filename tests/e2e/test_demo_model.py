@@ -57,10 +57,9 @@ CASES = [
     ("no-ghunnah", 108, 1, 0),
     ("no-qalqalah", 113, 1, 3),
 ]
-# Known miss (docs/demo-model.md): the clean hold of 108:1 now measures 2.6-2.8 harakat, this one
-# without its ghunnah 1.3-1.5, but the fitted ghunnah tolerance (0.75 around 2) still takes 1.39
-# at this tempo as right.
-KNOWN_MISSES = {"no-ghunnah": "no-ghunnah recall is 60 % under the current calibration (issue 24)"}
+# Kinds the demo model and its calibration are known to miss here, as strict xfails naming why
+# (docs/demo-model.md keeps the figures): none at present.
+KNOWN_MISSES: dict[str, str] = {}
 PARAMS = [
     pytest.param(*case, id=case[0], marks=[pytest.mark.xfail(strict=True, reason=KNOWN_MISSES[case[0]])])
     if case[0] in KNOWN_MISSES

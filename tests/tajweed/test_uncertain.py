@@ -105,3 +105,25 @@ def test_a_right_length_with_no_nasality_is_uncertain_not_a_missing_ghunnah() ->
     assert finding.measured.sifa_prob == pytest.approx(0.05)
     assert finding.measured.duration_harakat == pytest.approx(2.0, abs=0.3)
     assert finding.verdict not in ERRORS
+
+
+def test_the_ghunnah_slack_widens_the_long_side_only_and_not_a_madds() -> None:
+    """ghunnah_long_slack_harakat: a hold 0.9 harakat over its 2 passes, one 0.9 under is still too
+    short; a madd's tolerance stays symmetric (the same policy without the slack, as madd.py uses)."""
+    from services.tajweed.evidence import Length, LengthPolicy, judge_length
+    from services.tajweed.ghunnah import length_policy
+
+    calibration = Calibration(tolerance_harakat={"GHUNNAH": 0.5, "MADD_TABEEI": 0.5},
+                              ghunnah_long_slack_harakat=1.0, uncertain_margin_harakat=0.0,
+                              min_error_confidence=0.0)
+    ghunnah = length_policy(calibration, "GHUNNAH")
+    madd = LengthPolicy.of(calibration, calibration.tolerance("MADD_TABEEI"))
+
+    def verdict(value: float, policy: LengthPolicy) -> Verdict:
+        judged = judge_length(Length(value, 0.1), None, expected=2.0, permitted=(2.0,), policy=policy)
+        assert judged is not None
+        return judged.verdict
+
+    assert [verdict(v, ghunnah) for v in (1.1, 1.6, 2.9, 3.6)] == [
+        Verdict.TOO_SHORT, Verdict.CORRECT, Verdict.CORRECT, Verdict.TOO_LONG]
+    assert [verdict(v, madd) for v in (1.1, 1.6, 2.9)] == [Verdict.TOO_SHORT, Verdict.CORRECT, Verdict.TOO_LONG]
