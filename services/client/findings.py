@@ -58,22 +58,31 @@ def error_lines(errors: Sequence[gateway_pb2.ErrorItem], max_rows: int) -> list[
     return out
 
 
+def _lengths(finding: common_pb2.Finding) -> str:
+    """What was expected and what was measured, in words a learner reads: "expected 2 harakat, timed
+    1.0" (the timing), "counted 0" (the symbols the model heard) when there is a count."""
+    measured = finding.measured
+    harakat = "/".join(str(h) for h in finding.expected.harakat)
+    parts = [f"expected {harakat} harakat" if harakat else f"expected {finding.expected.text}"]
+    if measured.HasField("duration_harakat"):
+        parts.append(f"timed {measured.duration_harakat:.1f}")
+    if measured.HasField("symbol_count") and harakat:
+        parts.append(f"counted {measured.symbol_count:.0f}")
+    return ", ".join(parts)
+
+
 def rule_lines(findings: Sequence[common_pb2.Finding], words: Sequence[Any], max_rows: int) -> list[Any]:
-    """One line a rule checked: what was expected, what was measured (duration | symbols)."""
+    """One line a rule checked: what was expected, what was measured (the timing, the count)."""
     if not findings:
         return []
     out: list[Any] = [Text("tajweed rules checked", style="bold underline")]
     for finding in findings[:max_rows]:
         mark, style = _RULE_MARK.get(finding.verdict, ("~", "bold dark_orange"))
         word = words[finding.word_index].uthmani if finding.word_index < len(words) else ""
-        measured = finding.measured
-        duration = f"{measured.duration_harakat:.1f}" if measured.HasField("duration_harakat") else "-"
-        symbols = f"{measured.symbol_count:.0f}" if measured.HasField("symbol_count") else "-"
-        expected = "/".join(str(h) for h in finding.expected.harakat) or finding.expected.text
         line = Text(f"{mark} ", style=style)
         line.append(word, style="bold")
         line.append(f"  {finding.rule_name or rule_name(finding.rule)}: {verdict_name(finding.verdict)}")
-        line.append(f"  expected {expected}, measured {duration} | {symbols}", style="grey50")
+        line.append(f"  {_lengths(finding)}", style="grey50")
         out.append(_line(line))
     if len(findings) > max_rows:
         out.append(Text(f"... and {len(findings) - max_rows} more rule checks", style="grey50"))

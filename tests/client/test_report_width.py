@@ -49,6 +49,9 @@ def _check_findings_fit(capture: str, assessment: gateway_pb2.Assessment, width:
         word = assessment.words[finding.word_index].uthmani
         name = finding.rule_name
         assert any(word in line and name in line for line in lines), f"{name} on {word} is not one line" + shown
+        if finding.measured.HasField("duration_harakat"):
+            held = f"timed {finding.measured.duration_harakat:.1f}"
+            assert any(name in line and held in line for line in lines), f"{name}: no {held!r}" + shown
 
 
 def test_every_finding_fits_two_lines_at_80_columns() -> None:
