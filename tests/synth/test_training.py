@@ -37,3 +37,12 @@ def test_a_run_from_a_checkpoint_starts_from_its_weights(tmp_path: Path) -> None
     train(data, tmp_path / "fresh", seed=0, budget_s=2.0, log=lambda _: None, peak_lr=0.0)
     fresh = _weights(tmp_path / "fresh")
     assert not all(torch.equal(loaded[k], fresh[k]) for k in loaded)
+
+
+def test_the_training_texts_are_neither_the_calibration_nor_the_evaluation_split() -> None:
+    from services.demo.training.data import TRAIN_SURAHS
+    from services.tajweed.calibration import CALIBRATION_SURAHS, EVALUATION_SURAHS
+
+    assert set(TRAIN_SURAHS).isdisjoint(CALIBRATION_SURAHS)
+    assert set(TRAIN_SURAHS).isdisjoint(EVALUATION_SURAHS)
+    assert min(TRAIN_SURAHS) == 1 and max(TRAIN_SURAHS) == min(CALIBRATION_SURAHS) - 1
