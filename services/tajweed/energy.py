@@ -111,6 +111,11 @@ class Burst:
         return max(0.0, self.release_db - self.closure_db)
 
     @property
+    def rose(self) -> bool:
+        """Whether the energy left the closure at all (by more than steady noise wanders)."""
+        return self.rise_db >= NOISE_SPREAD_DB
+
+    @property
     def level_db(self) -> float:
         """The release's peak against the recitation's loud level (0: as loud as its vowels)."""
         return self.release_db - self.loud_db

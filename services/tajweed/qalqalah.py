@@ -118,7 +118,7 @@ def _burst(energy: energy_measures.EnergyProfile, timeline: Timeline, letter: Se
     CLOSURE_LOOKBACK_S before it: a model may spike a stop at its release, so that the closure
     lies in the blanks the vowel before it took (seen on surahs 80-89 with the demo model)."""
     found = energy_measures.burst(energy, letter.start_s, letter.end_s)
-    if found is not None and found.rise_db >= energy_measures.NOISE_SPREAD_DB:
+    if found is not None and found.rose:
         return found
     lead_s = max(timeline.segments[letter.index - 1].start_s if letter.index > 0 else letter.start_s,
                  letter.start_s - CLOSURE_LOOKBACK_S)
@@ -138,7 +138,7 @@ def _burst(energy: energy_measures.EnergyProfile, timeline: Timeline, letter: Se
 
 def _release_text(measured: energy_measures.Burst) -> str:
     under = messages.num(max(0.0, -measured.level_db))
-    if measured.rise_db < energy_measures.NOISE_SPREAD_DB:
+    if not measured.rose:
         return f"no rise after the closure, {under} dB under the loudest vowels"
     return f"release {under} dB under the loudest vowels, +{messages.num(measured.rise_db)} dB over the closure"
 

@@ -143,20 +143,27 @@ def test_the_blank_rule_on_a_hand_made_timeline() -> None:
     assert timeline.silences == {}
 
 
+def _with_a_silence(frames: list[tuple[int, int]], silence: tuple[int, int], speech_end: int) -> Timeline:
+    """112:1 with these token frames, over an envelope (10 ms hops) loud from 0.15 s to
+    `speech_end`, silent before, after and over the `silence` hops."""
+    ref = synth.reference(112, 1)
+    db = np.full(speech_end + 25, -20.0, dtype=np.float32)
+    db[:15] = -90.0
+    db[silence[0] : silence[1]] = -90.0
+    db[speech_end:] = -90.0
+    req = synth.request(ref, None, envelope=synth.energy(db, 0.01), duration_s=len(db) / 100)
+    req.alignment.CopyFrom(_tokens(frames, ref))
+    return _timeline(req)
+
+
 def test_a_silence_ends_the_segment_before_it() -> None:
     """The same tokens, and 0.9 s of silence between هُوَ and ٱللَّهُ: the vowel of وَ ends where the
     silence starts, the silence belongs to no segment, and it is the pause after the word."""
-    ref = synth.reference(112, 1)
     frames = [(5, 6), (9, 10), (12, 13), (16, 17), (20, 21), (23, 24), (27, 28), (60, 61), (63, 64),
               (65, 66), (70, 71), (72, 73), (74, 75), (78, 79), (80, 81), (84, 85), (87, 88), (91, 92),
               (94, 95), (96, 97)]
-    db = np.full(420, -20.0, dtype=np.float32)
-    db[:15] = -90.0
-    db[130:220] = -90.0  # 1.3-2.2 s: after وَ's vowel spike (1.08 s), before the lam's (2.4 s)
-    db[390:] = -90.0
-    req = synth.request(ref, None, envelope=synth.energy(db, 0.01), duration_s=4.2)
-    req.alignment.CopyFrom(_tokens(frames, ref))
-    timeline = _timeline(req)
+    # 1.3-2.2 s: after وَ's vowel spike (1.08 s), before the lam's (2.4 s)
+    timeline = _with_a_silence(frames, (130, 220), speech_end=390)
     fatha = timeline.segment(6)
     assert fatha.vowel
     assert (fatha.start_s, fatha.end_s) == (pytest.approx(0.96), pytest.approx(1.3))
@@ -170,17 +177,11 @@ def test_a_silence_ends_the_segment_before_it() -> None:
 def test_a_silence_inside_a_held_sound_is_not_counted() -> None:
     """The two alifs of ٱللَّهُ with 0.6 s of silence between them (a reciter stopping inside the
     madd): the nucleus is its sound, not the silence."""
-    ref = synth.reference(112, 1)
     frames = [(5, 6), (9, 10), (12, 13), (16, 17), (20, 21), (23, 24), (27, 28), (30, 31), (33, 34),
               (35, 36), (40, 41), (60, 61), (64, 65), (68, 69), (70, 71), (74, 75), (77, 78), (81, 82),
               (84, 85), (86, 87)]
-    db = np.full(380, -20.0, dtype=np.float32)
-    db[:15] = -90.0
-    db[170:230] = -90.0  # 1.7-2.3 s, between the first alif (1.6 s) and the second (2.4 s)
-    db[355:] = -90.0
-    req = synth.request(ref, None, envelope=synth.energy(db, 0.01), duration_s=3.8)
-    req.alignment.CopyFrom(_tokens(frames, ref))
-    timeline = _timeline(req)
+    # 1.7-2.3 s, between the first alif (1.6 s) and the second (2.4 s)
+    timeline = _with_a_silence(frames, (170, 230), speech_end=355)
     nucleus = timeline.segment(10)
     assert (nucleus.first, nucleus.last) == (9, 12)
     assert (nucleus.start_s, nucleus.end_s) == (pytest.approx(1.36), pytest.approx(2.56))
@@ -192,17 +193,11 @@ def test_a_quiet_run_between_the_copies_of_a_held_consonant_is_part_of_the_hold(
     murmur or a closure under a noise floor): the model heard the letter on both sides, so the
     hold is first copy to last copy; the quiet run is still recorded, and a nucleus keeps
     subtracting its own (the test above)."""
-    ref = synth.reference(112, 1)
     frames = [(5, 6), (9, 10), (12, 13), (16, 17), (20, 21), (23, 24), (27, 28), (30, 31), (50, 51),
               (53, 54), (58, 59), (60, 61), (62, 63), (66, 67), (68, 69), (72, 73), (75, 76), (79, 80),
               (82, 83), (84, 85)]
-    db = np.full(380, -20.0, dtype=np.float32)
-    db[:15] = -90.0
-    db[135:185] = -90.0  # 1.35-1.85 s, between the lam's copies (1.2-1.24 s and 2.0-2.04 s)
-    db[355:] = -90.0
-    req = synth.request(ref, None, envelope=synth.energy(db, 0.01), duration_s=3.8)
-    req.alignment.CopyFrom(_tokens(frames, ref))
-    timeline = _timeline(req)
+    # 1.35-1.85 s, between the lam's copies (1.2-1.24 s and 2.0-2.04 s)
+    timeline = _with_a_silence(frames, (135, 185), speech_end=355)
     lam = timeline.segment(7)
     assert (lam.first, lam.last, lam.vowel) == (7, 9, False)
     assert timeline.silence_after(7) == (pytest.approx(1.35), pytest.approx(1.85))
