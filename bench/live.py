@@ -296,9 +296,10 @@ async def run(ctx: Context) -> list[Section]:
         "(the segmenter's silence included); segments closed by a pause only (a 20 s stretch is cut at 12 s while "
         "it is recited). Final: from the client's half-close to the final Assessment. asr model: the model's "
         "time in the segment's asr call(s). A segment that does not match the passage near the position is "
-        "answered `off_target` after a phonetic search of the whole Quran (`PassageFinder.find`), which a "
-        "model that does not hear the recording (random weights; the demo model on a human reciter) makes "
-        "common: that search, not the model, takes most of such a segment's time, up to 10 s on some decodes.",
+        "answered `off_target` after a search of the whole Quran for what it was, which a model that does not "
+        "hear the recording (random weights; the demo model on a human reciter) makes common: the passage "
+        "index when the gateway holds it (MUAALEM_LOCATE_WARM; under 20 ms), quran-transcript's phonetic "
+        "search otherwise (up to 10 s on some noisy decodes, more than the model takes).",
         "",
         *table(
             [

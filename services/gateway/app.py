@@ -12,6 +12,7 @@ from services.common.settings import MAX_AUDIO_S, MAX_MESSAGE_MB, MAX_STREAM_AUD
 from services.gateway.assess import Assessor
 from services.gateway.auth import ConcurrencyLimiter, Guard, KeyStore, RateLimiter
 from services.gateway.config import GatewayConfig
+from services.gateway.likely import LikelyRecited
 from services.gateway.live.service import LiveService
 from services.gateway.live.settings import LiveSettings
 from services.gateway.locate_settings import LocateConfig
@@ -67,7 +68,11 @@ class GatewayApp:
                 max_message_bytes=int(MAX_MESSAGE_MB.get(environ) * 1024 * 1024),
             )
         references = ReferenceService.from_env(environ)
-        finder = PassageFinder.from_config(ContentSearchConfig.from_env(environ))
+        # The passage index sits beside the references, in the same store.
+        locator = LocateService(references.store, LocateConfig.from_env(environ), fallback=references.fallback)
+        finder = LikelyRecited(
+            PassageFinder.from_config(ContentSearchConfig.from_env(environ)), locator.loaded_whole_quran
+        )
         verifier = ContentVerifier(threshold=config.content_threshold, finder=finder)
         recitation_config = RecitationConfig.from_env(environ)
         if prosody is None and recitation_config.prosody_target:
@@ -104,8 +109,7 @@ class GatewayApp:
         )
         live_settings = LiveSettings.from_env(environ)
         assessor.speech_settings = live_settings
-        # The passage index sits beside the references, in the same store.
-        assessor.locator = LocateService(references.store, LocateConfig.from_env(environ), fallback=references.fallback)
+        assessor.locator = locator
         app.live = LiveService(assessor, guard, live_settings, final_timeout_s=config.assess_timeout_s)
         return app
 

@@ -25,7 +25,8 @@ LOCATE_WARM = setting(
     "MUAALEM_LOCATE_WARM",
     False,
     "Build (or load) the passage index when the gateway starts instead of at the first locate target, "
-    "which otherwise waits for it.",
+    "which otherwise waits for it. Held, the index of the whole Quran also names what a mismatch or an "
+    "off-target live stretch recited, in milliseconds instead of up to seconds of phonetic search.",
     group=_GROUP,
 )
 LOCATE_SURE_MARGIN = setting(

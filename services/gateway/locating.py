@@ -110,18 +110,7 @@ def span_target(start: WordPlace, last: WordPlace) -> common_pb2.Target:
 
 def uthmani_between(start: WordPlace, last: WordPlace) -> str:
     """The Uthmani words from start to last, both included, across ayahs."""
-    words: list[str] = []
-    surah, ayah, word = start.surah, start.ayah, start.word
-    while True:
-        ayah_words = quran.ayah_text(surah, ayah).uthmani_words
-        if (surah, ayah) == (last.surah, last.ayah):
-            words.extend(ayah_words[word : last.word + 1])
-            return " ".join(words)
-        words.extend(ayah_words[word:])
-        following = quran.next_ayah(surah, ayah)
-        if following is None:
-            return " ".join(words)
-        (surah, ayah), word = following, 0
+    return quran.uthmani_between((start.surah, start.ayah, start.word), (last.surah, last.ayah, last.word))
 
 
 def passage(span: Span) -> gateway_pb2.RecognizedPassage:
@@ -197,6 +186,13 @@ class LocateService:
             )
             return search, (time.perf_counter() - started) * 1000
         return search, 0.0
+
+    def loaded_whole_quran(self) -> PassageSearch | None:
+        """The default reading's search when it is in memory and covers the whole Quran; None
+        otherwise. Never builds nor waits (likely.LikelyRecited asks it from worker threads)."""
+        if self.config.surahs is not None:
+            return None
+        return self._searches.get(index_key(quran.phonetizer_version(), moshaf_mod.default_values(), None))
 
     async def warm(self) -> None:
         """Builds or loads the default reading's index (MUAALEM_LOCATE_WARM); a failure is logged,

@@ -17,7 +17,9 @@ once, lazily, in the calling worker thread) locates what was recited. Its fuzzy 
 budget raised from 10 % to 30 % only while nothing is found (~200 ms at worst for 40 groups).
 Each hit is then extended by the rest of the decode's length and scored on the whole decode,
 in the search's normalised script (the first phoneme of each group), so a passage's
-similarity says how well the whole recitation fits a continuous reading from that point.
+similarity says how well the whole recitation fits a continuous reading from that point. The
+gateway asks the passage index of locate targets instead whenever it holds the whole Quran's
+(services/gateway/likely.py: milliseconds, and right more often on noisy decodes).
 
 A learner who drops a word still recites the passage: a short ayah with one of its three words
 left out scores 0.6 or less on the plain similarity, and a mismatch then hides every word's
@@ -36,10 +38,11 @@ import enum
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
-from quran_transcript import PhoneticSearch, alphabet, chunck_phonemes
+from quran_transcript import PhoneticSearch, chunck_phonemes
 from quran_transcript.phonetics.search import (
     NoPhonemesSearchResult,
     PhonemesSearchSpan,
@@ -236,34 +239,28 @@ class PassageFinder:
             end_surah=end_surah,
             end_ayah=end_ayah,
             end_word=end_word + 1,
-            uthmani=_uthmani_between((surah, ayah, word), (end_surah, end_ayah, end_word)),
+            uthmani=quran.uthmani_between((surah, ayah, word), (end_surah, end_ayah, end_word)),
             similarity=similarity(decoded_norm, passage_norm),
         )
 
 
-def _uthmani_between(start: tuple[int, int, int], last: tuple[int, int, int]) -> str:
-    """The Uthmani words from `start` to `last` (both included), across ayahs."""
-    surah, ayah, word = start
-    words: list[str] = []
-    while True:
-        ayah_words = quran.ayah_text(surah, ayah).uthmani_words
-        if (surah, ayah) == last[:2]:
-            words.extend(ayah_words[word : last[2] + 1])
-            break
-        words.extend(ayah_words[word:])
-        following = quran.next_ayah(surah, ayah)
-        if following is None:
-            break
-        (surah, ayah), word = following, 0
-    return alphabet.uthmani.space.join(words)
+class Finder(Protocol):
+    """What was recited instead (PassageFinder, or likely.LikelyRecited over the locate index).
+    Blocking: called from worker threads."""
+
+    def find(self, decoded: str) -> list[RecognizedPassage]: ...
+
+    def load(self) -> object: ...
 
 
 class ContentVerifier:
     """Decoded against expected phonemes; on a mismatch, what was recited instead."""
 
-    def __init__(self, threshold: float = DEFAULT_THRESHOLD, finder: PassageFinder | None = None) -> None:
+    def __init__(self, threshold: float = DEFAULT_THRESHOLD, finder: Finder | None = None) -> None:
         self.threshold = _checked_threshold(threshold)
-        self.finder = finder if finder is not None else PassageFinder.from_config(ContentSearchConfig.from_env())
+        self.finder: Finder = (
+            finder if finder is not None else PassageFinder.from_config(ContentSearchConfig.from_env())
+        )
 
     def verify(self, decoded: str | None, reference_phonemes: str, threshold: float | None = None) -> ContentResult:
         """CPU-bound (the search on a mismatch): call it from a worker thread."""

@@ -15,7 +15,11 @@ from services.common.errors import DeadlineExceeded, FailedPrecondition, Unavail
 from services.common.pb import common_pb2, gateway_pb2
 from services.gateway.app import GatewayApp
 from services.gateway.config import GatewayConfig
+from services.gateway.likely import LikelyRecited
+from services.gateway.locating import LocateService
 from services.gateway.reference import builder, moshaf, targets
+from services.locate.build import build_index
+from services.locate.search import PassageSearch
 from tests.gateway.standin import StandInStages, transcription
 
 OK = common_pb2.STAGE_STATUS_OK
@@ -154,3 +158,24 @@ async def test_alignment_refusing_the_input_is_the_callers_error(app: GatewayApp
     stages.errors["alignment"] = FailedPrecondition("12 frames cannot hold 40 phonemes")
     with pytest.raises(FailedPrecondition, match="12 frames"):
         await _assess(app, test_wav_bytes)
+
+
+async def test_a_gateway_that_holds_the_passage_index_names_what_was_recited_from_it(
+    monkeypatch: pytest.MonkeyPatch, test_wav_bytes: bytes
+) -> None:
+    """Held (after a locate target, or warmed), the index answers the mismatch in milliseconds;
+    a small index stands in for the whole Quran's (45 s to build)."""
+    search = PassageSearch(build_index(surahs=(112,), workers=1))
+    monkeypatch.setattr(LocateService, "loaded_whole_quran", lambda self: search)
+    env: dict[str, str] = {}
+    app = GatewayApp.build(GatewayConfig.from_env(env), stages=StandInStages(), environ=env)
+    try:
+        _stages(app).transcription = transcription(_phonemes(112, 1))
+        assessment = await _assess(app, test_wav_bytes)
+        assert assessment.content.status == gateway_pb2.CONTENT_STATUS_MISMATCH
+        best = assessment.content.likely_recited[0]
+        assert (best.surah, best.ayah, best.start_word, best.end_word) == (112, 1, 0, 4)
+        finder = app.assessor.verifier.finder
+        assert isinstance(finder, LikelyRecited) and finder.last_source == "passage-index"
+    finally:
+        await app.close()

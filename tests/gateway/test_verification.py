@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from functools import cache
 
 import pytest
 
@@ -22,10 +23,15 @@ def phonemes(surah: int, ayah: int, last_ayah: int | None = None) -> str:
     return builder.build_reference(target, moshaf_mod.default_values()).phonemes
 
 
+@cache
+def _alphabet() -> list[str]:
+    return sorted(set(phonemes(2, 282)))
+
+
 def corrupt(text: str, edits: int, seed: int) -> str:
     """Substitutes, inserts and deletes `edits` phonemes at random places."""
     rng = random.Random(seed)
-    alphabet = sorted(set(phonemes(2, 282)))
+    alphabet = _alphabet()
     out = list(text)
     for i in range(edits):
         where = rng.randrange(len(out))

@@ -73,5 +73,22 @@ def next_ayah(surah: int, ayah: int) -> tuple[int, int] | None:
     return None
 
 
+def uthmani_between(first: tuple[int, int, int], last: tuple[int, int, int]) -> str:
+    """The Uthmani words from `first` to `last` (surah, ayah, 0-based word; both included),
+    across ayahs in mushaf order."""
+    surah, ayah, word = first
+    words: list[str] = []
+    while True:
+        ayah_words = ayah_text(surah, ayah).uthmani_words
+        if (surah, ayah) == last[:2]:
+            words.extend(ayah_words[word : last[2] + 1])
+            return " ".join(words)
+        words.extend(ayah_words[word:])
+        following = next_ayah(surah, ayah)
+        if following is None:
+            return " ".join(words)
+        (surah, ayah), word = following, 0
+
+
 def total_ayahs() -> int:
     return sum(ayah_count(s) for s in range(1, SURAH_COUNT + 1))

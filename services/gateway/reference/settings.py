@@ -74,8 +74,10 @@ REFERENCE_BUILD_THREADS = setting(
 CONTENT_SEARCH_GROUPS = setting(
     "MUAALEM_CONTENT_SEARCH_GROUPS",
     40,
-    "On a content mismatch, the phonetic search looks up this many phoneme groups from the start of "
-    "the decode (about 8 words); its cost grows steeply with the query length.",
+    "On a content mismatch, quran-transcript's phonetic search looks up this many phoneme groups from the "
+    "start of the decode (about 8 words); its cost grows steeply with the query length. Not used while the "
+    "gateway holds the passage index of the whole Quran (MUAALEM_LOCATE_WARM, or after a locate target): "
+    "that index answers instead, in milliseconds.",
     group=_GROUP,
     ge=4,
 )
