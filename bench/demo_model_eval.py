@@ -290,7 +290,13 @@ def mesh_figures(checkpoint: str, trials: int, clean_trials: int, seed: int, kin
         total.add(tally)
         if dump is not None:
             lines = {e.finding_index for e in assessment.errors}
+            by_phoneme = {t.phoneme_index: t for t in assessment.alignment.tokens}
             for position, finding in enumerate(assessment.findings):
+                # The aligner's evidence on the expected phonemes, so that another way of weighing
+                # a letter's evidence can be replayed from the dump.
+                aligned = [[round(t.llr, 3), round(t.gop_posterior, 4), t.competitor]
+                           for i in range(finding.phoneme_start, finding.phoneme_end)
+                           if (t := by_phoneme.get(i)) is not None]
                 on_mistake = [k for k, w in mistakes if finding.word_index in mistake_words(k, w)]
                 span = finding.time_span if finding.HasField("time_span") else None
                 dump.write(json.dumps({"recitation": total.recitations, "kind": kind, "cells": cells,
@@ -304,7 +310,7 @@ def mesh_figures(checkpoint: str, trials: int, clean_trials: int, seed: int, kin
                                        "expected_phonemes": finding.expected_phonemes,
                                        "heard_phonemes": finding.heard_phonemes, "message_en": finding.message_en,
                                        "time_span": [span.start_s, span.end_s] if span is not None else None,
-                                       "error_line": position in lines,
+                                       "error_line": position in lines, "aligned": aligned,
                                        "on_mistake": on_mistake}, ensure_ascii=False) + "\n")
             if recitations_dump is not None:
                 recitations_dump.write(json.dumps({

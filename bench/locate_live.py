@@ -19,7 +19,12 @@ Measured per session, by the client:
   whose answer came before that segment's `segment` event (it closes at the pause);
 - the final covers the words recited: its words are the recitation's, no more, no fewer;
 - a jump: the `located` answer with `relocated`, where it starts, and the second passage's words
-  begun before it.
+  begun before it;
+- what the text allows: the fewest words of the recitation's own phonetic text, without a
+  decode's errors, that the search places sure and right with live mode's rule (MIN_SURE_WORDS,
+  the default sure margin). A start whose first four words read as words elsewhere cannot be
+  placed by four words by any listener; "within 4 words" is given over all the right answers and
+  over those whose text allows it.
 """
 
 from __future__ import annotations
@@ -40,7 +45,12 @@ from bench.common import load_average, table
 from services.common.pb import common_pb2, gateway_pb2, gateway_pb2_grpc
 from services.demo.synth.espeak import VOICES, Voice
 from services.demo.synth.reciter import Recitation, Spec, recite
+from services.gateway.live.anywhere import MIN_SURE_WORDS
+from services.gateway.locate_settings import LocateConfig
+from services.gateway.locating import decide
 from services.gateway.reference import quran
+from services.locate.evaluation import recited
+from services.locate.search import PassageSearch
 
 RATE = 16000
 CHUNK_S = 0.1
@@ -60,6 +70,9 @@ class Case:
     words: list[tuple[int, int, int, str, float]]
     # Where a jump's second passage starts in `words` (0 for no jump).
     jump_at: int = 0
+    # The fewest words of the recitation's own text (no decode noise) that the search places
+    # sure and right as live mode decides; None: not within LONG_WORDS (see words_needed).
+    text_needs: int | None = None
 
 
 @dataclass
@@ -235,6 +248,7 @@ def _singles(singles: Sequence[Outcome]) -> list[str]:
         group = [o for o in singles if kind in ("all", o.case.kind)]
         right, wrong, identical, never, covered = 0, 0, 0, 0, 0
         begun: list[int] = []
+        allowed: list[int] = []
         heard: list[int] = []
         long_first, early = 0, 0
         for o in group:
@@ -263,6 +277,8 @@ def _singles(singles: Sequence[Outcome]) -> list[str]:
                 continue
             right += 1
             begun.append(_begun(words, found.heard_s))
+            if o.case.text_needs is not None and o.case.text_needs <= 4:
+                allowed.append(begun[-1])
             heard.append(found.words_heard)
             pause_at, pause_s = o.first_segment()
             if _begun(words, pause_s) > 4:
@@ -277,6 +293,7 @@ def _singles(singles: Sequence[Outcome]) -> list[str]:
                 str(identical),
                 str(never),
                 f"{sum(b <= 4 for b in begun)}/{right}",
+                f"{sum(b <= 4 for b in allowed)}/{len(allowed)}",
                 _spread(begun),
                 _spread(heard),
                 f"{early}/{long_first}",
@@ -291,6 +308,7 @@ def _singles(singles: Sequence[Outcome]) -> list[str]:
         "not sure: identical text elsewhere",
         "never sure, other",
         "within 4 words",
+        "within 4 words, where the text allows it",
         "words begun p50/p95/max",
         "span words p50/p95/max",
         "1st segment > 4 words: before its end",
@@ -338,6 +356,19 @@ def _jumps(jumps: Sequence[Outcome]) -> list[str]:
         "sections in final",
     ]
     return table(header, rows)
+
+
+def words_needed(search: PassageSearch, words: Sequence[tuple[int, int, int, str, float]]) -> int | None:
+    """The fewest of the recitation's first words whose text alone the search places sure and at
+    the first word (live mode's rule); None when LONG_WORDS of them leave it unsure."""
+    surah, ayah, word = words[0][:3]
+    first = search.index.word_of(surah, ayah, word)
+    for count in range(1, LONG_WORDS + 1):
+        result = search.search(recited(search.index, first, count))
+        decision = decide(result, LocateConfig().sure_margin, MIN_SURE_WORDS)
+        if decision is not None and decision.sure and decision.span.first_word == first:
+            return count
+    return None
 
 
 def _all_right(outcome: Outcome) -> bool:
@@ -454,6 +485,18 @@ def main(sessions: int, jumps: int, seed: int, concurrency: int) -> None:
     ayahs = long_ayahs()
     cases = [short_case(rng) if k % 2 == 0 else long_case(rng, ayahs) for k in range(sessions)]
     cases += [jump_case(rng) for _ in range(jumps)]
+    from services.locate.build import build_index
+
+    started = time.perf_counter()
+    search = PassageSearch(build_index(workers=2))
+    for case in cases:
+        case.text_needs = words_needed(search, case.words[: case.jump_at or None])
+    needs = [c.text_needs for c in cases if not c.jump_at]
+    print(
+        f"what the text allows (an index of the whole Quran, built in {time.perf_counter() - started:.0f} s): "
+        f"{sum(n is not None and n <= 4 for n in needs)} of {len(needs)} single starts are placed sure by their "
+        f"own first 4 words or fewer; words needed: {sorted(needs, key=lambda n: n or 99)}"
+    )
     audio_s = sum(len(c.audio) / RATE + TAIL_S for c in cases)
     print(
         f"{len(cases)} live sessions ({sessions} single, {jumps} jumps), {audio_s:.0f} s of audio at real time, "
