@@ -363,7 +363,8 @@ def words_needed(search: PassageSearch, words: Sequence[tuple[int, int, int, str
     the first word (live mode's rule); None when LONG_WORDS of them leave it unsure."""
     surah, ayah, word = words[0][:3]
     first = search.index.word_of(surah, ayah, word)
-    for count in range(1, LONG_WORDS + 1):
+    # Never more words than were recited (a two-word ayah at a surah's end stays two words).
+    for count in range(1, min(LONG_WORDS, len(words)) + 1):
         result = search.search(recited(search.index, first, count))
         decision = decide(result, LocateConfig().sure_margin, MIN_SURE_WORDS)
         if decision is not None and decision.sure and decision.span.first_word == first:

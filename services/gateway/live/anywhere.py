@@ -61,7 +61,7 @@ Event = gateway_pb2.AssessLiveResponse
 
 # Seconds of new speech in the open segment between two provisional decodes (about two words at
 # a usual pace): the search gets a longer decode each time, without waiting for a pause.
-PROBE_EVERY_S = 1.5
+PROBE_EVERY_S = 1.0
 # The fewest words of a span the live search is sure of: two words place right 83-89 % of the
 # time over the whole Quran (docs/benchmarks.md), three 97 %, and a wrong early answer costs
 # the learner a passage that is not theirs until the next relocation.
