@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 
 Event = gateway_pb2.AssessLiveResponse
 
-# Seconds of new speech in the open segment between two provisional decodes (about two words at
+# Seconds of new speech in the open segment between two provisional decodes (about a word at
 # a usual pace): the search gets a longer decode each time, without waiting for a pause.
 PROBE_EVERY_S = 1.0
 # The fewest words of a span the live search is sure of: two words place right 83-89 % of the
