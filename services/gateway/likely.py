@@ -17,14 +17,18 @@ cannot say what else was recited, so it is not asked.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 
 from services.gateway.locating import uthmani_between
 from services.gateway.verification import PassageFinder, RecognizedPassage
 from services.locate.search import PassageSearch, Span
 
-# A passage that reads this far from the decode is not what was recited (PhoneticSearch's
-# 30 % error budget, the most it allows, keeps about this much).
+log = logging.getLogger(__name__)
+
+# A passage that reads this far from the decode is not offered as what was recited: against it,
+# the recitation would itself be a mismatch (the content check's default threshold).
 MIN_SIMILARITY = 0.6
 
 
@@ -41,7 +45,7 @@ class LikelyRecited:
         # Returns the in-memory search over the whole Quran, or None; never builds or waits.
         self._loaded_search = loaded_search
         self.max_results = fallback.max_results if max_results is None else max_results
-        # Which search answered last: for the logs and the tests.
+        # Which search answered last (logged at debug level with its time).
         self.last_source = ""
 
     def load(self) -> object:
@@ -50,12 +54,17 @@ class LikelyRecited:
         return self.fallback.load()
 
     def find(self, decoded: str) -> list[RecognizedPassage]:
+        started = time.perf_counter()
         search = self._loaded_search()
         if search is None:
             self.last_source = "phonetic-search"
-            return self.fallback.find(decoded)
-        self.last_source = "passage-index"
-        return indexed(search, decoded, self.max_results)
+            found = self.fallback.find(decoded)
+        else:
+            self.last_source = "passage-index"
+            found = indexed(search, decoded, self.max_results)
+        log.debug("likely recited: %d passages by the %s in %.1f ms", len(found), self.last_source,
+                  (time.perf_counter() - started) * 1000)
+        return found
 
 
 def indexed(search: PassageSearch, decoded: str, max_results: int) -> list[RecognizedPassage]:
