@@ -248,6 +248,9 @@ def assess_with(mesh: Any, run_rules_on_mismatch: bool = False) -> Callable[...,
         # Rules judged right come back too (no error line, not counted as findings by the
         # scoring), so a calibration can replay every judgement under other thresholds.
         request.options.include_correct = True
+        # The reference, decode and alignment too: the findings dump carries the aligner's
+        # evidence on each finding's phonemes.
+        request.options.include_details = True
         return stub.Assess(request, metadata=metadata, timeout=120).assessment
 
     return assess
