@@ -21,9 +21,9 @@ import logging
 import time
 from collections.abc import Callable
 
-from services.gateway.locating import uthmani_between
+from services.gateway.locating import recognized
 from services.gateway.verification import PassageFinder, RecognizedPassage
-from services.locate.search import PassageSearch, Span
+from services.locate.search import PassageSearch
 
 log = logging.getLogger(__name__)
 
@@ -81,16 +81,3 @@ def indexed(search: PassageSearch, decoded: str, max_results: int) -> list[Recog
             break
     return passages
 
-
-def recognized(span: Span) -> RecognizedPassage:
-    """A span as the content check's passage: end_word exclusive, counted in its last ayah."""
-    return RecognizedPassage(
-        surah=span.start.surah,
-        ayah=span.start.ayah,
-        start_word=span.start.word,
-        end_surah=span.last.surah,
-        end_ayah=span.last.ayah,
-        end_word=span.last.word + 1,
-        uthmani=uthmani_between(span.start, span.last),
-        similarity=span.score,
-    )

@@ -27,6 +27,7 @@ from services.gateway.locate_settings import LocateConfig
 from services.gateway.reference import moshaf as moshaf_mod
 from services.gateway.reference import quran
 from services.gateway.reference.cache import ReferenceStore
+from services.gateway.verification import RecognizedPassage
 from services.locate.cache import IndexCache, index_key
 from services.locate.index import PassageIndex, WordPlace
 from services.locate.search import LocateResult, PassageSearch, Span
@@ -113,9 +114,9 @@ def uthmani_between(start: WordPlace, last: WordPlace) -> str:
     return quran.uthmani_between((start.surah, start.ayah, start.word), (last.surah, last.ayah, last.word))
 
 
-def passage(span: Span) -> gateway_pb2.RecognizedPassage:
-    """A span as the API's passage: end_word exclusive, counted in (end_surah, end_ayah)."""
-    return gateway_pb2.RecognizedPassage(
+def recognized(span: Span) -> RecognizedPassage:
+    """A span as a passage: end_word exclusive, counted in (end_surah, end_ayah)."""
+    return RecognizedPassage(
         surah=span.start.surah,
         ayah=span.start.ayah,
         start_word=span.start.word,
@@ -125,6 +126,11 @@ def passage(span: Span) -> gateway_pb2.RecognizedPassage:
         uthmani=uthmani_between(span.start, span.last),
         similarity=span.score,
     )
+
+
+def passage(span: Span) -> gateway_pb2.RecognizedPassage:
+    """A span as the API's passage."""
+    return recognized(span).to_proto()
 
 
 def located_proto(
