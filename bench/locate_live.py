@@ -49,6 +49,7 @@ from services.gateway.live.anywhere import MIN_SURE_WORDS
 from services.gateway.locate_settings import LocateConfig
 from services.gateway.locating import decide
 from services.gateway.reference import quran
+from services.locate.build import build_index
 from services.locate.evaluation import recited
 from services.locate.search import PassageSearch
 
@@ -486,8 +487,6 @@ def main(sessions: int, jumps: int, seed: int, concurrency: int) -> None:
     ayahs = long_ayahs()
     cases = [short_case(rng) if k % 2 == 0 else long_case(rng, ayahs) for k in range(sessions)]
     cases += [jump_case(rng) for _ in range(jumps)]
-    from services.locate.build import build_index
-
     started = time.perf_counter()
     search = PassageSearch(build_index(workers=2))
     for case in cases:

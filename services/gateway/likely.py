@@ -22,14 +22,14 @@ import time
 from collections.abc import Callable
 
 from services.gateway.locating import recognized
-from services.gateway.verification import PassageFinder, RecognizedPassage
+from services.gateway.verification import DEFAULT_THRESHOLD, PassageFinder, RecognizedPassage
 from services.locate.search import PassageSearch
 
 log = logging.getLogger(__name__)
 
 # A passage that reads this far from the decode is not offered as what was recited: against it,
-# the recitation would itself be a mismatch (the content check's default threshold).
-MIN_SIMILARITY = 0.6
+# the recitation would itself be a mismatch.
+MIN_SIMILARITY = DEFAULT_THRESHOLD
 
 
 class LikelyRecited:
