@@ -12,7 +12,10 @@
 2. Every threshold whose decision can be replayed from a finding's own numbers is fitted offline
    on those findings (`replay`: the same functions the tajweed stage runs, on the recorded
    measures; no mesh run per grid point). Replayable:
-   - letters and harakat: the confidence (`letter_min_confidence`);
+   - letters and harakat: the confidence (`letter_min_confidence`) and the share of frame-phase
+     decodes that heard the error (`letter_sure_phases`, `letter_dismiss_phases`; a run under the
+     defaults records no finding heard by fewer than half of them, so the dismissal is fitted
+     from half upwards);
    - madd and ghunnah lengths: the timed length and its spread (`Measurement.duration_sd`), the
      decoded count, the expected and permitted lengths, P(maghnoon): `tolerance_harakat` per
      rule, `ghunnah_long_slack_harakat`, `uncertain_margin_harakat`, `min_error_confidence`, `disagreement_harakat`,
@@ -28,7 +31,8 @@
    error line: it costs the learner's attention but misleads less, counted as half a false
    alarm; a mistake missed (not flagged on its word with its kind, bench.demo_model_eval.names)
    costs as much as a false alarm), subject to: every mistake kind keeps a recall of at least
-   RECALL_FLOOR, or what it had under the defaults if that was lower. The minimum is searched
+   RECALL_FLOOR, or what it had under the defaults if that was lower (with every letter error the
+   run recorded counted sure: the defaults' own frame-phase share would lower the floor). The minimum is searched
    coordinate by coordinate over fixed grids (GRIDS), in a fixed order, for at most PASSES
    passes (until one changes nothing); on a tie the current value stays, else the middle of the
    tied grid values is taken (the widest margin either side). A length rule gets its own
@@ -84,6 +88,9 @@ def _steps(low: float, high: float, step: float) -> list[float]:
 
 GRIDS: dict[str, list[Any]] = {
     "letter_min_confidence": GRID,
+    # Shares of the frame-phase decodes: at MUAALEM_LETTER_PHASES=4 each step of 0.25 is one decode.
+    "letter_sure_phases": _steps(0.0, 1.0, 0.125),
+    "letter_dismiss_phases": _steps(0.0, 1.0, 0.125),
     "tolerance": _steps(0.25, 1.5, 0.125),
     "ghunnah_long_slack_harakat": _steps(0.0, 1.5, 0.125),
     "uncertain_margin_harakat": _steps(0.0, 1.0, 0.125),
@@ -114,7 +121,8 @@ class Levels:
 
 # The coordinates after the tolerances, in the order they are searched.
 COORDINATES: tuple[str | Levels, ...] = (
-    "ghunnah_long_slack_harakat", "letter_min_confidence", "symbol_sd_harakat", "disagreement_harakat",
+    "ghunnah_long_slack_harakat", Levels("letter_sure_phases", "letter_dismiss_phases"), "letter_min_confidence",
+    "symbol_sd_harakat", "disagreement_harakat",
     "errors_need_agreement", "uncertain_margin_harakat", "min_error_confidence", "ghonna_absent",
     Levels("release_level_db", "no_release_level_db"), Levels("qalqla_present", "qalqla_absent"),
 )
@@ -156,6 +164,12 @@ def replay(row: Mapping[str, Any], cal: Calibration) -> str:
         base = _letter_verdict(row)
         if base is None:
             return recorded
+        heard, phases = measured.get("phasesHeard"), measured.get("phases")
+        if heard is not None and phases:
+            if heard < cal.letter_dismiss_phases * phases:
+                return "VERDICT_CORRECT"  # no finding: most decodes heard the letter as written
+            if heard < cal.letter_sure_phases * phases:
+                return UNCERTAIN
         return base if row["confidence"] >= cal.letter_min_confidence else UNCERTAIN
     rule = str(row["rule"]).removeprefix("RULE_")
     if source == "madd":
@@ -325,7 +339,10 @@ def fit(split: Split, start: Calibration | None = None,
     """The calibration minimising the cost under the recall floors (see the module), and its figures."""
     start = start or Calibration()
     before = figures(split, start)
-    floors = {k: min(RECALL_FLOOR, v) for k, v in before["recall"].items()}
+    # The floors come from the most each kind could be found in this run: every letter error
+    # the run recorded (heard by at least the dismissal share of the phases) counted sure.
+    reach = figures(split, replace(start, letter_sure_phases=start.letter_dismiss_phases))
+    floors = {k: min(RECALL_FLOOR, v) for k, v in reach["recall"].items()}
     coordinates: list[Coordinate] = [*_tolerance_groups(split.rows), *COORDINATES]
     cal = start
     chosen: dict[str, Any] = {}

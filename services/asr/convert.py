@@ -32,6 +32,7 @@ def transcribe_options(message: asr_pb2.TranscribeOptions) -> TranscribeOptions:
         skip_sifat=message.skip_sifat,
         detect_completeness=message.detect_completeness,
         reference=reference_from_proto(message),
+        frame_phases=message.frame_phases,
     )
 
 
@@ -161,4 +162,5 @@ def decode_to_proto(decode: DecodeResult) -> common_pb2.Decode:
             for t in decode.tokens
         ],
         sifat=sifat,
+        phase_phonemes=decode.phase_phonemes,
     )

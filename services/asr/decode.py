@@ -77,6 +77,8 @@ class DecodeResult:
     groups: list[GroupSifat]
     # Per sifa level: "position", "reference" or "time" (how its tokens met the groups).
     sifa_alignment: dict[str, str] = field(default_factory=dict)
+    # The phonemes decoded at the other frame phases (TranscribeOptions.frame_phases), phase 1 first.
+    phase_phonemes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,11 @@ def _group_pattern() -> re.Pattern[str]:
 def phoneme_groups(phonemes: str) -> list[tuple[str, int, int]]:
     """(text, start, end) character spans of chunck_phonemes' groups (one phoneme per char)."""
     return [(m.group(0), m.start(), m.end()) for m in _group_pattern().finditer(phonemes)]
+
+
+def greedy_text(log_probs: npt.NDArray[np.floating], tokens: Sequence[str]) -> str:
+    """The greedy CTC decode of one level as text (no timing, no sifat)."""
+    return "".join(tokens[int(i)] for i in greedy_runs(np.asarray(log_probs)).ids)
 
 
 def greedy_decode(

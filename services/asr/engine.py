@@ -28,7 +28,7 @@ import numpy.typing as npt
 from services.asr import chunking, metrics
 from services.asr.batching import DynamicBatcher
 from services.asr.config import AsrConfig
-from services.asr.decode import DecodeReference, DecodeResult, greedy_decode
+from services.asr.decode import DecodeReference, DecodeResult, greedy_decode, greedy_text
 from services.asr.hardware import choose_backend, choose_precision
 from services.asr.loading import SegmenterParts, geometry_of, load_ctc, load_segmenter, resolve_device, resolve_files
 from services.asr.results import (
@@ -44,7 +44,7 @@ from services.asr.results import (
 from services.asr.runners import CtcRunner, ModelInput, SegmenterRunner, model_inputs
 from services.asr.segmenter import SAMPLE_RATE, Segmentation, SegmentOptions, chunk_bounds, segmentation_from_labels
 from services.asr.streaming import StreamingRecognizer, WindowSettings
-from services.asr.vocab import Vocabulary
+from services.asr.vocab import PHONEMES, Vocabulary
 from services.common import tracing
 from services.common.errors import FailedPrecondition, InvalidArgument, Unavailable
 
@@ -52,6 +52,9 @@ if TYPE_CHECKING:
     from services.asr.features import FeatureExtractor
 
 log = logging.getLogger(__name__)
+
+# Each phase is one more forward pass over the whole recording.
+MAX_FRAME_PHASES = 8
 
 __all__ = ["AsrEngine", "TranscribeOptions", "Transcription"]
 
@@ -288,8 +291,12 @@ class AsrEngine:
         return tuple(dict.fromkeys(levels)) if levels else tuple(known)
 
     def _check_options(self, options: TranscribeOptions) -> tuple[str, ...]:
-        """The levels to return, after checking them and the reference."""
+        """The levels to return, after checking them, the frame phases and the reference."""
         levels = self._check_levels(options.levels)
+        if not 0 <= options.frame_phases <= MAX_FRAME_PHASES:
+            raise InvalidArgument(
+                f"options.frame_phases must be 0-{MAX_FRAME_PHASES} (0 or 1: none), got {options.frame_phases}"
+            )
         self._check_reference(options.reference)
         return levels
 
@@ -343,10 +350,18 @@ class AsrEngine:
             overlap_s=self.config.window_overlap_s,
             speech_intervals=intervals,
         )
-        log_probs, run = await self.run_plan(samples, plan)
+        # The phases go to the batcher with the decode itself: one batch where there is room.
+        async def phases() -> list[str]:
+            count = opts.frame_phases
+            shifted = [self._phase_phonemes(samples, intervals, k, count) for k in range(1, count)]
+            return list(await asyncio.gather(*shifted))
+
+        (log_probs, run), phase_phonemes = await asyncio.gather(self.run_plan(samples, plan), phases())
         timings += [("features", run.features_ms), ("queue", run.queue_ms), ("model", run.model_ms)]
         mark = time.perf_counter()
         decode = await asyncio.to_thread(self._decode, log_probs, opts)
+        if phase_phonemes:
+            decode = dataclasses.replace(decode, phase_phonemes=tuple(phase_phonemes))
         timings.append(("ctc_decode", _ms(mark)))
         timings.append(("total", _ms(began)))
         returned = {level: log_probs[level] for level in levels} if opts.include_log_probs else {}
@@ -366,6 +381,24 @@ class AsrEngine:
             batch_size=run.batch_size,
             queue_ms=run.queue_ms,
         )
+
+    async def _phase_phonemes(
+        self, samples: Samples, intervals: Sequence[tuple[int, int]] | None, phase: int, phases: int
+    ) -> str:
+        """The phonemes decoded from `samples` delayed by phase/phases of an output frame: the
+        same sound on a grid moved by less than a frame, which a sure decode does not notice."""
+        state = self._state()
+        shift = round(phase * state.geometry.frame_samples / phases)
+        shifted = np.concatenate([np.zeros(shift, dtype=samples.dtype), samples])
+        plan = chunking.plan(
+            shifted.size,
+            geometry=state.geometry,
+            window_s=self.config.window_s,
+            overlap_s=self.config.window_overlap_s,
+            speech_intervals=[(start + shift, end + shift) for start, end in intervals] if intervals else None,
+        )
+        log_probs, _ = await self.run_plan(shifted, plan)
+        return await asyncio.to_thread(greedy_text, log_probs[PHONEMES], self.vocabulary.tokens[PHONEMES])
 
     def _decode(self, log_probs: LogProbs, opts: TranscribeOptions) -> DecodeResult:
         return greedy_decode(log_probs, self.vocabulary, opts.reference, skip_sifat=opts.skip_sifat)

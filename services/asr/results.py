@@ -42,6 +42,9 @@ class TranscribeOptions:
     # The reference the learner should have recited (its phoneme groups and their sifat): the
     # sifat decode aligns to it when a level's tokens do not match the decoded groups one to one.
     reference: DecodeReference | None = None
+    # Also decode at this many frame phases (the input shifted by k/N of a frame, k = 1..N-1;
+    # 0 or 1: none): DecodeResult.phase_phonemes.
+    frame_phases: int = 0
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,16 @@ MAX_HTTP_BODY_MB = setting(
     group="gateway",
     gt=0,
 )
+LETTER_PHASES = setting(
+    "MUAALEM_LETTER_PHASES",
+    4,
+    "A stretch with letter or haraka errors is decoded again at this many frame phases (the audio shifted by"
+    " k/N of a model frame) and each error weighed by how many of them hear it (the tajweed calibration's"
+    " letter_*_phases); 1: never. Costs N more forward passes over such a stretch (its phases, and its decode again), none over a clean one.",
+    group="gateway",
+    ge=1,
+    le=8,
+)
 STAGE_TLS_CERT = setting(
     "MUAALEM_STAGE_TLS_CERT",
     "",
@@ -173,6 +183,7 @@ class GatewayConfig:
     concurrent_wait_s: float
     max_http_body_bytes: int
     max_stream_bytes: int
+    letter_phases: int
     # TLS of the gateway's channels to the stages (its own server uses ServerSettings.tls).
     tls: TlsFiles
 
@@ -197,6 +208,7 @@ class GatewayConfig:
             concurrent_wait_s=CONCURRENT_WAIT_S.get(environ),
             max_http_body_bytes=int(MAX_HTTP_BODY_MB.get(environ) * 1024 * 1024),
             max_stream_bytes=int(MAX_STREAM_MB.get(environ) * 1024 * 1024),
+            letter_phases=LETTER_PHASES.get(environ),
             tls=_stage_tls(environ),
         )
 

@@ -111,9 +111,13 @@ class StageCalls:
         )
 
     async def transcribe(
-        self, audio: DecodedAudio, options: gateway_pb2.AssessOptions, timeout: float | None
+        self,
+        audio: DecodedAudio,
+        options: gateway_pb2.AssessOptions,
+        timeout: float | None,
+        asr_options: asr_pb2.TranscribeOptions | None = None,
     ) -> asr_pb2.Transcription:
-        asr_options = self.asr_options(options)
+        asr_options = asr_options if asr_options is not None else self.asr_options(options)
         pcm = audio.samples.tobytes()  # already contiguous little-endian float32 (DecodedAudio)
         layout = common_pb2.RawPcm(sample_rate_hz=audio.sample_rate, channels=1, encoding=common_pb2.PCM_ENCODING_F32LE)
         if audio.duration_s <= UNARY_AUDIO_LIMIT_S:
@@ -129,6 +133,19 @@ class StageCalls:
                 yield asr_pb2.TranscribeStreamRequest(chunk=pcm[offset : offset + STREAM_CHUNK_BYTES])
 
         return await self.stages.transcribe_stream(chunks(), timeout)
+
+    async def frame_phases(self, audio: DecodedAudio, ledger: StageLedger) -> tuple[str, ...] | None:
+        """The phonemes of `audio` decoded at MUAALEM_LETTER_PHASES - 1 other frame phases (the
+        tajweed stage weighs a letter error by how many phases hear it); None when the asr did
+        not answer, recorded in the ledger as the "asr_phases" stage."""
+        reserve = self.config.fusion_reserve_s
+        options = asr_pb2.TranscribeOptions(skip_sifat=True, frame_phases=self.config.letter_phases)
+
+        async def call() -> asr_pb2.Transcription:
+            return await self.transcribe(audio, gateway_pb2.AssessOptions(), stage_timeout(reserve), options)
+
+        transcription = await ledger.run("asr_phases", call, timings=lambda t: t.timings)
+        return tuple(transcription.decode.phase_phonemes) if transcription is not None else None
 
     async def observe(self, transcription: asr_pb2.Transcription) -> None:
         """Every transcription names its model: a new model moves the reference cache's

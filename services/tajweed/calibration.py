@@ -18,6 +18,8 @@ The fields, by what they decide:
   just beyond the tolerance where the verdict is UNCERTAIN, not an error);
   `min_error_confidence` (an error whose own probability is lower is UNCERTAIN);
 - letters and harakat: `letter_min_confidence` (a letter error less sure than this is UNCERTAIN);
+  `letter_sure_phases` and `letter_dismiss_phases` (the share of frame-phase decodes that must
+  hear the error for it to be one, or to be shown at all);
 - how duration and decoded symbol count combine: `duration_rel_sd` and
   `symbol_sd_harakat` (their spreads, hence their weights in the blend),
   `disagreement_harakat` (apart by this much or more, and giving different verdicts each on
@@ -93,6 +95,13 @@ class Calibration:
     # the aligner's posterior for the expected sound) is below this is UNCERTAIN: the model's own
     # slips are weaker evidence than a learner's real mistakes. 0 keeps every such error.
     letter_min_confidence: float = 0.0
+    # Frame phases (the same audio decoded on a grid moved by k/N of a frame; the gateway's
+    # MUAALEM_LETTER_PHASES): a letter or haraka error heard by fewer than `letter_sure_phases`
+    # of the decodes is UNCERTAIN, and by fewer than `letter_dismiss_phases` it is no finding:
+    # most decodes heard the letter as written. Defaults: every phase to call it an error, half
+    # of them to show it at all.
+    letter_sure_phases: float = 1.0
+    letter_dismiss_phases: float = 0.5
     # Relative spread of an aligned duration (Husary's haraka varies ~15 % around its mean).
     duration_rel_sd: float = 0.15
     # Spread of a length counted from decoded symbols (the model's published madd count RMSE on
@@ -158,6 +167,10 @@ class Calibration:
         _check("ghunnah_long_slack_harakat", self.ghunnah_long_slack_harakat, low=0.0, high=3.0)
         _check("min_error_confidence", self.min_error_confidence, low=0.0, high=1.0)
         _check("letter_min_confidence", self.letter_min_confidence, low=0.0, high=1.0)
+        _check("letter_sure_phases", self.letter_sure_phases, low=0.0, high=1.0)
+        _check("letter_dismiss_phases", self.letter_dismiss_phases, low=0.0, high=1.0)
+        if self.letter_dismiss_phases > self.letter_sure_phases:
+            raise CalibrationError("letter_dismiss_phases must not exceed letter_sure_phases")
         for name in ("duration_rel_sd", "symbol_sd_harakat", "disagreement_harakat", "ghunnah_harakat",
                      "shadda_threshold", "silence_drop_db", "silence_floor_margin_db", "min_pause_s",
                      "waqf_fall_db", "prior_haraka_s", "prior_log_sd", "vowel_ratio", "consonant_ratio",

@@ -222,7 +222,9 @@ def decode_from_proto(proto: common_pb2.Decode) -> Decode:
         }
         for s in proto.sifat
     )
-    return Decode(phonemes=phonemes, tokens=tuple(tokens), sifat=sifat)
+    for i, phase in enumerate(proto.phase_phonemes):
+        _check_symbols(f"decode.phase_phonemes[{i}]", phase)
+    return Decode(phonemes=phonemes, tokens=tuple(tokens), sifat=sifat, phase_phonemes=tuple(proto.phase_phonemes))
 
 
 def energy_from_proto(proto: tajweed_pb2.EnergyEnvelope) -> Energy | None:
@@ -278,6 +280,10 @@ def finding_to_proto(finding: Finding) -> common_pb2.Finding:
         value = getattr(m, name)
         if value is not None:
             setattr(measured, name, float(value))
+    for name in ("phases_heard", "phases"):
+        count = getattr(m, name)
+        if count is not None:
+            setattr(measured, name, int(count))
     proto = common_pb2.Finding(
         rule=f"RULE_{finding.rule.value}",
         rule_name=finding.rule_name,

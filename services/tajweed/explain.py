@@ -9,8 +9,14 @@ tashkeel (a haraka), tajweed (a group that carries a rule). Kept here:
 - tajweed-typed errors where the letter itself changed, or a group other than a madd was
   deleted: a letter error on a group that happens to carry a rule. A madd's or
   qalqalah's own shortcomings are left to their validators.
-Costs: explain_error takes well under a millisecond for an ayah; its mappings are
-rebuilt once per reference (phonetics.py).
+With the decode's frame phases (the same audio decoded on a grid moved by a fraction of a
+frame, asr TranscribeOptions.frame_phases), each kept error is looked for in every phase's own
+explain_error, as any error on the same reference sounds: the model's slips come and go with the
+grid, while a learner's mistake is heard at every phase (not always as the same wrong sound).
+Heard by fewer than the calibration's letter_dismiss_phases share of the decodes, it is no
+finding (most heard the letter as written); by fewer than letter_sure_phases, UNCERTAIN.
+Costs: explain_error takes well under a millisecond for an ayah (once per phase); its mappings
+are rebuilt once per reference (phonetics.py).
 """
 
 from __future__ import annotations
@@ -78,6 +84,34 @@ def _confidence(analysis: Analysis, error: ReciterError, heard: list[DecodedGrou
     return sum(votes) / len(votes) if votes else _DEFAULT_CONFIDENCE
 
 
+_Span = tuple[int, int]
+
+
+def _span(error: ReciterError) -> _Span:
+    return int(error.ph_pos[0]), int(error.ph_pos[1])
+
+
+def _touches(a: _Span, b: _Span) -> bool:
+    """Whether two errors are on the same sounds: overlapping reference phonemes, or an
+    insertion (an empty span, a point between phonemes) just before or inside the other's."""
+    if a[1] > a[0] and b[1] > b[0]:
+        return a[0] < b[1] and b[0] < a[1]
+    if a[1] == a[0] and b[1] == b[0]:
+        return a[0] == b[0]
+    point, span = (a[0], b) if a[1] == a[0] else (b[0], a)
+    return span[0] <= point < span[1]
+
+
+def _phase_errors(analysis: Analysis) -> list[list[_Span]]:
+    """Where each frame-phase decode hears an error (empty without phases)."""
+    request, reference = analysis.request, analysis.reference
+    phases = request.decode.phase_phonemes if request.decode is not None else ()
+    return [
+        [_span(e) for e in explain_error(reference.uthmani, reference.phonemes, phonemes, analysis.index.mappings)]
+        for phonemes in phases
+    ]
+
+
 def _texts(rule: RuleKind, verdict: Verdict, expected_ph: str, heard_ph: str) -> tuple[str, str]:
     """What a teacher would say, in the mushaf's letters (the phonetic strings stay in the
     finding's fields for machines). No leading label: the report names the rule beside it."""
@@ -104,8 +138,15 @@ def validate(analysis: Analysis) -> list[Finding]:
     reference = analysis.reference
     errors = explain_error(reference.uthmani, reference.phonemes, request.decode.phonemes, analysis.index.mappings)
     findings: list[Finding] = []
-    for error in errors:
-        if not _kept(error):
+    kept = [e for e in errors if _kept(e)]
+    phase_errors = _phase_errors(analysis) if kept else []
+    calibration = analysis.calibration
+    for error in kept:
+        # The decode heard it; how many of its frame phases heard something wrong on the same
+        # sounds (a mistake may be heard as another wrong sound, or with its neighbour).
+        heard_in = 1 + sum(any(_touches(_span(error), there) for there in found) for found in phase_errors)
+        phases = 1 + len(phase_errors)
+        if phase_errors and heard_in < calibration.letter_dismiss_phases * phases:
             continue
         rule = RuleKind.TASHKEEL if error.error_type == "tashkeel" else RuleKind.PRONUNCIATION
         verdict = _VERDICTS[error.speech_error_type]
@@ -120,8 +161,12 @@ def validate(analysis: Analysis) -> list[Finding]:
             rule_name += f" ({error.ref_tajweed_rules[0].name.en})"
         ar, en = _texts(rule, verdict, error.expected_ph, error.preditected_ph)
         confidence = _confidence(analysis, error, heard)
-        if confidence < analysis.calibration.letter_min_confidence:
-            # Too weak to defend to a teacher: shown greyed with its numbers, never as a mistake.
+        # Too weak to defend to a teacher: shown greyed with its numbers, never as a mistake.
+        if phase_errors and heard_in < calibration.letter_sure_phases * phases:
+            verdict = Verdict.UNCERTAIN
+            ar = f"غير مؤكد (سُمع في {heard_in} من {phases} استماعات): {ar}"
+            en = f"uncertain (heard in {heard_in} of {phases} listenings): {en}"
+        elif confidence < calibration.letter_min_confidence:
             verdict = Verdict.UNCERTAIN
             ar = f"غير مؤكد ({confidence:.2f}): {ar}"
             en = f"uncertain (confidence {confidence:.2f}): {en}"
@@ -134,7 +179,11 @@ def validate(analysis: Analysis) -> list[Finding]:
                 time_span=time_span,
                 expected_harakat=(),
                 expected_text=error.expected_ph,
-                measured=Measured(text=error.preditected_ph),
+                measured=Measured(
+                    text=error.preditected_ph,
+                    phases_heard=heard_in if phase_errors else None,
+                    phases=phases if phase_errors else None,
+                ),
                 verdict=verdict,
                 confidence=confidence,
                 message_ar=ar,

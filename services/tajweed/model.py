@@ -143,6 +143,8 @@ class Decode:
     tokens: tuple[DecodedToken, ...]
     # One entry per decoded phoneme group: level name -> its top label and probability.
     sifat: tuple[dict[str, SifaProb], ...]
+    # The same audio decoded at other frame phases (asr TranscribeOptions.frame_phases).
+    phase_phonemes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -220,6 +222,9 @@ class Measured:
     text: str = ""
     # The spread the judgement gave duration_harakat (evidence.Length.sd), for replaying it.
     duration_sd: float | None = None
+    # A letter error: of `phases` decodes (the decode and its frame phases), how many heard it.
+    phases_heard: int | None = None
+    phases: int | None = None
 
 
 @dataclass(frozen=True)

@@ -313,3 +313,18 @@ async def test_the_calibration_beside_the_checkpoint_travels_in_model_info(tmp_p
         assert calibrated.model_info().tajweed_calibration_json == text
     finally:
         await calibrated.close()
+
+
+async def test_frame_phases_decode_the_audio_shifted_by_fractions_of_a_frame(plain_engine: AsrEngine) -> None:
+    wav = support.recording("test.wav")
+    result = await plain_engine.transcribe(wav, TranscribeOptions(frame_phases=4))
+    assert len(result.decode.phase_phonemes) == 3
+    frame = plain_engine.geometry.frame_samples
+    for k, phonemes in enumerate(result.decode.phase_phonemes, start=1):
+        shifted = np.concatenate([np.zeros(round(k * frame / 4), dtype=np.float32), wav])
+        assert phonemes == (await plain_engine.transcribe(shifted)).decode.phonemes
+    # The decode itself is the one without phases.
+    assert result.decode.phonemes == (await plain_engine.transcribe(wav)).decode.phonemes
+    assert (await plain_engine.transcribe(wav, TranscribeOptions(frame_phases=1))).decode.phase_phonemes == ()
+    with pytest.raises(InvalidArgument, match=r"options.frame_phases must be 0-8 .*got 9"):
+        await plain_engine.transcribe(wav, TranscribeOptions(frame_phases=9))

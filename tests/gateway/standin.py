@@ -40,6 +40,10 @@ class StandInStages:
     validation: tajweed_pb2.ValidateResponse = field(default_factory=tajweed_pb2.ValidateResponse)
     errors: dict[str, MeshError] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
+    # What a transcription asked for frame phases answers in Decode.phase_phonemes (the call is
+    # "asr_phases" in `calls` and `errors`).
+    phase_phonemes: tuple[str, ...] = ()
+    validated: list[tajweed_pb2.ValidateRequest] = field(default_factory=list)
 
     def _answer(self, stage: str) -> None:
         self.calls.append(stage)
@@ -48,9 +52,15 @@ class StandInStages:
             raise error
 
     async def transcribe(self, request: asr_pb2.TranscribeRequest, timeout: float | None) -> asr_pb2.Transcription:
-        self._answer("asr")
+        phases = request.options.frame_phases > 1
+        self._answer("asr_phases" if phases else "asr")
         assert self.transcription is not None, "the test set no transcription"
-        return self.transcription
+        if not phases:
+            return self.transcription
+        reply = asr_pb2.Transcription()
+        reply.CopyFrom(self.transcription)
+        reply.decode.phase_phonemes[:] = self.phase_phonemes
+        return reply
 
     async def transcribe_stream(
         self, chunks: AsyncIterator[asr_pb2.TranscribeStreamRequest], timeout: float | None
@@ -71,6 +81,7 @@ class StandInStages:
         self, request: tajweed_pb2.ValidateRequest, timeout: float | None
     ) -> tajweed_pb2.ValidateResponse:
         self._answer("tajweed")
+        self.validated.append(request)
         return self.validation
 
     async def health(self, timeout: float | None) -> dict[str, str]:

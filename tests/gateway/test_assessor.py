@@ -12,7 +12,7 @@ import pytest
 
 from services.client.options import build_request
 from services.common.errors import DeadlineExceeded, FailedPrecondition, Unavailable
-from services.common.pb import common_pb2, gateway_pb2
+from services.common.pb import common_pb2, gateway_pb2, tajweed_pb2
 from services.gateway.app import GatewayApp
 from services.gateway.config import GatewayConfig
 from services.gateway.likely import LikelyRecited
@@ -179,3 +179,28 @@ async def test_a_gateway_that_holds_the_passage_index_names_what_was_recited_fro
         assert isinstance(finder, LikelyRecited) and finder.last_source == "passage-index"
     finally:
         await app.close()
+
+
+async def test_letter_errors_send_the_stretch_back_for_its_frame_phases(app: GatewayApp, test_wav_bytes: bytes) -> None:
+    stages = _stages(app)
+    stages.transcription = transcription(_phonemes(1, 2))
+    # A clean stretch: its decode alone is judged.
+    await _assess(app, test_wav_bytes)
+    assert "asr_phases" not in stages.calls and stages.calls.count("tajweed") == 1
+    assert not stages.validated[0].decode.phase_phonemes
+    # A letter error: the stretch is decoded at its other phases and judged again with them.
+    stages.calls.clear()
+    stages.validated.clear()
+    stages.phase_phonemes = ("a", "b", "c")
+    wrong = common_pb2.Finding(rule=common_pb2.RULE_PRONUNCIATION, verdict=common_pb2.VERDICT_WRONG, word_index=0)
+    stages.validation = tajweed_pb2.ValidateResponse(findings=[wrong])
+    assessment = await _assess(app, test_wav_bytes)
+    assert stages.calls.count("asr_phases") == 1 and stages.calls.count("tajweed") == 2
+    assert list(stages.validated[1].decode.phase_phonemes) == ["a", "b", "c"]
+    assert _statuses(assessment)["asr_phases"][0] == OK
+    # The phases cannot be had: the first judgement stands, and the stage says so.
+    stages.calls.clear()
+    stages.errors["asr_phases"] = Unavailable("asr is down")
+    assessment = await _assess(app, test_wav_bytes)
+    assert stages.calls.count("tajweed") == 1 and _statuses(assessment)["asr_phases"][0] == UNAVAILABLE
+    assert any(e.word_index == 0 for e in assessment.errors)

@@ -64,6 +64,8 @@ def test_a_partial_file_keeps_the_other_defaults(tmp_path: Path) -> None:
         ({"min_pause_s": -1}, "min_pause_s must be > 0"),
         ({"errors_need_agreement": 1}, "errors_need_agreement must be true or false"),
         ({"qalqla_present": 0.2, "qalqla_absent": 0.4}, "qalqla_absent must not exceed"),
+        ({"letter_sure_phases": 0.5, "letter_dismiss_phases": 0.75}, "letter_dismiss_phases must not exceed"),
+        ({"letter_sure_phases": 1.5}, "letter_sure_phases"),
         ({"format": "something-else/9"}, "format"),
         ({"fitted_on_surahs": [85, 95]}, "never on 90-114"),
     ],

@@ -123,3 +123,53 @@ def test_a_weak_letter_error_is_uncertain_under_a_calibrated_threshold() -> None
     [uncertain] = synth.validate(request, TajweedConfig(calibration=calibrated)).findings
     assert uncertain.verdict == Verdict.UNCERTAIN
     assert f"{weak.confidence:.2f}" in uncertain.message_en and "كُ" in uncertain.message_en
+
+
+def _phased(decoded: str, phases: tuple[str, ...], **calibration: float):  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from services.tajweed.calibration import Calibration
+    from services.tajweed.config import TajweedConfig
+
+    ref = synth.reference(112, 1)
+    timing = synth.alignment(ref, synth.natural_durations(ref, 0.3, 0.18))
+    decode = synth.decode(decoded, prob=0.9)
+    decode.phase_phonemes.extend(phases)
+    request = synth.request(ref, timing, decode, validators=["explain_error"])
+    config = TajweedConfig(calibration=replace(Calibration(), **calibration)) if calibration else TajweedConfig()
+    return synth.validate(request, config).findings
+
+
+def test_a_letter_error_every_frame_phase_hears_is_an_error() -> None:
+    ref = synth.reference(112, 1)
+    wrong = "كُ" + ref.phonemes[2:]
+    [finding] = _phased(wrong, (wrong, wrong, wrong))
+    assert finding.verdict == Verdict.WRONG
+    assert (finding.measured.phases_heard, finding.measured.phases) == (4, 4)
+
+
+def test_a_letter_error_some_frame_phases_miss_is_uncertain_and_one_most_miss_is_none() -> None:
+    ref = synth.reference(112, 1)
+    wrong, right = "كُ" + ref.phonemes[2:], ref.phonemes
+    [doubted] = _phased(wrong, (wrong, right, wrong))
+    assert doubted.verdict == Verdict.UNCERTAIN
+    assert (doubted.measured.phases_heard, doubted.measured.phases) == (3, 4)
+    assert "heard in 3 of 4 listenings" in doubted.message_en and "كُ" in doubted.message_en
+    # Heard by the decode alone: three decodes of four heard the letter as written.
+    assert not _phased(wrong, (right, right, right))
+    # An error elsewhere is not this one's support; one on the same sound is, heard otherwise.
+    elsewhere = ref.phonemes[:6] + "زَ" + ref.phonemes[6:]
+    assert not _phased(wrong, (elsewhere, elsewhere, elsewhere))
+    [supported] = _phased(wrong, ("تُ" + ref.phonemes[2:],) * 3)
+    assert supported.verdict == Verdict.WRONG and supported.measured.phases_heard == 4
+    # The calibration sets both shares: with every decode needed to show it, even 3 of 4 is none.
+    assert _phased(wrong, (wrong, right, wrong), letter_sure_phases=1.0, letter_dismiss_phases=1.0) == ()
+    [kept] = _phased(wrong, (wrong, right, right), letter_sure_phases=0.5, letter_dismiss_phases=0.5)
+    assert kept.verdict == Verdict.WRONG
+
+
+def test_a_decode_without_frame_phases_is_judged_as_before() -> None:
+    ref = synth.reference(112, 1)
+    [finding] = _phased("كُ" + ref.phonemes[2:], ())
+    assert finding.verdict == Verdict.WRONG
+    assert finding.measured.phases is None and finding.measured.phases_heard is None

@@ -9,20 +9,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class TranscribeOptions(_message.Message):
-    __slots__ = ("include_log_probs", "levels", "force_segmentation", "skip_sifat", "detect_completeness", "reference_sifat")
+    __slots__ = ("include_log_probs", "levels", "force_segmentation", "skip_sifat", "detect_completeness", "reference_sifat", "frame_phases")
     INCLUDE_LOG_PROBS_FIELD_NUMBER: _ClassVar[int]
     LEVELS_FIELD_NUMBER: _ClassVar[int]
     FORCE_SEGMENTATION_FIELD_NUMBER: _ClassVar[int]
     SKIP_SIFAT_FIELD_NUMBER: _ClassVar[int]
     DETECT_COMPLETENESS_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_SIFAT_FIELD_NUMBER: _ClassVar[int]
+    FRAME_PHASES_FIELD_NUMBER: _ClassVar[int]
     include_log_probs: bool
     levels: _containers.RepeatedScalarFieldContainer[str]
     force_segmentation: bool
     skip_sifat: bool
     detect_completeness: bool
     reference_sifat: _containers.RepeatedCompositeFieldContainer[_common_pb2.Sifat]
-    def __init__(self, include_log_probs: _Optional[bool] = ..., levels: _Optional[_Iterable[str]] = ..., force_segmentation: _Optional[bool] = ..., skip_sifat: _Optional[bool] = ..., detect_completeness: _Optional[bool] = ..., reference_sifat: _Optional[_Iterable[_Union[_common_pb2.Sifat, _Mapping]]] = ...) -> None: ...
+    frame_phases: int
+    def __init__(self, include_log_probs: _Optional[bool] = ..., levels: _Optional[_Iterable[str]] = ..., force_segmentation: _Optional[bool] = ..., skip_sifat: _Optional[bool] = ..., detect_completeness: _Optional[bool] = ..., reference_sifat: _Optional[_Iterable[_Union[_common_pb2.Sifat, _Mapping]]] = ..., frame_phases: _Optional[int] = ...) -> None: ...
 
 class TranscribeRequest(_message.Message):
     __slots__ = ("audio", "options")

@@ -420,14 +420,16 @@ class DecodedToken(_message.Message):
     def __init__(self, phoneme: _Optional[str] = ..., id: _Optional[int] = ..., prob: _Optional[float] = ..., start_frame: _Optional[int] = ..., end_frame: _Optional[int] = ...) -> None: ...
 
 class Decode(_message.Message):
-    __slots__ = ("phonemes", "tokens", "sifat")
+    __slots__ = ("phonemes", "tokens", "sifat", "phase_phonemes")
     PHONEMES_FIELD_NUMBER: _ClassVar[int]
     TOKENS_FIELD_NUMBER: _ClassVar[int]
     SIFAT_FIELD_NUMBER: _ClassVar[int]
+    PHASE_PHONEMES_FIELD_NUMBER: _ClassVar[int]
     phonemes: str
     tokens: _containers.RepeatedCompositeFieldContainer[DecodedToken]
     sifat: _containers.RepeatedCompositeFieldContainer[Sifat]
-    def __init__(self, phonemes: _Optional[str] = ..., tokens: _Optional[_Iterable[_Union[DecodedToken, _Mapping]]] = ..., sifat: _Optional[_Iterable[_Union[Sifat, _Mapping]]] = ...) -> None: ...
+    phase_phonemes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, phonemes: _Optional[str] = ..., tokens: _Optional[_Iterable[_Union[DecodedToken, _Mapping]]] = ..., sifat: _Optional[_Iterable[_Union[Sifat, _Mapping]]] = ..., phase_phonemes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ModelVersion(_message.Message):
     __slots__ = ("name", "weights_digest", "dev_weights", "backend", "precision", "device", "precision_reason", "demo_weights")
@@ -530,7 +532,7 @@ class Alignment(_message.Message):
     def __init__(self, tokens: _Optional[_Iterable[_Union[AlignedToken, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[AlignedGroup, _Mapping]]] = ..., words: _Optional[_Iterable[_Union[AlignedWord, _Mapping]]] = ..., num_frames: _Optional[int] = ..., frame_duration_s: _Optional[float] = ..., path_log_prob: _Optional[float] = ..., confidence: _Optional[float] = ...) -> None: ...
 
 class Measurement(_message.Message):
-    __slots__ = ("duration_harakat", "symbol_count", "duration_s", "sifa_prob", "energy_ratio", "text", "duration_sd")
+    __slots__ = ("duration_harakat", "symbol_count", "duration_s", "sifa_prob", "energy_ratio", "text", "duration_sd", "phases_heard", "phases")
     DURATION_HARAKAT_FIELD_NUMBER: _ClassVar[int]
     SYMBOL_COUNT_FIELD_NUMBER: _ClassVar[int]
     DURATION_S_FIELD_NUMBER: _ClassVar[int]
@@ -538,6 +540,8 @@ class Measurement(_message.Message):
     ENERGY_RATIO_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     DURATION_SD_FIELD_NUMBER: _ClassVar[int]
+    PHASES_HEARD_FIELD_NUMBER: _ClassVar[int]
+    PHASES_FIELD_NUMBER: _ClassVar[int]
     duration_harakat: float
     symbol_count: float
     duration_s: float
@@ -545,7 +549,9 @@ class Measurement(_message.Message):
     energy_ratio: float
     text: str
     duration_sd: float
-    def __init__(self, duration_harakat: _Optional[float] = ..., symbol_count: _Optional[float] = ..., duration_s: _Optional[float] = ..., sifa_prob: _Optional[float] = ..., energy_ratio: _Optional[float] = ..., text: _Optional[str] = ..., duration_sd: _Optional[float] = ...) -> None: ...
+    phases_heard: int
+    phases: int
+    def __init__(self, duration_harakat: _Optional[float] = ..., symbol_count: _Optional[float] = ..., duration_s: _Optional[float] = ..., sifa_prob: _Optional[float] = ..., energy_ratio: _Optional[float] = ..., text: _Optional[str] = ..., duration_sd: _Optional[float] = ..., phases_heard: _Optional[int] = ..., phases: _Optional[int] = ...) -> None: ...
 
 class Expectation(_message.Message):
     __slots__ = ("harakat", "text")

@@ -15,6 +15,7 @@ from typing import TypeVar
 import numpy as np
 
 from services.common.audio import DecodedAudio
+from services.common.findings import LETTER_RULES
 from services.common.pb import asr_pb2, common_pb2, gateway_pb2, tajweed_pb2
 from services.gateway.follow.attempts import decoded_by_word
 from services.gateway.follow.judgement import Judgement
@@ -75,6 +76,16 @@ async def judge_stretch(
 
         energy = await ledger.run("energy", energy_call)
         validated = await calls.validate(reference, alignment, transcription, energy, audio, options, ledger)
+        if validated is not None and _weigh_letters(calls, validated, transcription):
+            # Letter errors are weighed by how many frame phases hear them (tajweed explain.py):
+            # the phases are decoded only for a stretch that has some, so a clean one costs nothing.
+            phases = await calls.frame_phases(audio, ledger)
+            if phases:
+                phased = asr_pb2.Transcription()
+                phased.CopyFrom(transcription)
+                phased.decode.phase_phonemes[:] = phases
+                weighed = await calls.validate(reference, alignment, phased, energy, audio, options, ledger)
+                validated = weighed if weighed is not None else validated
     findings = list(validated.findings) if validated is not None else None
     if validated is not None and validated.HasField("tempo"):
         judgement.tempo = validated.tempo
@@ -119,6 +130,15 @@ async def judge_stretch(
             phonemes = reference.phonemes[stretch_word.phoneme_start : stretch_word.phoneme_end]
             judgement.judged_phonemes[stretch_index[k]] = phonemes
     return judgement
+
+
+def _weigh_letters(
+    calls: StageCalls, validated: tajweed_pb2.ValidateResponse, transcription: asr_pb2.Transcription
+) -> bool:
+    """Whether the stretch's letter errors still need their frame phases."""
+    if calls.config.letter_phases <= 1 or transcription.decode.phase_phonemes:
+        return False
+    return any(f.rule in LETTER_RULES and f.verdict != common_pb2.VERDICT_CORRECT for f in validated.findings)
 
 
 _Placed = TypeVar("_Placed", gateway_pb2.WordAssessment, common_pb2.Finding, gateway_pb2.ErrorItem)
