@@ -308,6 +308,13 @@ class StreamingRecognizer:
                 "options.force_segmentation: a stream is one segment, never cut at pauses; send segments "
                 "as separate streams (or the whole recording to Transcribe)"
             )
+        if opts.frame_phases > 1:
+            # Encoded window by window as it arrives, a stream has one phase; each more would be
+            # another stream.
+            raise InvalidArgument(
+                f"options.frame_phases is {opts.frame_phases}: a stream decodes one phase (0 or 1); ask Transcribe"
+                " for the segment's frame phases"
+            )
         levels = self.check_options(opts)
         return OnlineStream(
             extractor=self.extractor,

@@ -218,6 +218,8 @@ MISUSE = [
         grpc.StatusCode.INVALID_ARGUMENT,
         "options.force_segmentation",
     ),
+    ("frame phases", [config(options=asr_pb2.TranscribeOptions(frame_phases=4))],
+     grpc.StatusCode.INVALID_ARGUMENT, "options.frame_phases is 4: a stream decodes one phase"),
     ("unknown level", [config(options=asr_pb2.TranscribeOptions(levels=["tone"]))],
      grpc.StatusCode.INVALID_ARGUMENT, "unknown level(s) tone"),
     ("half a sample", [config(), audio(SECOND + b"\x00")], grpc.StatusCode.INVALID_ARGUMENT,
