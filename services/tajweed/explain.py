@@ -87,19 +87,23 @@ def _confidence(analysis: Analysis, error: ReciterError, heard: list[DecodedGrou
 _Span = tuple[int, int]
 
 
-def _span(error: ReciterError) -> _Span:
-    return int(error.ph_pos[0]), int(error.ph_pos[1])
+def _span(analysis: Analysis, error: ReciterError) -> _Span:
+    """The reference phonemes an error is on; an insertion (a point between two groups) is on
+    the groups either side of it: the same added sound may be placed before or after a
+    neighbouring group by another decode's alignment."""
+    start, end = int(error.ph_pos[0]), int(error.ph_pos[1])
+    if end > start:
+        return start, end
+    reference = analysis.reference
+    size = len(reference.phonemes)
+    before = reference.group_at(start - 1).start if start > 0 else start
+    after = reference.group_at(start).end if start < size else start
+    return before, max(after, before + 1)
 
 
 def _touches(a: _Span, b: _Span) -> bool:
-    """Whether two errors are on the same sounds: overlapping reference phonemes, or an
-    insertion (an empty span, a point between phonemes) just before or inside the other's."""
-    if a[1] > a[0] and b[1] > b[0]:
-        return a[0] < b[1] and b[0] < a[1]
-    if a[1] == a[0] and b[1] == b[0]:
-        return a[0] == b[0]
-    point, span = (a[0], b) if a[1] == a[0] else (b[0], a)
-    return span[0] <= point < span[1]
+    """Whether two errors are on some of the same reference sounds."""
+    return a[0] < b[1] and b[0] < a[1]
 
 
 def _phase_errors(analysis: Analysis) -> list[list[_Span]]:
@@ -107,7 +111,10 @@ def _phase_errors(analysis: Analysis) -> list[list[_Span]]:
     request, reference = analysis.request, analysis.reference
     phases = request.decode.phase_phonemes if request.decode is not None else ()
     return [
-        [_span(e) for e in explain_error(reference.uthmani, reference.phonemes, phonemes, analysis.index.mappings)]
+        [
+            _span(analysis, e)
+            for e in explain_error(reference.uthmani, reference.phonemes, phonemes, analysis.index.mappings)
+        ]
         for phonemes in phases
     ]
 
@@ -144,7 +151,7 @@ def validate(analysis: Analysis) -> list[Finding]:
     for error in kept:
         # The decode heard it; how many of its frame phases heard something wrong on the same
         # sounds (a mistake may be heard as another wrong sound, or with its neighbour).
-        heard_in = 1 + sum(any(_touches(_span(error), there) for there in found) for found in phase_errors)
+        heard_in = 1 + sum(any(_touches(_span(analysis, error), there) for there in found) for found in phase_errors)
         phases = 1 + len(phase_errors)
         if phase_errors and heard_in < calibration.letter_dismiss_phases * phases:
             continue

@@ -173,3 +173,16 @@ def test_a_decode_without_frame_phases_is_judged_as_before() -> None:
     [finding] = _phased("كُ" + ref.phonemes[2:], ())
     assert finding.verdict == Verdict.WRONG
     assert finding.measured.phases is None and finding.measured.phases_heard is None
+
+
+def test_an_added_sound_placed_beside_the_next_group_by_a_phase_is_the_same_error() -> None:
+    ref = synth.reference(112, 1)
+    hu = synth.group_index(ref, "هُ")
+    extra = synth.replace_group(ref, hu, "زَهُ")
+    # Another decode's alignment puts the same added sound after هُ instead of before it.
+    after = synth.replace_group(ref, hu, "هُزَ")
+    [finding] = _phased(extra, (after, after, after))
+    assert (finding.verdict, finding.measured.phases_heard) == (Verdict.EXTRA, 4)
+    # An added sound a word away is not it.
+    far = ref.phonemes + "زَ"
+    assert not _phased(extra, (far, far, far))
