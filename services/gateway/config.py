@@ -127,7 +127,8 @@ LETTER_PHASES = setting(
     4,
     "A stretch with letter or haraka errors is decoded again at this many frame phases (the audio shifted by"
     " k/N of a model frame) and each error weighed by how many of them hear it (the tajweed calibration's"
-    " letter_*_phases); 1: never. Costs N more forward passes over such a stretch (its phases, and its decode again), none over a clean one.",
+    " letter_*_phases); 1: never. Costs N more forward passes over such a stretch (its phases, and its decode"
+    " again), none over a clean one.",
     group="gateway",
     ge=1,
     le=8,
