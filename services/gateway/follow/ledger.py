@@ -22,6 +22,8 @@ ORDER = (
     "verification",
     "alignment",
     "tajweed",
+    # A stretch's letter errors, weighed again by its frame phases (follow/judge.py).
+    "asr_phases",
     "comparison",
     "fusion",
 )
