@@ -12,7 +12,9 @@
 2. Every threshold whose decision can be replayed from a finding's own numbers is fitted offline
    on those findings (`replay`: the same functions the tajweed stage runs, on the recorded
    measures; no mesh run per grid point). Replayable:
-   - letters and harakat: the confidence (`letter_min_confidence`) and the share of frame-phase
+   - letters and harakat: the confidence (`letter_min_confidence`, and per expected letter with at
+     least MIN_RULE_FINDINGS letter findings on the split, `letter_min_confidence_by_letter`: the
+     model hears some sounds worse than others) and the share of frame-phase
      decodes that heard the error (`letter_sure_phases`, `letter_dismiss_phases`; a run under the
      defaults records no finding heard by fewer than half of them, so the dismissal is fitted
      from half upwards);
@@ -68,6 +70,7 @@ from services.common.pb import common_pb2
 from services.tajweed import ghunnah, qalqalah
 from services.tajweed.calibration import LENGTH_RULES, Calibration
 from services.tajweed.evidence import Length, LengthPolicy, judge_length, level
+from services.tajweed.explain import letter_of
 from services.tajweed.ghunnah import izhar_judgement, with_nasality
 
 LETTER_KINDS = ("letter", "haraka", "drop-word", "extra-word")
@@ -126,7 +129,14 @@ COORDINATES: tuple[str | Levels, ...] = (
     "errors_need_agreement", "uncertain_margin_harakat", "min_error_confidence", "ghonna_absent",
     Levels("release_level_db", "no_release_level_db"), Levels("qalqla_present", "qalqla_absent"),
 )
-Coordinate = str | tuple[str, ...] | Levels
+@dataclass(frozen=True)
+class LetterThreshold:
+    """One letter's own minimum confidence (letter_min_confidence_by_letter; "" an added sound)."""
+
+    letter: str
+
+
+Coordinate = str | tuple[str, ...] | Levels | LetterThreshold
 MADD_RULES = tuple(r for r in LENGTH_RULES if r.startswith("MADD_"))
 GHUNNAH_RULES = tuple(r for r in LENGTH_RULES if not r.startswith("MADD_"))
 
@@ -170,7 +180,8 @@ def replay(row: Mapping[str, Any], cal: Calibration) -> str:
                 return "VERDICT_CORRECT"  # no finding: most decodes heard the letter as written
             if heard < cal.letter_sure_phases * phases:
                 return UNCERTAIN
-        return base if row["confidence"] >= cal.letter_min_confidence else UNCERTAIN
+        threshold = cal.letter_threshold(letter_of(str(row.get("expected_phonemes", ""))))
+        return base if row["confidence"] >= threshold else UNCERTAIN
     rule = str(row["rule"]).removeprefix("RULE_")
     if source == "madd":
         expected = _expected_madd(row)
@@ -304,9 +315,22 @@ def _tolerance_groups(rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, ...]
     return groups
 
 
+def _letter_groups(rows: Sequence[Mapping[str, Any]]) -> list[LetterThreshold]:
+    """The letters with enough letter findings on the split for a threshold of their own."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        if r.get("source") == "explain_error" and r["verdict"] != "VERDICT_CORRECT":
+            letter = letter_of(str(r.get("expected_phonemes", "")))
+            counts[letter] = counts.get(letter, 0) + 1
+    return [LetterThreshold(k) for k, n in sorted(counts.items()) if n >= MIN_RULE_FINDINGS]
+
+
 def _with(cal: Calibration, coordinate: Coordinate, value: Any) -> Calibration | None:
     """`cal` with one coordinate set; None where the combination is not a valid calibration."""
     try:
+        if isinstance(coordinate, LetterThreshold):
+            by_letter = {**cal.letter_min_confidence_by_letter, coordinate.letter: value}
+            return replace(cal, letter_min_confidence_by_letter=by_letter)
         if isinstance(coordinate, Levels):
             return replace(cal, **{coordinate.present: value[0], coordinate.absent: value[1]})
         if isinstance(coordinate, tuple):
@@ -317,18 +341,24 @@ def _with(cal: Calibration, coordinate: Coordinate, value: Any) -> Calibration |
 
 
 def _current(cal: Calibration, coordinate: Coordinate) -> Any:
+    if isinstance(coordinate, LetterThreshold):
+        return cal.letter_threshold(coordinate.letter)
     if isinstance(coordinate, Levels):
         return (getattr(cal, coordinate.present), getattr(cal, coordinate.absent))
     return cal.tolerance(coordinate[0]) if isinstance(coordinate, tuple) else getattr(cal, coordinate)
 
 
 def _grid(coordinate: Coordinate) -> list[Any]:
+    if isinstance(coordinate, LetterThreshold):
+        return GRIDS["letter_min_confidence"]
     if isinstance(coordinate, Levels):
         return [(p, a) for p in GRIDS[coordinate.present] for a in GRIDS[coordinate.absent] if a <= p]
     return GRIDS["tolerance"] if isinstance(coordinate, tuple) else GRIDS[coordinate]
 
 
 def _name(coordinate: Coordinate) -> str:
+    if isinstance(coordinate, LetterThreshold):
+        return f"letter_min_confidence[{coordinate.letter or 'added'}]"
     if isinstance(coordinate, Levels):
         return f"{coordinate.present}+{coordinate.absent}"
     return "tolerance " + "+".join(coordinate) if isinstance(coordinate, tuple) else coordinate
@@ -343,7 +373,7 @@ def fit(split: Split, start: Calibration | None = None,
     # the run recorded (heard by at least the dismissal share of the phases) counted sure.
     reach = figures(split, replace(start, letter_sure_phases=start.letter_dismiss_phases))
     floors = {k: min(RECALL_FLOOR, v) for k, v in reach["recall"].items()}
-    coordinates: list[Coordinate] = [*_tolerance_groups(split.rows), *COORDINATES]
+    coordinates: list[Coordinate] = [*_tolerance_groups(split.rows), *COORDINATES, *_letter_groups(split.rows)]
     cal = start
     chosen: dict[str, Any] = {}
     for n in range(PASSES):

@@ -17,7 +17,8 @@ The fields, by what they decide:
   room above a ghunnah's length than below it); `uncertain_margin_harakat` (a band
   just beyond the tolerance where the verdict is UNCERTAIN, not an error);
   `min_error_confidence` (an error whose own probability is lower is UNCERTAIN);
-- letters and harakat: `letter_min_confidence` (a letter error less sure than this is UNCERTAIN);
+- letters and harakat: `letter_min_confidence` (a letter error less sure than this is UNCERTAIN),
+  `letter_min_confidence_by_letter` (the same per expected letter, where fitted);
   `letter_sure_phases` and `letter_dismiss_phases` (the share of frame-phase decodes that must
   hear the error for it to be one, or to be shown at all);
 - how duration and decoded symbol count combine: `duration_rel_sd` and
@@ -95,6 +96,11 @@ class Calibration:
     # the aligner's posterior for the expected sound) is below this is UNCERTAIN: the model's own
     # slips are weaker evidence than a learner's real mistakes. 0 keeps every such error.
     letter_min_confidence: float = 0.0
+    # Per letter (the core letter of the sound expected; "" for a sound added where none is),
+    # its own minimum confidence, where the calibration split held enough of its findings: a
+    # model hears some sounds worse than others (a glottal stop worst). The rest use
+    # letter_min_confidence.
+    letter_min_confidence_by_letter: Mapping[str, float] = field(default_factory=dict)
     # Frame phases (the same audio decoded on a grid moved by k/N of a frame; the gateway's
     # MUAALEM_LETTER_PHASES): a letter or haraka error heard by fewer than `letter_sure_phases`
     # of the decodes is UNCERTAIN, and by fewer than `letter_dismiss_phases` it is no finding:
@@ -167,6 +173,13 @@ class Calibration:
         _check("ghunnah_long_slack_harakat", self.ghunnah_long_slack_harakat, low=0.0, high=3.0)
         _check("min_error_confidence", self.min_error_confidence, low=0.0, high=1.0)
         _check("letter_min_confidence", self.letter_min_confidence, low=0.0, high=1.0)
+        object.__setattr__(self, "letter_min_confidence_by_letter", dict(self.letter_min_confidence_by_letter))
+        for letter, value in self.letter_min_confidence_by_letter.items():
+            if len(letter) > 1:
+                raise CalibrationError(
+                    f"letter_min_confidence_by_letter: {letter!r} is not one letter (or \"\" for an added sound)"
+                )
+            _check(f"letter_min_confidence_by_letter[{letter}]", value, low=0.0, high=1.0)
         _check("letter_sure_phases", self.letter_sure_phases, low=0.0, high=1.0)
         _check("letter_dismiss_phases", self.letter_dismiss_phases, low=0.0, high=1.0)
         if self.letter_dismiss_phases > self.letter_sure_phases:
@@ -196,6 +209,10 @@ class Calibration:
         # The tolerances are a dict: hash the canonical values instead.
         return hash(self.digest())
 
+    def letter_threshold(self, letter: str) -> float:
+        """The minimum confidence of a letter error on `letter` (see letter_min_confidence_by_letter)."""
+        return self.letter_min_confidence_by_letter.get(letter, self.letter_min_confidence)
+
     def tolerance(self, rule: str) -> float:
         """Tolerance of a length rule by its RuleKind name (e.g. "MADD_ARID")."""
         return self.tolerance_harakat[rule]
@@ -207,6 +224,7 @@ class Calibration:
     def to_dict(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         values["tolerance_harakat"] = dict(sorted(self.tolerance_harakat.items()))
+        values["letter_min_confidence_by_letter"] = dict(sorted(self.letter_min_confidence_by_letter.items()))
         values["fitted_on_surahs"] = list(self.fitted_on_surahs)
         values["fit"] = dict(self.fit)
         return {"format": FORMAT, **values}
@@ -304,6 +322,10 @@ def _coerce(name: str, annotation: object, value: Any) -> Any:
     if name == "tolerance_harakat":
         if not isinstance(value, dict):
             raise CalibrationError(f"{name} must be an object of rule -> harakat, got {value!r}")
+        return {str(k): _coerce(f"{name}[{k}]", "float", v) for k, v in value.items()}
+    if name == "letter_min_confidence_by_letter":
+        if not isinstance(value, dict):
+            raise CalibrationError(f"{name} must be an object of letter -> confidence, got {value!r}")
         return {str(k): _coerce(f"{name}[{k}]", "float", v) for k, v in value.items()}
     if name == "fit":
         if not isinstance(value, dict):

@@ -119,6 +119,12 @@ def _phase_errors(analysis: Analysis) -> list[list[_Span]]:
     ]
 
 
+def letter_of(expected: str) -> str:
+    """The letter a letter error's threshold is chosen by: the expected sound's core letter, ""
+    for a sound added where none is expected."""
+    return expected[:1]
+
+
 def _texts(rule: RuleKind, verdict: Verdict, expected_ph: str, heard_ph: str) -> tuple[str, str]:
     """What a teacher would say, in the mushaf's letters (the phonetic strings stay in the
     finding's fields for machines). No leading label: the report names the rule beside it."""
@@ -173,7 +179,7 @@ def validate(analysis: Analysis) -> list[Finding]:
             verdict = Verdict.UNCERTAIN
             ar = f"غير مؤكد (سُمع في {heard_in} من {phases} استماعات): {ar}"
             en = f"uncertain (heard in {heard_in} of {phases} listenings): {en}"
-        elif confidence < calibration.letter_min_confidence:
+        elif confidence < calibration.letter_threshold(letter_of(error.expected_ph)):
             verdict = Verdict.UNCERTAIN
             ar = f"غير مؤكد ({confidence:.2f}): {ar}"
             en = f"uncertain (confidence {confidence:.2f}): {en}"

@@ -171,3 +171,38 @@ def test_the_two_levels_of_one_evidence_move_together() -> None:
     assert report["fitted"]["false_alarm_lines"] == 0
     assert -5.0 <= cal.no_release_level_db <= cal.release_level_db <= -3.0
     assert report["chosen"]["release_level_db+no_release_level_db"] == (cal.release_level_db, cal.no_release_level_db)
+
+
+def _letter_row(recitation: int, kind: str, expected: str, confidence: float, mistakes: list[tuple[str, int]],
+                heard: int | None = None) -> dict[str, Any]:
+    measured = {"phasesHeard": heard, "phases": 4} if heard is not None else {}
+    return {"recitation": recitation, "kind": kind, "word_index": 2, "mistakes": mistakes,
+            "on_mistake": [k for k, w in mistakes if w == 2], "rule": "RULE_PRONUNCIATION",
+            "verdict": "VERDICT_WRONG", "confidence": confidence, "source": "explain_error",
+            "rule_name": "normal replace", "expected_phonemes": expected, "heard_phonemes": "دَ", "measured": measured}
+
+
+def test_the_replay_weighs_a_letter_error_by_the_phases_that_heard_it() -> None:
+    cal = replace(Calibration(), letter_sure_phases=0.75, letter_dismiss_phases=0.5)
+    verdicts = [replay(_letter_row(0, "clean", "ءَ", 0.9, [], heard=n), cal) for n in (1, 2, 3, 4)]
+    assert verdicts == ["VERDICT_CORRECT", "VERDICT_UNCERTAIN", "VERDICT_WRONG", "VERDICT_WRONG"]
+    # Without phases (an older run, or MUAALEM_LETTER_PHASES=1) the confidence alone decides.
+    assert replay(_letter_row(0, "clean", "ءَ", 0.9, []), cal) == "VERDICT_WRONG"
+
+
+def test_a_letter_the_model_hears_worse_gets_its_own_threshold() -> None:
+    # Glottal stops: 20 slips on clean words at 0.60-0.79, 10 recited mistakes at 0.85-0.94; a
+    # rarer letter: 12 mistakes at 0.55-0.66 and 6 slips at 0.30-0.35. One threshold cannot keep
+    # the rarer letter's mistakes and drop the glottal stop's slips.
+    rows = [_letter_row(n, "clean", "ءَ", 0.6 + 0.01 * n, []) for n in range(20)]
+    rows += [_letter_row(100 + n, "letter", "ءَ", 0.85 + 0.01 * n, [("letter", 2)]) for n in range(10)]
+    rows += [_letter_row(200 + n, "letter", "سَ", 0.55 + 0.01 * n, [("letter", 2)]) for n in range(12)]
+    rows += [_letter_row(300 + n, "clean", "سَ", 0.3 + 0.01 * n, []) for n in range(6)]
+    split = Split.of(rows, clean_words=100)
+    cal, report = fit(split)
+    assert report["fitted"]["recall"]["letter"] == 1.0
+    assert report["fitted"]["false_alarm_lines"] == 0
+    assert 0.79 < cal.letter_threshold("ء") <= 0.85
+    assert 0.35 < cal.letter_threshold("س") <= 0.55
+    # 18 findings of "س" are too few for a threshold of its own: it has the global one.
+    assert set(cal.letter_min_confidence_by_letter) == {"ء"}

@@ -186,3 +186,12 @@ def test_an_added_sound_placed_beside_the_next_group_by_a_phase_is_the_same_erro
     # An added sound a word away is not it.
     far = ref.phonemes + "زَ"
     assert not _phased(extra, (far, far, far))
+
+
+def test_a_letter_threshold_of_its_own_judges_that_letter_only() -> None:
+    ref = synth.reference(112, 1)
+    qaf = "كُ" + ref.phonemes[2:]
+    [strict] = _phased(qaf, (), letter_min_confidence_by_letter={"ق": 0.95})
+    assert strict.verdict == Verdict.UNCERTAIN  # the decode's 0.9 is under the ق's own 0.95
+    [other] = _phased(qaf, (), letter_min_confidence_by_letter={"ه": 0.95})
+    assert other.verdict == Verdict.WRONG
