@@ -42,12 +42,17 @@ TARGET = common_pb2.Target(ayah_range=common_pb2.AyahRangeTarget(surah=112, firs
 
 
 class CountingAsr(AsrServicer):
-    """The real servicer, counting the whole-segment Transcribe calls it answers."""
+    """The real servicer, counting the whole-segment Transcribe calls it answers (and apart, the
+    calls for a stretch's frame phases, which only a stretch with letter errors makes)."""
 
     unary = 0
+    phases = 0
 
     async def Transcribe(self, request: Any, context: Any) -> Any:
-        self.unary += 1
+        if request.options.frame_phases > 1:
+            self.phases += 1
+        else:
+            self.unary += 1
         return await super().Transcribe(request, context)
 
 
