@@ -185,3 +185,21 @@ def test_held_nasals_and_madds_sound_throughout_in_every_voice(voice: str) -> No
         piece = rec.samples[int((start_s + 0.04) * RATE) : int((end_s - 0.04) * RATE)]
         floor = float(np.min(frame_energy_db(piece))) - peak
         assert floor > -30.0, (voice, symbols, round(floor, 1))
+
+
+def test_a_range_is_recited_ayah_by_ayah_as_stopped_on() -> None:
+    from services.demo.synth.script import reference_for
+
+    rec = _recite(112, 1, last_ayah=2)
+    first, second = reference_for(112, 1), reference_for(112, 2)
+    # أَحَدٌ as stopped on (its qalqalah), ٱللَّهُ as started: not أَحَدُنِ ٱللَّهُ with a pause inside.
+    assert rec.truth["phonemes"] == first.phonemes + second.phonemes
+    assert first.phonemes.endswith("دڇ") and second.phonemes.startswith("ءَ")
+    ref = rec.reference
+    assert [w.uthmani for w in ref.words] == [w.uthmani for w in (*first.words, *second.words)]
+    for word in ref.words:
+        assert ref.uthmani[word.uthmani_span.start : word.uthmani_span.end] == word.uthmani
+    for group in ref.groups:
+        assert ref.phonemes[group.phoneme_start : group.phoneme_end] == group.phonemes
+        word = ref.words[group.word_index]
+        assert word.phoneme_start <= group.phoneme_start < group.phoneme_end <= word.phoneme_end

@@ -100,11 +100,53 @@ def reference_for(
     from services.gateway.reference.builder import build_reference
     from services.gateway.reference.targets import ayah_range_target, ayah_target, word_range_target
 
-    if words is not None:
-        target = word_range_target(surah, ayah, words[0], words[1])
-    elif last_ayah and last_ayah != ayah:
-        target = ayah_range_target(surah, ayah, last_ayah)
-    else:
-        target = ayah_target(surah, ayah)
     values = moshaf_mod.to_dict(moshaf_mod.to_proto({**moshaf_mod.REQUIRED_DEFAULTS, **(moshaf or {})}))
-    return build_reference(target, values)
+    if words is not None:
+        return build_reference(word_range_target(surah, ayah, words[0], words[1]), values)
+    if last_ayah and last_ayah != ayah:
+        # The reciter stops at every ayah end (reciter.py pauses there): each ayah is said in
+        # its own form, its last word as stopped on and the next ayah's first as started, not in
+        # the connected reading of the range (أَحَدُنِ ٱللَّهُ said with a pause in between).
+        parts = [build_reference(ayah_target(surah, a), values) for a in range(ayah, last_ayah + 1)]
+        return joined(parts, ayah_range_target(surah, ayah, last_ayah).to_proto())
+    return build_reference(ayah_target(surah, ayah), values)
+
+
+def joined(parts: list[common_pb2.Reference], target: common_pb2.Target) -> common_pb2.Reference:
+    """One reference of consecutive references said one after another (their text joined by a
+    space): phoneme, word, group and text positions moved along."""
+    out = common_pb2.Reference(target=target, moshaf=parts[0].moshaf, phonetizer_version=parts[0].phonetizer_version,
+                               ends_with_waqf=parts[-1].ends_with_waqf)
+    phonemes = words = text = 0
+    for part in parts:
+        if text:
+            out.uthmani += " "
+            text += 1
+        out.uthmani += part.uthmani
+        out.phonemes += part.phonemes
+        out.phoneme_ids.extend(part.phoneme_ids)
+        for word in part.words:
+            moved = out.words.add()
+            moved.CopyFrom(word)
+            moved.phoneme_start += phonemes
+            moved.phoneme_end += phonemes
+            moved.uthmani_span.start += text
+            moved.uthmani_span.end += text
+        for group in part.groups:
+            moved_group = out.groups.add()
+            moved_group.CopyFrom(group)
+            moved_group.phoneme_start += phonemes
+            moved_group.phoneme_end += phonemes
+            moved_group.word_index += words
+        for rule in part.rules:
+            moved_rule = out.rules.add()
+            moved_rule.CopyFrom(rule)
+            moved_rule.phoneme_start += phonemes
+            moved_rule.phoneme_end += phonemes
+            moved_rule.word_index += words
+            moved_rule.uthmani_span.start += text
+            moved_rule.uthmani_span.end += text
+        phonemes += len(part.phonemes)
+        words += len(part.words)
+        text += len(part.uthmani)
+    return out
