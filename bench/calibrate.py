@@ -17,7 +17,8 @@
      model hears some sounds worse than others) and the share of frame-phase
      decodes that heard the error (`letter_sure_phases`, `letter_dismiss_phases`; a run under the
      defaults records no finding heard by fewer than half of them, so the dismissal is fitted
-     from half upwards);
+     from half upwards), and the aligner's llr on the expected sounds (`letter_uncertain_llr`,
+     `letter_dismiss_llr`, from the dump's `aligned` evidence);
    - madd and ghunnah lengths: the timed length and its spread (`Measurement.duration_sd`), the
      decoded count, the expected and permitted lengths, P(maghnoon): `tolerance_harakat` per
      rule, `ghunnah_long_slack_harakat`, `uncertain_margin_harakat`, `min_error_confidence`, `disagreement_harakat`,
@@ -68,9 +69,9 @@ from typing import Any
 from bench.demo_model_eval import CALIBRATION_SURAHS, mesh_figures, mistake_words, names, recitations_path
 from services.common.pb import common_pb2
 from services.tajweed import ghunnah, qalqalah
-from services.tajweed.calibration import LENGTH_RULES, Calibration
+from services.tajweed.calibration import LENGTH_RULES, NO_LLR_LIMIT, Calibration
 from services.tajweed.evidence import Length, LengthPolicy, judge_length, level
-from services.tajweed.explain import letter_of
+from services.tajweed.explain import expected_llr, letter_of
 from services.tajweed.ghunnah import izhar_judgement, with_nasality
 
 LETTER_KINDS = ("letter", "haraka", "drop-word", "extra-word")
@@ -94,6 +95,12 @@ GRIDS: dict[str, list[Any]] = {
     # Shares of the frame-phase decodes: at MUAALEM_LETTER_PHASES=4 each step of 0.25 is one decode.
     "letter_sure_phases": _steps(0.0, 1.0, 0.125),
     "letter_dismiss_phases": _steps(0.0, 1.0, 0.125),
+    # The aligner's llr (a mean log-probability ratio: a hit is near -20, the expected sound said
+    # near 0 or above); NO_LLR_LIMIT leaves it unused. Only where the expected sound is at least
+    # as likely as any other (llr >= 0) may the aligner remove a finding; where a competitor is
+    # likelier, however little, the two kinds of evidence disagree and it is UNCERTAIN at most.
+    "letter_uncertain_llr": [*_steps(-20.0, 10.0, 0.5), NO_LLR_LIMIT],
+    "letter_dismiss_llr": [*_steps(0.0, 10.0, 0.5), NO_LLR_LIMIT],
     "tolerance": _steps(0.25, 1.5, 0.125),
     "ghunnah_long_slack_harakat": _steps(0.0, 1.5, 0.125),
     "uncertain_margin_harakat": _steps(0.0, 1.0, 0.125),
@@ -124,7 +131,8 @@ class Levels:
 
 # The coordinates after the tolerances, in the order they are searched.
 COORDINATES: tuple[str | Levels, ...] = (
-    "ghunnah_long_slack_harakat", Levels("letter_sure_phases", "letter_dismiss_phases"), "letter_min_confidence",
+    "ghunnah_long_slack_harakat", Levels("letter_sure_phases", "letter_dismiss_phases"),
+    Levels("letter_dismiss_llr", "letter_uncertain_llr"), "letter_min_confidence",
     "symbol_sd_harakat", "disagreement_harakat",
     "errors_need_agreement", "uncertain_margin_harakat", "min_error_confidence", "ghonna_absent",
     Levels("release_level_db", "no_release_level_db"), Levels("qalqla_present", "qalqla_absent"),
@@ -154,6 +162,14 @@ def _letter_verdict(row: Mapping[str, Any]) -> str | None:
     return {"insert": "VERDICT_EXTRA", "delete": "VERDICT_MISSING", "replace": "VERDICT_WRONG"}.get(edit)
 
 
+def _llr(row: Mapping[str, Any]) -> float | None:
+    """The aligner's llr on a letter finding's expected sounds, from the dump (`aligned`: per
+    phoneme [llr, gop, competitor]); None for an added sound or a run without it."""
+    if not row.get("expected_phonemes"):
+        return None
+    return expected_llr([float(a[0]) for a in row.get("aligned") or []])
+
+
 def _expected_madd(row: Mapping[str, Any]) -> int | None:
     match = re.match(r"(\d+) harakat", str(row.get("expected", {}).get("text", "")))
     return int(match.group(1)) if match else None
@@ -175,11 +191,17 @@ def replay(row: Mapping[str, Any], cal: Calibration) -> str:
         if base is None:
             return recorded
         heard, phases = measured.get("phasesHeard"), measured.get("phases")
-        if heard is not None and phases:
-            if heard < cal.letter_dismiss_phases * phases:
-                return "VERDICT_CORRECT"  # no finding: most decodes heard the letter as written
-            if heard < cal.letter_sure_phases * phases:
-                return UNCERTAIN
+        # As the stage weighs it (explain.py): the decodes that heard it against a share of all.
+        count, of = (int(heard), int(phases)) if heard is not None and phases else (None, 0)
+        if count is not None and count < cal.letter_dismiss_phases * of:
+            return "VERDICT_CORRECT"  # no finding: most decodes heard the letter as written
+        llr = _llr(row)
+        if llr is not None and llr > cal.letter_dismiss_llr:
+            return "VERDICT_CORRECT"  # no finding: the aligner finds what was expected
+        if count is not None and count < cal.letter_sure_phases * of:
+            return UNCERTAIN
+        if llr is not None and llr > cal.letter_uncertain_llr:
+            return UNCERTAIN
         threshold = cal.letter_threshold(letter_of(str(row.get("expected_phonemes", ""))))
         return base if row["confidence"] >= threshold else UNCERTAIN
     rule = str(row["rule"]).removeprefix("RULE_")

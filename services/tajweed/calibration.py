@@ -20,7 +20,8 @@ The fields, by what they decide:
 - letters and harakat: `letter_min_confidence` (a letter error less sure than this is UNCERTAIN),
   `letter_min_confidence_by_letter` (the same per expected letter, where fitted);
   `letter_sure_phases` and `letter_dismiss_phases` (the share of frame-phase decodes that must
-  hear the error for it to be one, or to be shown at all);
+  hear the error for it to be one, or to be shown at all); `letter_uncertain_llr` and
+  `letter_dismiss_llr` (how well the aligner finds the expected sound in the audio);
 - how duration and decoded symbol count combine: `duration_rel_sd` and
   `symbol_sd_harakat` (their spreads, hence their weights in the blend),
   `disagreement_harakat` (apart by this much or more, and giving different verdicts each on
@@ -67,6 +68,11 @@ LENGTH_RULES = (
 )
 
 
+# An llr no aligned sound reaches (the aligner's llr is a mean log-probability ratio): a limit
+# at this value is none.
+NO_LLR_LIMIT = 1000.0
+
+
 def _default_tolerances() -> dict[str, float]:
     return {rule: _MADD_TOLERANCE if rule.startswith("MADD_") else _GHUNNAH_TOLERANCE for rule in LENGTH_RULES}
 
@@ -108,6 +114,13 @@ class Calibration:
     # of them to show it at all.
     letter_sure_phases: float = 1.0
     letter_dismiss_phases: float = 0.5
+    # The aligner's evidence on a letter or haraka substituted or missing: the most contradicted
+    # llr of the expected sounds (target against the best competitor over its frames; negative:
+    # the competitor likelier). Above `letter_uncertain_llr` the error is UNCERTAIN (the sound
+    # fits what was expected nearly as well as what was decoded); above `letter_dismiss_llr` it
+    # is no finding (it fits it as well or better). NO_LLR_LIMIT: not used (the defaults).
+    letter_uncertain_llr: float = NO_LLR_LIMIT
+    letter_dismiss_llr: float = NO_LLR_LIMIT
     # Relative spread of an aligned duration (Husary's haraka varies ~15 % around its mean).
     duration_rel_sd: float = 0.15
     # Spread of a length counted from decoded symbols (the model's published madd count RMSE on
@@ -182,6 +195,10 @@ class Calibration:
             _check(f"letter_min_confidence_by_letter[{letter}]", value, low=0.0, high=1.0)
         _check("letter_sure_phases", self.letter_sure_phases, low=0.0, high=1.0)
         _check("letter_dismiss_phases", self.letter_dismiss_phases, low=0.0, high=1.0)
+        _check("letter_uncertain_llr", self.letter_uncertain_llr, low=-NO_LLR_LIMIT, high=NO_LLR_LIMIT)
+        _check("letter_dismiss_llr", self.letter_dismiss_llr, low=-NO_LLR_LIMIT, high=NO_LLR_LIMIT)
+        if self.letter_uncertain_llr > self.letter_dismiss_llr:
+            raise CalibrationError("letter_uncertain_llr must not exceed letter_dismiss_llr")
         if self.letter_dismiss_phases > self.letter_sure_phases:
             raise CalibrationError("letter_dismiss_phases must not exceed letter_sure_phases")
         for name in ("duration_rel_sd", "symbol_sd_harakat", "disagreement_harakat", "ghunnah_harakat",

@@ -15,6 +15,9 @@ explain_error, as any error on the same reference sounds: the model's slips come
 grid, while a learner's mistake is heard at every phase (not always as the same wrong sound).
 Heard by fewer than the calibration's letter_dismiss_phases share of the decodes, it is no
 finding (most heard the letter as written); by fewer than letter_sure_phases, UNCERTAIN.
+A letter substituted or missing is also weighed by the aligner: where the expected sounds fit the
+audio nearly as well as the competitor the decode chose (their llr above letter_uncertain_llr),
+it is UNCERTAIN; as well or better (above letter_dismiss_llr), no finding.
 Costs: explain_error takes well under a millisecond for an ayah (once per phase); its mappings
 are rebuilt once per reference (phonetics.py).
 """
@@ -119,6 +122,20 @@ def _phase_errors(analysis: Analysis) -> list[list[_Span]]:
     ]
 
 
+def expected_llr(llrs: list[float]) -> float | None:
+    """The aligner's evidence that an expected sound was not said: the most contradicted of its
+    phonemes' llr (None without aligned phonemes)."""
+    return min(llrs) if llrs else None
+
+
+def _aligned_llr(analysis: Analysis, error: ReciterError) -> float | None:
+    alignment = analysis.request.alignment
+    start, end = error.ph_pos
+    if alignment is None or end <= start:
+        return None
+    return expected_llr([t.llr for t in alignment.tokens[start:end]])
+
+
 def letter_of(expected: str) -> str:
     """The letter a letter error's threshold is chosen by: the expected sound's core letter, ""
     for a sound added where none is expected."""
@@ -161,6 +178,9 @@ def validate(analysis: Analysis) -> list[Finding]:
         phases = 1 + len(phase_errors)
         if phase_errors and heard_in < calibration.letter_dismiss_phases * phases:
             continue
+        llr = _aligned_llr(analysis, error)
+        if llr is not None and llr > calibration.letter_dismiss_llr:
+            continue  # the aligner finds what was expected as well as anything else
         rule = RuleKind.TASHKEEL if error.error_type == "tashkeel" else RuleKind.PRONUNCIATION
         verdict = _VERDICTS[error.speech_error_type]
         start, end = error.ph_pos
@@ -179,6 +199,10 @@ def validate(analysis: Analysis) -> list[Finding]:
             verdict = Verdict.UNCERTAIN
             ar = f"غير مؤكد (سُمع في {heard_in} من {phases} استماعات): {ar}"
             en = f"uncertain (heard in {heard_in} of {phases} listenings): {en}"
+        elif llr is not None and llr > calibration.letter_uncertain_llr:
+            verdict = Verdict.UNCERTAIN
+            ar = f"غير مؤكد (المتوقع يوافق الصوت تقريبًا: {llr:.1f}): {ar}"
+            en = f"uncertain (what was expected fits the sound almost as well: {llr:.1f}): {en}"
         elif confidence < calibration.letter_threshold(letter_of(error.expected_ph)):
             verdict = Verdict.UNCERTAIN
             ar = f"غير مؤكد ({confidence:.2f}): {ar}"

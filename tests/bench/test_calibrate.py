@@ -206,3 +206,19 @@ def test_a_letter_the_model_hears_worse_gets_its_own_threshold() -> None:
     assert 0.35 < cal.letter_threshold("س") <= 0.55
     # 18 findings of "س" are too few for a threshold of its own: it has the global one.
     assert set(cal.letter_min_confidence_by_letter) == {"ء"}
+
+
+def test_the_replay_weighs_a_substituted_letter_by_the_aligner() -> None:
+    cal = replace(Calibration(), letter_uncertain_llr=-0.5, letter_dismiss_llr=0.0)
+
+    def replayed(llrs: list[float], expected: str = "دڇ") -> str:
+        row = _letter_row(0, "clean", expected, 0.9, [])
+        row["aligned"] = [[v, 0.5, "ج"] for v in llrs]
+        return replay(row, cal)
+
+    # The most contradicted expected phoneme decides.
+    assert replayed([-12.0, 3.0]) == "VERDICT_WRONG"
+    assert replayed([-0.3, 3.0]) == "VERDICT_UNCERTAIN"
+    assert replayed([0.4, 3.0]) == "VERDICT_CORRECT"
+    assert replayed([]) == "VERDICT_WRONG"  # no aligned phonemes: not weighed
+    assert replayed([0.4], expected="") == "VERDICT_WRONG"  # an added sound has no expected one

@@ -66,6 +66,7 @@ def test_a_partial_file_keeps_the_other_defaults(tmp_path: Path) -> None:
         ({"qalqla_present": 0.2, "qalqla_absent": 0.4}, "qalqla_absent must not exceed"),
         ({"letter_sure_phases": 0.5, "letter_dismiss_phases": 0.75}, "letter_dismiss_phases must not exceed"),
         ({"letter_sure_phases": 1.5}, "letter_sure_phases"),
+        ({"letter_uncertain_llr": 1.0, "letter_dismiss_llr": 0.0}, "letter_uncertain_llr must not exceed"),
         ({"letter_min_confidence_by_letter": {"ab": 0.5}}, "'ab' is not one letter"),
         ({"letter_min_confidence_by_letter": {"ء": 1.5}}, "letter_min_confidence_by_letter\\[ء\\] must be"),
         ({"letter_min_confidence_by_letter": [0.5]}, "must be an object of letter -> confidence"),

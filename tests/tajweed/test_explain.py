@@ -195,3 +195,29 @@ def test_a_letter_threshold_of_its_own_judges_that_letter_only() -> None:
     assert strict.verdict == Verdict.UNCERTAIN  # the decode's 0.9 is under the ق's own 0.95
     [other] = _phased(qaf, (), letter_min_confidence_by_letter={"ه": 0.95})
     assert other.verdict == Verdict.WRONG
+
+
+def test_the_aligner_weighs_a_substituted_letter() -> None:
+    from dataclasses import replace
+
+    from services.tajweed.calibration import Calibration
+    from services.tajweed.config import TajweedConfig
+
+    ref = synth.reference(112, 1)
+    wrong = "كُ" + ref.phonemes[2:]
+
+    def judged(llr: float, **calibration: float):  # type: ignore[no-untyped-def]
+        timing = synth.alignment(ref, synth.natural_durations(ref, 0.3, 0.18))
+        for token in timing.alignment.tokens[:2]:  # قُ, which the decode heard as كُ
+            token.llr = llr
+        request = synth.request(ref, timing, synth.decode(wrong, prob=0.9), validators=["explain_error"])
+        return synth.validate(request, TajweedConfig(calibration=replace(Calibration(), **calibration))).findings
+
+    limits = {"letter_uncertain_llr": -0.5, "letter_dismiss_llr": 0.0}
+    [sure] = judged(-12.0, **limits)  # the competitor far likelier than the ق: a mistake
+    assert sure.verdict == Verdict.WRONG
+    [weak] = judged(-0.3, **limits)  # the ق nearly as likely: weak evidence
+    assert weak.verdict == Verdict.UNCERTAIN and "-0.3" in weak.message_en and "كُ" in weak.message_en
+    assert not judged(0.4, **limits)  # the ق likelier than anything else: no finding
+    [unused] = judged(0.4)  # the defaults do not weigh it
+    assert unused.verdict == Verdict.WRONG
