@@ -222,3 +222,35 @@ def test_the_replay_weighs_a_substituted_letter_by_the_aligner() -> None:
     assert replayed([0.4, 3.0]) == "VERDICT_CORRECT"
     assert replayed([]) == "VERDICT_WRONG"  # no aligned phonemes: not weighed
     assert replayed([0.4], expected="") == "VERDICT_WRONG"  # an added sound has no expected one
+
+
+def test_the_replay_of_letter_findings_is_what_the_stage_says() -> None:
+    """Findings judged under the defaults (as the calibration run judges them), replayed under
+    other letter thresholds, get the verdicts the stage gives under those thresholds."""
+    ref = synth.reference(112, 1)
+    right, wrong = ref.phonemes, "كُ" + ref.phonemes[2:]
+    cal = replace(Calibration(), letter_sure_phases=1.0, letter_dismiss_phases=0.5, letter_uncertain_llr=-0.5,
+                  letter_dismiss_llr=0.0, letter_min_confidence_by_letter={"ق": 0.95})
+    cases = 0
+    for llr in (-12.0, -0.3, 0.4):
+        for phases in ((wrong, wrong, wrong), (wrong, right, wrong), (right, right, wrong)):
+            timing = synth.alignment(ref, synth.natural_durations(ref, 0.3, 0.18))
+            for token in timing.alignment.tokens[:2]:
+                token.llr = llr
+            decode = synth.decode(wrong, prob=0.9)
+            decode.phase_phonemes.extend(phases)
+            request = synth.request(ref, timing, decode, validators=["explain_error"])
+            rows = []
+            for finding in synth.validate(request).findings:
+                row = _dumped(finding)
+                tokens = timing.alignment.tokens[finding.phoneme_start : finding.phoneme_end]
+                row.update(expected_phonemes=finding.expected_phonemes, heard_phonemes=finding.heard_phonemes,
+                           aligned=[[t.llr, t.gop_posterior, t.competitor] for t in tokens])
+                rows.append(row)
+            judged = synth.validate(request, TajweedConfig(calibration=cal)).findings
+            staged = [f"VERDICT_{f.verdict.value}" for f in judged]
+            replayed = [replay(r, cal) for r in rows]
+            # A finding the thresholds remove replays as correct: no finding.
+            assert [v for v in replayed if v != "VERDICT_CORRECT"] == staged, (llr, phases)
+            cases += bool(staged)
+    assert cases >= 3
