@@ -125,28 +125,25 @@ def joined(parts: list[common_pb2.Reference], target: common_pb2.Target) -> comm
         out.uthmani += part.uthmani
         out.phonemes += part.phonemes
         out.phoneme_ids.extend(part.phoneme_ids)
-        for word in part.words:
-            moved = out.words.add()
-            moved.CopyFrom(word)
-            moved.phoneme_start += phonemes
-            moved.phoneme_end += phonemes
-            moved.uthmani_span.start += text
-            moved.uthmani_span.end += text
-        for group in part.groups:
-            moved_group = out.groups.add()
-            moved_group.CopyFrom(group)
-            moved_group.phoneme_start += phonemes
-            moved_group.phoneme_end += phonemes
-            moved_group.word_index += words
-        for rule in part.rules:
-            moved_rule = out.rules.add()
-            moved_rule.CopyFrom(rule)
-            moved_rule.phoneme_start += phonemes
-            moved_rule.phoneme_end += phonemes
-            moved_rule.word_index += words
-            moved_rule.uthmani_span.start += text
-            moved_rule.uthmani_span.end += text
+        out.words.extend(_moved(w, phonemes, text=text) for w in part.words)
+        out.groups.extend(_moved(g, phonemes, words=words) for g in part.groups)
+        out.rules.extend(_moved(r, phonemes, words=words, text=text) for r in part.rules)
         phonemes += len(part.phonemes)
         words += len(part.words)
         text += len(part.uthmani)
     return out
+
+
+def _moved(message: Any, phonemes: int, *, words: int | None = None, text: int | None = None) -> Any:
+    """A copy of a ReferenceWord, ReferenceGroup or ReferenceRule of one part, placed in the
+    joined reference (its word index moved by `words`, its text span by `text`, when given)."""
+    moved = type(message)()
+    moved.CopyFrom(message)
+    moved.phoneme_start += phonemes
+    moved.phoneme_end += phonemes
+    if words is not None:
+        moved.word_index += words
+    if text is not None:
+        moved.uthmani_span.start += text
+        moved.uthmani_span.end += text
+    return moved
