@@ -71,7 +71,7 @@ from services.common.pb import common_pb2
 from services.tajweed import ghunnah, qalqalah
 from services.tajweed.calibration import LENGTH_RULES, NO_LLR_LIMIT, Calibration
 from services.tajweed.evidence import Length, LengthPolicy, judge_length, level
-from services.tajweed.explain import expected_llr, letter_of
+from services.tajweed.explain import DISMISSED, expected_llr, letter_doubt, letter_of
 from services.tajweed.ghunnah import izhar_judgement, with_nasality
 
 LETTER_KINDS = ("letter", "haraka", "drop-word", "extra-word")
@@ -191,19 +191,12 @@ def replay(row: Mapping[str, Any], cal: Calibration) -> str:
         if base is None:
             return recorded
         heard, phases = measured.get("phasesHeard"), measured.get("phases")
-        # As the stage weighs it (explain.py): the decodes that heard it against a share of all.
-        count, of = (int(heard), int(phases)) if heard is not None and phases else (None, 0)
-        if count is not None and count < cal.letter_dismiss_phases * of:
-            return "VERDICT_CORRECT"  # no finding: most decodes heard the letter as written
-        llr = _llr(row)
-        if llr is not None and llr > cal.letter_dismiss_llr:
-            return "VERDICT_CORRECT"  # no finding: the aligner finds what was expected
-        if count is not None and count < cal.letter_sure_phases * of:
-            return UNCERTAIN
-        if llr is not None and llr > cal.letter_uncertain_llr:
-            return UNCERTAIN
-        threshold = cal.letter_threshold(letter_of(str(row.get("expected_phonemes", ""))))
-        return base if row["confidence"] >= threshold else UNCERTAIN
+        letter = letter_of(str(row.get("expected_phonemes", "")))
+        heard_in, of = (int(heard), int(phases)) if heard is not None and phases else (None, 0)
+        doubt = letter_doubt(cal, letter, float(row["confidence"]), _llr(row), heard_in, of)
+        if doubt == DISMISSED:
+            return "VERDICT_CORRECT"  # no finding
+        return base if doubt is None else UNCERTAIN
     rule = str(row["rule"]).removeprefix("RULE_")
     if source == "madd":
         expected = _expected_madd(row)

@@ -30,6 +30,7 @@ from quran_transcript.phonetics.error_explainer import ReciterError
 from services.common.script import readable
 from services.tajweed import phonetics
 from services.tajweed.analysis import Analysis
+from services.tajweed.calibration import Calibration
 from services.tajweed.matching import DecodedGroup
 from services.tajweed.model import Finding, Measured, RuleKind, Verdict, split_group
 
@@ -136,6 +137,29 @@ def _aligned_llr(analysis: Analysis, error: ReciterError) -> float | None:
     return expected_llr([t.llr for t in alignment.tokens[start:end]])
 
 
+# letter_doubt's answer for an error the calibration removes: no finding.
+DISMISSED = "dismissed"
+
+
+def letter_doubt(
+    calibration: Calibration, letter: str, confidence: float, llr: float | None, heard_in: int | None, phases: int
+) -> str | None:
+    """How the calibration weighs a letter error's evidence (the stage here, and bench/calibrate.py
+    replaying it): DISMISSED (no finding), "phases", "llr" or "confidence" (UNCERTAIN, for that
+    reason), None (an error). `heard_in` of `phases` decodes heard it (None: no phases decoded)."""
+    if heard_in is not None and heard_in < calibration.letter_dismiss_phases * phases:
+        return DISMISSED  # most decodes heard the letter as written
+    if llr is not None and llr > calibration.letter_dismiss_llr:
+        return DISMISSED  # the aligner finds what was expected as well as anything else
+    if heard_in is not None and heard_in < calibration.letter_sure_phases * phases:
+        return "phases"
+    if llr is not None and llr > calibration.letter_uncertain_llr:
+        return "llr"
+    if confidence < calibration.letter_threshold(letter):
+        return "confidence"
+    return None
+
+
 def letter_of(expected: str) -> str:
     """The letter a letter error's threshold is chosen by: the expected sound's core letter, ""
     for a sound added where none is expected."""
@@ -174,17 +198,20 @@ def validate(analysis: Analysis) -> list[Finding]:
     for error in kept:
         # The decode heard it; how many of its frame phases heard something wrong on the same
         # sounds (a mistake may be heard as another wrong sound, or with its neighbour).
-        heard_in = 1 + sum(any(_touches(_span(analysis, error), there) for there in found) for found in phase_errors)
+        mine = _span(analysis, error)
+        heard_in = 1 + sum(any(_touches(mine, there) for there in found) for found in phase_errors)
         phases = 1 + len(phase_errors)
-        if phase_errors and heard_in < calibration.letter_dismiss_phases * phases:
-            continue
         llr = _aligned_llr(analysis, error)
-        if llr is not None and llr > calibration.letter_dismiss_llr:
-            continue  # the aligner finds what was expected as well as anything else
+        heard = _heard_groups(analysis, error)
+        confidence = _confidence(analysis, error, heard)
+        doubt = letter_doubt(
+            calibration, letter_of(error.expected_ph), confidence, llr, heard_in if phase_errors else None, phases
+        )
+        if doubt == DISMISSED:
+            continue
         rule = RuleKind.TASHKEEL if error.error_type == "tashkeel" else RuleKind.PRONUNCIATION
         verdict = _VERDICTS[error.speech_error_type]
         start, end = error.ph_pos
-        heard = _heard_groups(analysis, error)
         time_span = analysis.range_time(start, end)
         if end <= start and heard:
             time_span = heard[0].time_span(analysis.frame_s) or time_span
@@ -193,17 +220,16 @@ def validate(analysis: Analysis) -> list[Finding]:
         if error.ref_tajweed_rules:
             rule_name += f" ({error.ref_tajweed_rules[0].name.en})"
         ar, en = _texts(rule, verdict, error.expected_ph, error.preditected_ph)
-        confidence = _confidence(analysis, error, heard)
         # Too weak to defend to a teacher: shown greyed with its numbers, never as a mistake.
-        if phase_errors and heard_in < calibration.letter_sure_phases * phases:
+        if doubt == "phases":
             verdict = Verdict.UNCERTAIN
             ar = f"غير مؤكد (سُمع في {heard_in} من {phases} استماعات): {ar}"
             en = f"uncertain (heard in {heard_in} of {phases} listenings): {en}"
-        elif llr is not None and llr > calibration.letter_uncertain_llr:
+        elif doubt == "llr":
             verdict = Verdict.UNCERTAIN
             ar = f"غير مؤكد (المتوقع يوافق الصوت تقريبًا: {llr:.1f}): {ar}"
             en = f"uncertain (what was expected fits the sound almost as well: {llr:.1f}): {en}"
-        elif confidence < calibration.letter_threshold(letter_of(error.expected_ph)):
+        elif doubt == "confidence":
             verdict = Verdict.UNCERTAIN
             ar = f"غير مؤكد ({confidence:.2f}): {ar}"
             en = f"uncertain (confidence {confidence:.2f}): {en}"
